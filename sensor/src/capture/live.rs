@@ -1,0 +1,85 @@
+//! Live capture with libpcap: interface, promiscuous mode (SPAN ports),
+//! snaplen, BPF filter, kernel buffer size, and the kernel's drop counters.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pcap::{Active, Capture};
+
+use crate::capture::{CaptureError, LinkType, Next, PacketSource, RawPacket, SourceStats};
+use crate::config::CaptureSettings;
+
+/// A libpcap capture on one interface.
+pub struct LiveSource {
+    interface: String,
+    capture: Capture<Active>,
+    link: LinkType,
+}
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSource").field("interface", &self.interface).finish_non_exhaustive()
+    }
+}
+
+impl LiveSource {
+    /// Opens `interface` as configured. Errors name the interface and the
+    /// step that failed (open, filter, ...), with libpcap's reason.
+    pub fn open(interface: &str, settings: &CaptureSettings) -> Result<Self, CaptureError> {
+        let live = |action, source| CaptureError::Live { interface: interface.to_owned(), action, source };
+        let inactive = Capture::from_device(interface)
+            .map_err(|e| live("looking up the interface", e))?
+            .promisc(settings.promiscuous)
+            .snaplen(i32::try_from(settings.snaplen).unwrap_or(i32::MAX))
+            .buffer_size(i32::try_from(settings.buffer_bytes).unwrap_or(i32::MAX))
+            .timeout(i32::try_from(settings.read_timeout.as_millis()).unwrap_or(100))
+            .immediate_mode(false);
+        let mut capture = inactive.open().map_err(|e| live("opening the capture", e))?;
+        if !settings.filter.is_empty() {
+            capture.filter(&settings.filter, true).map_err(|e| live("compiling the BPF filter", e))?;
+        }
+        let link = LinkType::from_linktype(capture.get_datalink().0, interface)?;
+        Ok(Self { interface: interface.to_owned(), capture, link })
+    }
+}
+
+impl PacketSource for LiveSource {
+    fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
+        match self.capture.next_packet() {
+            Ok(packet) => {
+                let ts = packet.header.ts;
+                let ts_ns = u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000
+                    + u64::try_from(ts.tv_usec).unwrap_or(0) * 1_000;
+                Ok(Next::Packet(RawPacket {
+                    ts_ns,
+                    wire_len: packet.header.len,
+                    link: self.link,
+                    data: packet.data,
+                }))
+            }
+            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
+            Err(e) => Err(CaptureError::Live {
+                interface: self.interface.clone(),
+                action: "reading a packet",
+                source: e,
+            }),
+        }
+    }
+
+    fn source_stats(&mut self) -> SourceStats {
+        self.capture.stats().map_or_else(
+            |_| SourceStats::default(),
+            |s| SourceStats {
+                kernel_dropped: u64::from(s.dropped),
+                interface_dropped: u64::from(s.if_dropped),
+                truncated_files: 0,
+            },
+        )
+    }
+
+    fn idle_clock_ns(&self) -> Option<u64> {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}

@@ -1,0 +1,82 @@
+//! The effective configuration printed back as TOML (`nbad-sensor check-config FILE`).
+//!
+//! Every key is written, defaults included, in the same tables and units as the file, so the
+//! output is itself a valid configuration: loading it on the same machine gives an equal
+//! `Config`. The two values that are resolved rather than read (the hostname default of
+//! `sensor.id` and `flows.workers = 0`) are written as resolved or annotated in a comment.
+
+use std::fmt::{self, Display, Formatter};
+
+use super::settings::Config;
+use super::validate::toml_string;
+
+impl Config {
+    /// The complete effective configuration as TOML, defaults included.
+    #[must_use]
+    pub fn effective_toml(&self) -> String {
+        Effective(self).to_string()
+    }
+}
+
+struct Effective<'a>(&'a Config);
+
+fn string_array<T: Display>(items: &[T]) -> String {
+    let items: Vec<String> = items.iter().map(|item| toml_string(&item.to_string())).collect();
+    format!("[{}]", items.join(", "))
+}
+
+impl Display for Effective<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let Config { sensor, capture, decode, flows, output, origin } = self.0;
+        writeln!(f, "# Effective configuration of {}", origin.display())?;
+        writeln!(f, "# Every key is shown, defaults included.")?;
+
+        writeln!(f, "\n[sensor]")?;
+        writeln!(f, "id = {}", toml_string(&sensor.id))?;
+        writeln!(f, "home_networks = {}", string_array(&sensor.home_networks))?;
+
+        writeln!(f, "\n[capture]")?;
+        writeln!(f, "mode = {}", toml_string(capture.mode.as_str()))?;
+        match &capture.interface {
+            Some(name) => writeln!(f, "interface = {}", toml_string(name))?,
+            None => writeln!(f, "# interface is not set (live capture requires it)")?,
+        }
+        writeln!(f, "promiscuous = {}", capture.promiscuous)?;
+        writeln!(f, "snaplen = {}", capture.snaplen)?;
+        writeln!(f, "filter = {}", toml_string(&capture.filter))?;
+        writeln!(f, "buffer_bytes = {}", capture.buffer_bytes)?;
+        writeln!(f, "read_timeout_ms = {}", capture.read_timeout.as_millis())?;
+
+        writeln!(f, "\n[decode]")?;
+        writeln!(f, "gre = {}", decode.gre)?;
+        writeln!(f, "vxlan = {}", decode.vxlan)?;
+        let ports: Vec<String> = decode.vxlan_ports.iter().map(u16::to_string).collect();
+        writeln!(f, "vxlan_ports = [{}]", ports.join(", "))?;
+
+        writeln!(f, "\n[flows]")?;
+        writeln!(f, "tcp_idle_timeout_s = {}", flows.tcp_idle_timeout.as_secs())?;
+        writeln!(f, "udp_idle_timeout_s = {}", flows.udp_idle_timeout.as_secs())?;
+        writeln!(f, "icmp_idle_timeout_s = {}", flows.icmp_idle_timeout.as_secs())?;
+        writeln!(f, "other_idle_timeout_s = {}", flows.other_idle_timeout.as_secs())?;
+        writeln!(f, "tcp_close_linger_s = {}", flows.tcp_close_linger.as_secs())?;
+        writeln!(f, "active_timeout_s = {}", flows.active_timeout.as_secs())?;
+        writeln!(f, "emergency_idle_timeout_s = {}", flows.emergency_idle_timeout.as_secs())?;
+        writeln!(f, "max_flows = {}", flows.max_flows)?;
+        if flows.workers_auto {
+            writeln!(
+                f,
+                "workers = 0 # auto: resolved to {} (available cores - 1, at least 1)",
+                flows.workers
+            )?;
+        } else {
+            writeln!(f, "workers = {} # resolved: {0} worker threads", flows.workers)?;
+        }
+        writeln!(f, "batch_size = {}", flows.batch_size)?;
+        writeln!(f, "channel_depth = {}", flows.channel_depth)?;
+
+        writeln!(f, "\n[output]")?;
+        writeln!(f, "flows = {}", toml_string(&output.flows.as_config_str()))?;
+        writeln!(f, "stats = {}", toml_string(&output.stats.as_config_str()))?;
+        writeln!(f, "stats_interval_s = {}", output.stats_interval.as_secs())
+    }
+}

@@ -1,0 +1,143 @@
+//! The configuration file exactly as written: serde structs, one per TOML table.
+//!
+//! Invariants: every table is `deny_unknown_fields`, so a misspelt key is an error rather than
+//! a silently ignored setting; every key has a default here (the `Default` impls are the single
+//! place defaults live), except `sensor.id`, whose default (the hostname) is resolved during
+//! validation, and `capture.interface`, which has none. Numbers are kept as TOML's own `i64` so
+//! that a negative or oversized value reaches validation and gets a message naming its valid
+//! range, instead of a bare serde type error. Nothing here is checked; see `validate.rs`.
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub sensor: RawSensor,
+    pub capture: RawCapture,
+    pub decode: RawDecode,
+    pub flows: RawFlows,
+    pub output: RawOutput,
+}
+
+/// `[sensor]`: who this sensor is and which addresses are "ours".
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawSensor {
+    /// `None` means "use the hostname".
+    pub id: Option<String>,
+    pub home_networks: Vec<String>,
+}
+
+impl Default for RawSensor {
+    fn default() -> Self {
+        Self {
+            id: None,
+            // RFC 1918 private IPv4 ranges and RFC 4193 unique-local IPv6.
+            home_networks: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// `[capture]`: where packets come from in live mode.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawCapture {
+    pub mode: String,
+    /// No default: only live capture needs it.
+    pub interface: Option<String>,
+    pub promiscuous: bool,
+    pub snaplen: i64,
+    pub filter: String,
+    pub buffer_bytes: i64,
+    pub read_timeout_ms: i64,
+}
+
+impl Default for RawCapture {
+    fn default() -> Self {
+        Self {
+            mode: "pcap".to_owned(),
+            interface: None,
+            promiscuous: true,
+            snaplen: 65_535,
+            filter: String::new(),
+            buffer_bytes: 64 * 1024 * 1024,
+            read_timeout_ms: 100,
+        }
+    }
+}
+
+/// `[decode]`: which tunnels are unwrapped to reach the inner packet.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawDecode {
+    pub gre: bool,
+    pub vxlan: bool,
+    pub vxlan_ports: Vec<i64>,
+}
+
+impl Default for RawDecode {
+    fn default() -> Self {
+        Self {
+            gre: true,
+            vxlan: true,
+            // IANA-assigned VXLAN port.
+            vxlan_ports: vec![4789],
+        }
+    }
+}
+
+/// `[flows]`: the flow table's timeouts, size and worker layout.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawFlows {
+    pub tcp_idle_timeout_s: i64,
+    pub udp_idle_timeout_s: i64,
+    pub icmp_idle_timeout_s: i64,
+    pub other_idle_timeout_s: i64,
+    pub tcp_close_linger_s: i64,
+    pub active_timeout_s: i64,
+    pub emergency_idle_timeout_s: i64,
+    pub max_flows: i64,
+    /// 0 = auto.
+    pub workers: i64,
+    pub batch_size: i64,
+    pub channel_depth: i64,
+}
+
+impl Default for RawFlows {
+    fn default() -> Self {
+        Self {
+            tcp_idle_timeout_s: 300,
+            udp_idle_timeout_s: 60,
+            icmp_idle_timeout_s: 60,
+            other_idle_timeout_s: 60,
+            tcp_close_linger_s: 5,
+            active_timeout_s: 60,
+            emergency_idle_timeout_s: 10,
+            max_flows: 1_000_000,
+            workers: 0,
+            batch_size: 256,
+            channel_depth: 64,
+        }
+    }
+}
+
+/// `[output]`: where flow records and statistics go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawOutput {
+    /// `"-"` = stdout, `""` = none, anything else = a file path.
+    pub flows: String,
+    /// Same convention as `flows`.
+    pub stats: String,
+    pub stats_interval_s: i64,
+}
+
+impl Default for RawOutput {
+    fn default() -> Self {
+        Self { flows: "-".to_owned(), stats: String::new(), stats_interval_s: 10 }
+    }
+}

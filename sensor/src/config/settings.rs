@@ -1,0 +1,181 @@
+//! Validated settings: the types the rest of the sensor reads.
+//!
+//! A `Config` that came from `config::load`, `config::from_str` or `Config::default()` has
+//! passed every check in `validate.rs`: durations are `Duration`s, networks are `IpNet`s, the
+//! worker count is resolved to a number of threads (at least 1), and every number is inside the
+//! range documented in `configs/sensor.example.toml`. Fields are public so tests and callers can
+//! adjust a default config; code that does so takes over the job of keeping the values sane.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::error::ConfigError;
+
+/// Where a configuration that was not read from a file says it came from.
+pub(crate) const BUILT_IN_ORIGIN: &str = "<built-in defaults>";
+
+/// The complete, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[sensor]`
+    pub sensor: SensorSettings,
+    /// `[capture]`
+    pub capture: CaptureSettings,
+    /// `[decode]`
+    pub decode: DecodeSettings,
+    /// `[flows]`
+    pub flows: FlowSettings,
+    /// `[output]`
+    pub output: OutputSettings,
+    /// The file (or pseudo-origin) this came from, for error messages raised later.
+    pub(crate) origin: PathBuf,
+}
+
+impl Config {
+    /// The file this configuration was loaded from, or `<built-in defaults>`.
+    #[must_use]
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+
+    /// The capture interface, or an error naming `capture.interface` when it is not set.
+    ///
+    /// Replay and `check-config` work without an interface, so validation leaves it optional;
+    /// live capture calls this before opening anything.
+    pub fn require_interface(&self) -> Result<&str, ConfigError> {
+        self.capture.interface.as_deref().ok_or_else(|| ConfigError::Missing {
+            path: self.origin.clone(),
+            key: "capture.interface".to_owned(),
+            expected: "the name of the interface to capture on, e.g. \
+                           `interface = \"eth0\"` under [capture] (live capture needs it)"
+                .to_owned(),
+        })
+    }
+}
+
+/// `[sensor]`: identity and the address space the sensor protects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SensorSettings {
+    /// 1..=64 characters of `[A-Za-z0-9._-]`; defaults to the hostname.
+    pub id: String,
+    /// Never empty. Addresses inside these are "home"; used for direction and role.
+    pub home_networks: Vec<IpNet>,
+}
+
+/// How packets are captured in live mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureMode {
+    /// libpcap live capture.
+    Pcap,
+}
+
+impl CaptureMode {
+    /// Every mode, in the order error messages list them.
+    pub const ALL: [Self; 1] = [Self::Pcap];
+
+    /// The name used in the configuration file.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pcap => "pcap",
+        }
+    }
+}
+
+/// `[capture]`: live capture parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureSettings {
+    /// Capture backend.
+    pub mode: CaptureMode,
+    /// Interface to capture on; `None` until set. See [`Config::require_interface`].
+    pub interface: Option<String>,
+    /// Put the interface in promiscuous mode.
+    pub promiscuous: bool,
+    /// Bytes captured per packet, 64..=262144 (fits libpcap's `int`).
+    pub snaplen: u32,
+    /// BPF filter expression; empty = capture everything. Compiled (and so checked) by libpcap
+    /// when the capture opens.
+    pub filter: String,
+    /// Kernel capture buffer in bytes, 1 MiB..=`i32::MAX` (libpcap takes an `int`).
+    pub buffer_bytes: u32,
+    /// How long a read waits for packets before returning a partial batch, 1 ms..=1 s.
+    pub read_timeout: Duration,
+}
+
+/// `[decode]`: tunnel decapsulation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeSettings {
+    /// Decapsulate GRE and account the inner packet.
+    pub gre: bool,
+    /// Decapsulate VXLAN and account the inner packet.
+    pub vxlan: bool,
+    /// UDP destination ports treated as VXLAN; non-empty when `vxlan` is true, no zeros.
+    pub vxlan_ports: Vec<u16>,
+}
+
+/// `[flows]`: flow table timeouts, capacity and worker layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowSettings {
+    /// A TCP flow with no packets for this long is expired.
+    pub tcp_idle_timeout: Duration,
+    /// A UDP flow with no packets for this long is expired.
+    pub udp_idle_timeout: Duration,
+    /// An ICMP/ICMPv6 flow with no packets for this long is expired.
+    pub icmp_idle_timeout: Duration,
+    /// Any other protocol's flow with no packets for this long is expired.
+    pub other_idle_timeout: Duration,
+    /// How long a TCP flow is kept after FIN/RST to absorb stragglers; may be zero.
+    pub tcp_close_linger: Duration,
+    /// A flow still active after this long emits an interim record, and again every
+    /// `active_timeout` after that, so long flows are reported while they last.
+    pub active_timeout: Duration,
+    /// The idle timeout for every protocol while the table is in emergency mode (near
+    /// `max_flows`). Never greater than the smallest of the four idle timeouts.
+    pub emergency_idle_timeout: Duration,
+    /// Flow table capacity across all workers, 1..=100_000_000.
+    pub max_flows: usize,
+    /// Number of flow worker threads, resolved: always at least 1.
+    pub workers: usize,
+    /// True when the file asked for `workers = 0` (auto) and `workers` was computed.
+    pub workers_auto: bool,
+    /// Packets per batch sent from capture to a worker, 1..=65536.
+    pub batch_size: usize,
+    /// Batches queued per worker before capture has to wait or drop, 1..=4096.
+    pub channel_depth: usize,
+}
+
+/// Where a stream of output goes: `"-"`, `""` or a path in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputTarget {
+    /// `""`: do not write it.
+    None,
+    /// `"-"`: standard output.
+    Stdout,
+    /// Any other string: this file.
+    File(PathBuf),
+}
+
+impl OutputTarget {
+    /// The string that selects this target in the configuration file.
+    #[must_use]
+    pub fn as_config_str(&self) -> String {
+        match self {
+            Self::None => String::new(),
+            Self::Stdout => "-".to_owned(),
+            Self::File(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// `[output]`: destinations for records and statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSettings {
+    /// Flow records.
+    pub flows: OutputTarget,
+    /// Statistics JSON (written at the end of a replay, and every `stats_interval` live).
+    pub stats: OutputTarget,
+    /// How often live mode prints statistics, 1 s..=1 h.
+    pub stats_interval: Duration,
+}

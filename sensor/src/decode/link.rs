@@ -1,0 +1,109 @@
+//! Link layers: Ethernet with 802.1Q/802.1ad tags, Linux cooked v1 and v2,
+//! BSD loopback, and raw IP. Each returns the network-layer bytes it found.
+
+use etherparse::{EtherType, Ethernet2Slice, LinuxSllProtocolType, LinuxSllSlice, SingleVlanSlice};
+
+use crate::capture::LinkType;
+use crate::decode::Malformed;
+
+/// Network-layer payload found under a link header.
+#[derive(Debug, Clone, Copy)]
+pub enum L3<'a> {
+    /// An IPv4 or IPv6 packet (the IP parser tells which).
+    Ip(&'a [u8]),
+    /// Something else (ARP, LLDP, STP, ...): not malformed, just not ours.
+    NotIp,
+}
+
+/// VLAN ids from the outermost two tags (0 where absent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Vlans {
+    /// Outer (service or only) tag.
+    pub outer: u16,
+    /// Inner (customer) tag of a QinQ frame.
+    pub inner: u16,
+}
+
+/// Tags followed at most; deeper stacks are passed over, not recorded.
+const MAX_TAGS: usize = 4;
+
+/// Strips the link header of `link` from `data`.
+pub fn strip<'a>(link: LinkType, data: &'a [u8], vlans: &mut Vlans) -> Result<L3<'a>, Malformed> {
+    if data.is_empty() {
+        return Err(Malformed::Empty);
+    }
+    match link {
+        LinkType::Ethernet => ethernet(data, vlans),
+        LinkType::Raw => Ok(L3::Ip(data)),
+        LinkType::Null | LinkType::Loop => loopback(link, data),
+        LinkType::LinuxSll => {
+            let sll = LinuxSllSlice::from_slice(data).map_err(|_| Malformed::TruncatedLink)?;
+            match sll.protocol_type() {
+                LinuxSllProtocolType::EtherType(et) => ether_payload(et, sll.payload_slice(), vlans),
+                _ => Ok(L3::NotIp),
+            }
+        }
+        LinkType::LinuxSll2 => {
+            // SLL2: protocol (2), reserved (2), ifindex (4), ARPHRD (2),
+            // packet type (1), address length (1), address (8).
+            let header = data.get(..20).ok_or(Malformed::TruncatedLink)?;
+            let et = EtherType(u16::from_be_bytes([header[0], header[1]]));
+            ether_payload(et, &data[20..], vlans)
+        }
+    }
+}
+
+/// An Ethernet II frame, possibly tagged.
+pub fn ethernet<'a>(data: &'a [u8], vlans: &mut Vlans) -> Result<L3<'a>, Malformed> {
+    let eth = Ethernet2Slice::from_slice_without_fcs(data).map_err(|_| Malformed::TruncatedLink)?;
+    ether_payload(eth.ether_type(), eth.payload_slice(), vlans)
+}
+
+fn ether_payload<'a>(
+    mut et: EtherType,
+    mut payload: &'a [u8],
+    vlans: &mut Vlans,
+) -> Result<L3<'a>, Malformed> {
+    let mut tags = 0;
+    while matches!(
+        et,
+        EtherType::VLAN_TAGGED_FRAME | EtherType::PROVIDER_BRIDGING | EtherType::VLAN_DOUBLE_TAGGED_FRAME
+    ) {
+        let tag = SingleVlanSlice::from_slice(payload).map_err(|_| Malformed::TruncatedVlan)?;
+        let id = tag.vlan_identifier().value();
+        match tags {
+            0 => vlans.outer = id,
+            1 => vlans.inner = id,
+            _ => {}
+        }
+        tags += 1;
+        if tags > MAX_TAGS {
+            return Ok(L3::NotIp);
+        }
+        et = tag.ether_type();
+        payload = tag.payload_slice();
+    }
+    match et {
+        EtherType::IPV4 | EtherType::IPV6 => Ok(L3::Ip(payload)),
+        _ => Ok(L3::NotIp),
+    }
+}
+
+/// BSD loopback: a 4-byte address family. LINKTYPE_NULL stores it in the
+/// byte order of the machine that wrote the file, so both orders are tried.
+fn loopback(link: LinkType, data: &[u8]) -> Result<L3<'_>, Malformed> {
+    let header: [u8; 4] = data.get(..4).and_then(|h| h.try_into().ok()).ok_or(Malformed::TruncatedLink)?;
+    let family = match link {
+        LinkType::Loop => u32::from_be_bytes(header),
+        _ => {
+            let le = u32::from_le_bytes(header);
+            if le > 0xffff { u32::from_be_bytes(header) } else { le }
+        }
+    };
+    // AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD/OpenBSD), 28 (FreeBSD),
+    // 30 (macOS) or 10 (Linux).
+    match family {
+        2 | 10 | 24 | 28 | 30 => Ok(L3::Ip(&data[4..])),
+        _ => Err(Malformed::BadLoopbackFamily),
+    }
+}

@@ -1,0 +1,13 @@
+//! The flow table: bidirectional flows keyed by the canonical 5-tuple plus
+//! VLAN, per-direction counters, TCP state, idle/active/close expiry on a
+//! timer wheel, and a hard cap with an emergency mode.
+
+pub mod community_id;
+mod hash;
+pub mod record;
+pub mod table;
+mod wheel;
+
+pub use hash::FlowHasher;
+pub use record::{EndReason, FlowRecord};
+pub use table::{FlowCounters, FlowTable, Timeouts};

@@ -1,0 +1,547 @@
+//! One shard's flow table.
+//!
+//! Flows live in a slab (`Vec<FlowEntry>`, freed slots reused) and are found
+//! through a `hashbrown::HashTable` of slab indices keyed by the canonical
+//! [`FlowKey`]'s hash. Expiry runs on a lazy one-second [`Wheel`]. Memory per
+//! tracked flow is the 104-byte entry plus a few bytes of index and wheel.
+//!
+//! Time is a parameter: it is taken from packet timestamps (and from the
+//! dispatcher's ticks), never read from a clock here.
+//!
+//! When full: a new flow arriving at a table holding `max_flows` flows puts
+//! the table into emergency mode — from then on every flow is judged with the
+//! shorter emergency idle timeout — and evicts, at once, the 1 % of flows
+//! whose timers are due soonest (the ones idle longest relative to their
+//! timeout), each emitted as a record with reason `evicted` and counted.
+//! Emergency mode ends when the table is back under 90 % of `max_flows`.
+
+use hashbrown::HashTable;
+use nbad_common::FlowKey;
+
+use crate::config::FlowSettings;
+use crate::decode::PacketMeta;
+use crate::flow::FlowHasher;
+use crate::flow::record::{DirectionCounters, EndReason, FlowRecord, tcp_state};
+use crate::flow::wheel::{SLOTS, Wheel};
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const ICMP: u8 = 1;
+const ICMPV6: u8 = 58;
+
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// Entry state bit: the slot holds a flow.
+const LIVE: u8 = 0x01;
+/// Entry state bit: the client is the key's higher endpoint.
+const CLIENT_HI: u8 = 0x80;
+/// The bits of an entry's state that are TCP state ([`tcp_state`]).
+const TCP_BITS: u8 = 0x7e;
+
+/// Timeouts in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Idle timeout of TCP flows.
+    pub tcp_idle: u64,
+    /// Idle timeout of UDP flows.
+    pub udp_idle: u64,
+    /// Idle timeout of ICMP and ICMPv6 flows.
+    pub icmp_idle: u64,
+    /// Idle timeout of other protocols.
+    pub other_idle: u64,
+    /// Time a TCP flow is kept after FIN from both sides or RST.
+    pub tcp_linger: u64,
+    /// Interval of interim records for long flows.
+    pub active: u64,
+    /// Idle timeout of every flow while the table is in emergency mode.
+    pub emergency_idle: u64,
+}
+
+impl Timeouts {
+    /// The timeouts of validated flow settings.
+    pub fn from_settings(s: &FlowSettings) -> Self {
+        let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Self {
+            tcp_idle: ns(s.tcp_idle_timeout),
+            udp_idle: ns(s.udp_idle_timeout),
+            icmp_idle: ns(s.icmp_idle_timeout),
+            other_idle: ns(s.other_idle_timeout),
+            tcp_linger: ns(s.tcp_close_linger),
+            active: ns(s.active_timeout),
+            emergency_idle: ns(s.emergency_idle_timeout),
+        }
+    }
+
+    fn idle(&self, proto: u8) -> u64 {
+        match proto {
+            TCP => self.tcp_idle,
+            UDP => self.udp_idle,
+            ICMP | ICMPV6 => self.icmp_idle,
+            _ => self.other_idle,
+        }
+    }
+}
+
+/// Counters of one table, published by its worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowCounters {
+    /// Flows created.
+    pub created: u64,
+    /// Flows tracked now.
+    pub active: u64,
+    /// Most flows tracked at once.
+    pub active_peak: u64,
+    /// Records emitted, interim ones included.
+    pub records: u64,
+    /// Records emitted, by [`EndReason`] (index = discriminant).
+    pub ended: [u64; EndReason::ALL.len()],
+    /// Times the table entered emergency mode.
+    pub emergency_entered: u64,
+}
+
+/// One flow. Per-direction times are microsecond offsets from `seg_start`,
+/// the start of the current record's segment; index 0 is the key's lower
+/// endpoint, 1 the higher.
+#[derive(Debug, Clone, Copy)]
+struct FlowEntry {
+    seg_start: u64,
+    bytes: [u64; 2],
+    packets: [u32; 2],
+    first_us: [u32; 2],
+    last_us: [u32; 2],
+    key: FlowKey,
+    /// The wheel second this flow is filed under.
+    filed: u32,
+    tcp_flags: [u8; 2],
+    state: u8,
+}
+
+const _: () = assert!(size_of::<FlowEntry>() <= 104);
+
+impl FlowEntry {
+    fn new(m: &PacketMeta) -> Self {
+        let sender_hi = !m.from_lo;
+        let syn_ack = m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK;
+        // The client sent the SYN; a flow first seen at its SYN-ACK has the
+        // receiver as client; otherwise the first packet's sender.
+        let client_hi = if m.key.proto == TCP && syn_ack { !sender_hi } else { sender_hi };
+        Self {
+            seg_start: m.ts_ns,
+            bytes: [0; 2],
+            packets: [0; 2],
+            first_us: [0; 2],
+            last_us: [0; 2],
+            key: m.key,
+            filed: 0,
+            tcp_flags: [0; 2],
+            state: LIVE | if client_hi { CLIENT_HI } else { 0 },
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.state & LIVE != 0
+    }
+
+    fn client_dir(&self) -> usize {
+        usize::from(self.state & CLIENT_HI != 0)
+    }
+
+    fn closing(&self) -> bool {
+        let s = self.state;
+        s & tcp_state::RST != 0
+            || s & (tcp_state::FIN_CLIENT | tcp_state::FIN_SERVER)
+                == tcp_state::FIN_CLIENT | tcp_state::FIN_SERVER
+    }
+
+    fn last_ns(&self) -> u64 {
+        let last = (0..2).filter(|&d| self.packets[d] > 0).map(|d| self.last_us[d]).max();
+        self.seg_start + u64::from(last.unwrap_or(0)) * 1_000
+    }
+
+    fn has_packets(&self) -> bool {
+        self.packets[0] > 0 || self.packets[1] > 0
+    }
+
+    /// Accounts one packet; returns whether the flow just started closing.
+    fn update(&mut self, m: &PacketMeta) -> bool {
+        let d = usize::from(!m.from_lo);
+        let off = u32::try_from(m.ts_ns.saturating_sub(self.seg_start) / 1_000).unwrap_or(u32::MAX);
+        if self.packets[d] == 0 {
+            self.first_us[d] = off;
+        }
+        self.last_us[d] = self.last_us[d].max(off);
+        self.packets[d] += 1;
+        self.bytes[d] += u64::from(m.ip_len);
+        self.tcp_flags[d] |= m.tcp_flags;
+        if self.key.proto != TCP {
+            return false;
+        }
+        let was_closing = self.closing();
+        let from_client = d == self.client_dir();
+        let f = m.tcp_flags;
+        if f & (TCP_SYN | TCP_ACK) == TCP_SYN {
+            self.state |= tcp_state::SYN;
+        }
+        if f & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK {
+            self.state |= tcp_state::SYN_ACK;
+        }
+        if from_client
+            && f & (TCP_SYN | TCP_ACK) == TCP_ACK
+            && self.state & (tcp_state::SYN | tcp_state::SYN_ACK) == tcp_state::SYN | tcp_state::SYN_ACK
+        {
+            self.state |= tcp_state::ESTABLISHED;
+        }
+        if f & TCP_FIN != 0 {
+            self.state |= if from_client { tcp_state::FIN_CLIENT } else { tcp_state::FIN_SERVER };
+        }
+        if f & TCP_RST != 0 {
+            self.state |= tcp_state::RST;
+        }
+        !was_closing && self.closing()
+    }
+
+    /// A new connection on a closing TCP flow's 5-tuple (port reuse).
+    fn is_reuse(&self, m: &PacketMeta) -> bool {
+        self.key.proto == TCP && self.closing() && m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+    }
+
+    fn record(&self, reason: EndReason) -> FlowRecord {
+        let dir = |d: usize| {
+            let has = self.packets[d] > 0;
+            let at = |us: u32| if has { self.seg_start + u64::from(us) * 1_000 } else { 0 };
+            DirectionCounters {
+                packets: u64::from(self.packets[d]),
+                bytes: self.bytes[d],
+                tcp_flags: self.tcp_flags[d],
+                first_ns: at(self.first_us[d]),
+                last_ns: at(self.last_us[d]),
+            }
+        };
+        let c = self.client_dir();
+        let (client, server) = (dir(c), dir(1 - c));
+        let start = [client, server]
+            .iter()
+            .filter(|d| d.packets > 0)
+            .map(|d| d.first_ns)
+            .min()
+            .unwrap_or(self.seg_start);
+        FlowRecord {
+            key: self.key,
+            client_is_lo: c == 0,
+            reason,
+            start_ns: start,
+            end_ns: self.last_ns().max(start),
+            client,
+            server,
+            tcp_state: self.state & TCP_BITS,
+        }
+    }
+
+    /// Starts a new segment after an interim record.
+    fn reset_segment(&mut self) {
+        self.seg_start = self.last_ns();
+        self.bytes = [0; 2];
+        self.packets = [0; 2];
+        self.first_us = [0; 2];
+        self.last_us = [0; 2];
+        self.tcp_flags = [0; 2];
+    }
+}
+
+/// A bounded flow table for one shard.
+#[derive(Debug)]
+pub struct FlowTable {
+    index: HashTable<u32>,
+    slab: Vec<FlowEntry>,
+    free: Vec<u32>,
+    wheel: Wheel,
+    hasher: FlowHasher,
+    timeouts: Timeouts,
+    max_flows: usize,
+    emergency: bool,
+    now_ns: u64,
+    /// What the table has done so far.
+    pub counters: FlowCounters,
+}
+
+impl FlowTable {
+    /// A table holding at most `max_flows` flows.
+    pub fn new(timeouts: Timeouts, max_flows: usize, hasher: FlowHasher) -> Self {
+        Self {
+            index: HashTable::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            wheel: Wheel::new(),
+            hasher,
+            timeouts,
+            max_flows: max_flows.max(1),
+            emergency: false,
+            now_ns: 0,
+            counters: FlowCounters::default(),
+        }
+    }
+
+    /// Flows tracked now.
+    pub fn len(&self) -> usize {
+        self.slab.len() - self.free.len()
+    }
+
+    /// Whether no flow is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the table is in emergency mode.
+    pub fn in_emergency(&self) -> bool {
+        self.emergency
+    }
+
+    /// Accounts one packet (its `hash` must be set), expiring what its
+    /// timestamp makes due. Emitted records are appended to `out`.
+    pub fn observe(&mut self, m: &PacketMeta, out: &mut Vec<FlowRecord>) {
+        self.advance(m.ts_ns, out);
+        let slab = &self.slab;
+        let found = self.index.find(m.hash, |&i| slab[i as usize].key == m.key).copied();
+        let (idx, new_flow) = match found {
+            Some(idx) if self.slab[idx as usize].is_reuse(m) => {
+                let old = self.slab[idx as usize];
+                self.emit(&old, close_reason(&old), out);
+                self.slab[idx as usize] = FlowEntry::new(m);
+                self.counters.created += 1;
+                (idx, true)
+            }
+            Some(idx) => (idx, false),
+            None => (self.insert(m, out), true),
+        };
+        let entry = &mut self.slab[idx as usize];
+        let started_closing = entry.update(m);
+        if entry.packets.contains(&u32::MAX) {
+            // A counter is full: close this segment with an interim record.
+            let copy = *entry;
+            self.emit(&copy, EndReason::ActiveTimeout, out);
+            self.slab[idx as usize].reset_segment();
+        }
+        if new_flow || started_closing {
+            self.schedule(idx);
+        }
+    }
+
+    /// Moves the clock to `now_ns` (never backwards) and expires every flow
+    /// whose deadline has passed.
+    pub fn advance(&mut self, now_ns: u64, out: &mut Vec<FlowRecord>) {
+        if now_ns <= self.now_ns && self.now_ns != 0 {
+            return;
+        }
+        self.now_ns = now_ns;
+        let now_sec = now_ns / 1_000_000_000;
+        self.wheel.start_if_needed(now_sec);
+        if now_sec <= self.wheel.current_sec {
+            return;
+        }
+        if now_sec - self.wheel.current_sec > SLOTS {
+            // The clock jumped past the whole wheel (a gap in the capture):
+            // look at every flow once.
+            self.wheel.current_sec = now_sec;
+            self.sweep_all(out);
+            return;
+        }
+        while self.wheel.current_sec < now_sec {
+            let second = self.wheel.current_sec;
+            let mut entries = self.wheel.take(second);
+            // Flows filed again while this slot is processed go to later
+            // seconds, never back into the slot being emptied.
+            self.wheel.current_sec += 1;
+            for &idx in &entries {
+                self.expire_or_refile(idx, Some(second), out);
+            }
+            entries.clear();
+            self.wheel.restore(second, entries);
+        }
+    }
+
+    /// Emits every flow with `reason` (end of capture, shutdown) and empties
+    /// the table. Flows are emitted in slab order, which depends only on the
+    /// order flows were created.
+    pub fn drain(&mut self, reason: EndReason, out: &mut Vec<FlowRecord>) {
+        for i in 0..self.slab.len() {
+            let entry = self.slab[i];
+            if entry.live() {
+                self.emit(&entry, reason, out);
+            }
+        }
+        self.slab.clear();
+        self.free.clear();
+        self.index.clear();
+        self.wheel = Wheel::new();
+        self.counters.active = 0;
+    }
+
+    fn insert(&mut self, m: &PacketMeta, out: &mut Vec<FlowRecord>) -> u32 {
+        if self.len() >= self.max_flows {
+            self.make_room(out);
+        }
+        let entry = FlowEntry::new(m);
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                self.slab[idx as usize] = entry;
+                idx
+            }
+            None => {
+                self.slab.push(entry);
+                u32::try_from(self.slab.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.index.insert_unique(m.hash, idx, |&i| hasher.hash(&slab[i as usize].key));
+        self.counters.created += 1;
+        self.counters.active = self.len() as u64;
+        self.counters.active_peak = self.counters.active_peak.max(self.counters.active);
+        idx
+    }
+
+    /// When a flow ends unless more packets arrive, and why; and when its
+    /// current segment reaches the active timeout.
+    fn deadlines(&self, e: &FlowEntry) -> Deadlines {
+        let t = &self.timeouts;
+        let (idle, reason) = if e.closing() {
+            (t.tcp_linger, close_reason(e))
+        } else if self.emergency {
+            (t.emergency_idle.min(t.idle(e.key.proto)), EndReason::IdleTimeout)
+        } else {
+            (t.idle(e.key.proto), EndReason::IdleTimeout)
+        };
+        Deadlines {
+            end_at: e.last_ns().saturating_add(idle),
+            end_reason: reason,
+            active_at: e.seg_start.saturating_add(t.active),
+        }
+    }
+
+    fn schedule(&mut self, idx: u32) {
+        let d = self.deadlines(&self.slab[idx as usize]);
+        let deadline = d.end_at.min(d.active_at);
+        let second = self.wheel.file_second(deadline);
+        self.slab[idx as usize].filed = second as u32;
+        self.wheel.file(idx, second);
+    }
+
+    /// Looks at a flow found in the wheel: ends it if its end deadline has
+    /// passed, emits an interim record if only its active deadline has, else
+    /// files it again. `second` is the slot's second; entries filed under
+    /// another second are stale. `None` marks a sweep of the whole wheel, in
+    /// which a flow is looked at once (its `filed` was set to `u32::MAX`).
+    fn expire_or_refile(&mut self, idx: u32, second: Option<u64>, out: &mut Vec<FlowRecord>) {
+        let entry = self.slab[idx as usize];
+        let expected = second.map_or(u32::MAX, |s| s as u32);
+        if !entry.live() || entry.filed != expected {
+            return;
+        }
+        let d = self.deadlines(&entry);
+        if d.end_at <= self.now_ns {
+            // Ended: a flow that is also past its active deadline gets one
+            // final record, not an interim one followed by an empty one.
+            self.emit(&entry, d.end_reason, out);
+            self.remove(idx);
+            return;
+        }
+        if d.active_at <= self.now_ns && !entry.closing() {
+            self.emit(&entry, EndReason::ActiveTimeout, out);
+            self.slab[idx as usize].reset_segment();
+        }
+        self.schedule(idx);
+    }
+
+    /// Files every flow again (a clock jump past the wheel's span, or the
+    /// switch to emergency timeouts), expiring what is due.
+    fn sweep_all(&mut self, out: &mut Vec<FlowRecord>) {
+        let all = self.wheel.drain_all();
+        for &idx in &all {
+            self.slab[idx as usize].filed = u32::MAX;
+        }
+        for idx in all {
+            self.expire_or_refile(idx, None, out);
+        }
+    }
+
+    fn remove(&mut self, idx: u32) {
+        let entry = &mut self.slab[idx as usize];
+        entry.state = 0;
+        let hash = self.hasher.hash(&entry.key);
+        if let Ok(found) = self.index.find_entry(hash, |&i| i == idx) {
+            found.remove();
+        }
+        self.free.push(idx);
+        self.counters.active = self.len() as u64;
+        if self.emergency && self.len() * 10 < self.max_flows * 9 {
+            self.emergency = false;
+        }
+    }
+
+    /// Emergency mode, then eviction of the flows due soonest.
+    fn make_room(&mut self, out: &mut Vec<FlowRecord>) {
+        if !self.emergency {
+            self.emergency = true;
+            self.counters.emergency_entered += 1;
+            // Judge every flow by the emergency timeout from now on: file
+            // them all again under their shortened deadlines, which also
+            // orders the wheel by how long each flow has been idle.
+            self.sweep_all(out);
+            if self.len() < self.max_flows {
+                return;
+            }
+        }
+        let target = (self.max_flows / 100).max(1);
+        let mut evicted = 0;
+        let start = self.wheel.current_sec;
+        for second in start..start + SLOTS {
+            let mut entries = self.wheel.take(second);
+            for &idx in &entries {
+                if evicted >= target {
+                    break;
+                }
+                let entry = self.slab[idx as usize];
+                if entry.live() && u64::from(entry.filed) == second {
+                    self.emit(&entry, EndReason::Evicted, out);
+                    self.remove(idx);
+                    evicted += 1;
+                }
+            }
+            let slab = &self.slab;
+            entries.retain(|&i| slab[i as usize].live() && u64::from(slab[i as usize].filed) == second);
+            self.wheel.restore(second, entries);
+            if evicted >= target {
+                break;
+            }
+        }
+    }
+
+    fn emit(&mut self, entry: &FlowEntry, reason: EndReason, out: &mut Vec<FlowRecord>) {
+        if reason.is_interim() && !entry.has_packets() {
+            return;
+        }
+        out.push(entry.record(reason));
+        self.counters.records += 1;
+        self.counters.ended[reason as usize] += 1;
+    }
+}
+
+/// A flow's deadlines, in ns since the epoch.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    /// The flow ends then (idle timeout, or TCP linger after close).
+    end_at: u64,
+    /// Why it ends then.
+    end_reason: EndReason,
+    /// The current segment reaches the active timeout then.
+    active_at: u64,
+}
+
+fn close_reason(e: &FlowEntry) -> EndReason {
+    if e.state & tcp_state::RST != 0 { EndReason::TcpReset } else { EndReason::TcpClose }
+}
+
+#[cfg(test)]
+mod tests;

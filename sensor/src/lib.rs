@@ -1,0 +1,18 @@
+//! nbad-sensor: a network behaviour anomaly detection sensor.
+//!
+//! The library holds every stage; the `nbad-sensor` binary is a thin shell
+//! over [`cli`]. Packets come from a [`capture`] source (pcap files or a live
+//! interface), are [`decode`]d into flow keys, sharded over [`flow`] tables
+//! by the [`pipeline`], and leave as ECS JSON [`output`] records with
+//! [`stats`] about every stage. [`config`] turns a TOML file into validated
+//! settings; [`synth`] makes deterministic traffic for the demo and tests.
+
+pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod flow;
+pub mod output;
+pub mod pipeline;
+pub mod stats;
+pub mod synth;

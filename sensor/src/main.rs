@@ -1,0 +1,4 @@
+//! The `nbad-sensor` binary: a thin shell over the library.
+fn main() -> std::process::ExitCode {
+    nbad_sensor::cli::main()
+}

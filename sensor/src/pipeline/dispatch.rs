@@ -1,0 +1,114 @@
+//! The dispatcher: hashes each packet's flow key once, picks the worker that
+//! owns the key's shard, and appends the packet to that worker's open batch.
+//! A batch is sent when full, and every open batch is sent when the capture
+//! clock enters a new second, so that idle workers still see time pass and
+//! expire their flows.
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::decode::PacketMeta;
+use crate::flow::{EndReason, FlowHasher};
+use crate::pipeline::batch::{Batch, WorkerMsg};
+use crate::stats::DispatchCounters;
+
+/// A worker has stopped taking batches.
+#[derive(Debug, thiserror::Error)]
+#[error("flow worker {0} stopped unexpectedly")]
+pub struct WorkerGone(pub usize);
+
+#[derive(Debug)]
+struct Shard {
+    tx: Sender<WorkerMsg>,
+    recycled: Receiver<Batch>,
+    open: Batch,
+}
+
+/// Splits packets into per-worker batches.
+#[derive(Debug)]
+pub struct Dispatcher {
+    shards: Vec<Shard>,
+    hasher: FlowHasher,
+    batch_size: usize,
+    now_ns: u64,
+    tick_sec: u64,
+    /// What the dispatcher has done.
+    pub counters: DispatchCounters,
+}
+
+impl Dispatcher {
+    /// A dispatcher over workers' inboxes and their batch-return channels.
+    pub fn new(
+        workers: Vec<(Sender<WorkerMsg>, Receiver<Batch>)>,
+        hasher: FlowHasher,
+        batch_size: usize,
+    ) -> Self {
+        let shards = workers
+            .into_iter()
+            .map(|(tx, recycled)| Shard { tx, recycled, open: Batch::with_capacity(batch_size) })
+            .collect();
+        Self { shards, hasher, batch_size, now_ns: 0, tick_sec: 0, counters: DispatchCounters::default() }
+    }
+
+    /// The pipeline clock: the latest timestamp seen.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// Queues one packet for its worker.
+    #[inline]
+    pub fn push(&mut self, mut meta: PacketMeta) -> Result<(), WorkerGone> {
+        meta.hash = self.hasher.hash(&meta.key);
+        self.tick(meta.ts_ns)?;
+        // Multiply-shift maps the hash's high half onto the shard range.
+        let shard = (((meta.hash >> 32) * self.shards.len() as u64) >> 32) as usize;
+        let open = &mut self.shards[shard].open;
+        open.packets.push(meta);
+        if open.packets.len() >= self.batch_size {
+            self.send(shard)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the clock forward (never back); on entering a new second, sends
+    /// every open batch so that all workers advance.
+    pub fn tick(&mut self, now_ns: u64) -> Result<(), WorkerGone> {
+        if now_ns <= self.now_ns {
+            return Ok(());
+        }
+        self.now_ns = now_ns;
+        let sec = now_ns / 1_000_000_000;
+        if sec != self.tick_sec {
+            self.tick_sec = sec;
+            for shard in 0..self.shards.len() {
+                self.send(shard)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, shard: usize) -> Result<(), WorkerGone> {
+        let s = &mut self.shards[shard];
+        let fresh = s.recycled.try_recv().unwrap_or_else(|_| Batch::with_capacity(self.batch_size));
+        let mut batch = std::mem::replace(&mut s.open, fresh);
+        batch.now_ns = self.now_ns;
+        self.counters.batches += 1;
+        match s.tx.try_send(WorkerMsg::Batch(batch)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(msg)) => {
+                self.counters.channel_full_waits += 1;
+                s.tx.send(msg).map_err(|_| WorkerGone(shard))
+            }
+            Err(TrySendError::Disconnected(_)) => Err(WorkerGone(shard)),
+        }
+    }
+
+    /// Sends what is open and tells every worker to flush with `reason`.
+    /// Returns the final counters.
+    pub fn finish(mut self, reason: EndReason) -> Result<DispatchCounters, WorkerGone> {
+        for shard in 0..self.shards.len() {
+            self.send(shard)?;
+            self.shards[shard].tx.send(WorkerMsg::Finish(reason)).map_err(|_| WorkerGone(shard))?;
+        }
+        Ok(self.counters)
+    }
+}

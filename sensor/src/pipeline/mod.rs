@@ -1,0 +1,197 @@
+//! The pipeline: capture → decode → dispatch (this thread) → flow-table
+//! workers (one thread per shard) → output (one thread).
+//!
+//! Packets cross threads only in batches over bounded crossbeam channels;
+//! records cross in vectors. File replay and live capture run the very same
+//! code: only the [`PacketSource`] differs.
+
+mod batch;
+mod dispatch;
+mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use crossbeam_channel::bounded;
+
+use crate::capture::{Next, PacketSource};
+use crate::config::{Config, OutputTarget};
+use crate::decode::Decoder;
+use crate::flow::{EndReason, FlowHasher, FlowRecord, FlowTable, Timeouts};
+use crate::output::flow_json::FlowJsonWriter;
+use crate::stats::{CaptureCounters, StatsHub, StatsSnapshot};
+pub use batch::{Batch, WorkerMsg};
+pub use dispatch::Dispatcher;
+
+/// Record vectors queued between the workers and the output stage.
+const RECORD_QUEUE: usize = 256;
+/// Packets between two looks at the wall clock for periodic work.
+const HOUSEKEEPING_EVERY: u32 = 4096;
+
+/// How one run of the pipeline is set up.
+#[derive(Debug)]
+pub struct RunOptions {
+    /// Where flow records go (`None`: nowhere).
+    pub flows: Option<FlowJsonWriter>,
+    /// Where the stats JSON goes at the end (and periodically when live).
+    pub stats: OutputTarget,
+    /// Print and write statistics this often (live mode).
+    pub periodic_stats: Option<Duration>,
+    /// Set by a signal handler to stop a live capture.
+    pub stop: Arc<AtomicBool>,
+    /// The reason given to flows still open at the end.
+    pub end_reason: EndReason,
+    /// Seed for the flow hash (random by default; fixed in tests).
+    pub hasher: FlowHasher,
+}
+
+/// Runs `source` through the pipeline until it ends (or `stop` is set) and
+/// every flow has been flushed; returns the final statistics.
+pub fn run<S: PacketSource>(
+    config: &Config,
+    source: &mut S,
+    mut opts: RunOptions,
+) -> anyhow::Result<StatsSnapshot> {
+    let workers = config.flows.workers.max(1);
+    let hub = StatsHub::new(workers);
+    let timeouts = Timeouts::from_settings(&config.flows);
+    let per_shard_cap = config.flows.max_flows.div_ceil(workers);
+    let (rec_tx, rec_rx) = bounded::<Vec<FlowRecord>>(RECORD_QUEUE);
+
+    std::thread::scope(|scope| -> anyhow::Result<StatsSnapshot> {
+        let mut links = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for id in 0..workers {
+            let (tx, rx) = bounded::<WorkerMsg>(config.flows.channel_depth);
+            let (recycle_tx, recycle_rx) = bounded::<Batch>(config.flows.channel_depth + 2);
+            let table = FlowTable::new(timeouts, per_shard_cap, opts.hasher.clone());
+            let records = rec_tx.clone();
+            let hub = &hub;
+            let handle = std::thread::Builder::new()
+                .name(format!("nbad-flow-{id}"))
+                .spawn_scoped(scope, move || worker::run(id, table, &rx, &recycle_tx, &records, hub))
+                .context("cannot start a flow worker thread")?;
+            handles.push(handle);
+            links.push((tx, recycle_rx));
+        }
+        drop(rec_tx);
+
+        let mut writer = opts.flows.take();
+        let hub_ref = &hub;
+        let output = std::thread::Builder::new()
+            .name("nbad-output".into())
+            .spawn_scoped(scope, move || -> std::io::Result<()> {
+                for records in rec_rx {
+                    if let Some(w) = writer.as_mut() {
+                        for r in &records {
+                            w.write(r)?;
+                        }
+                    }
+                    hub_ref.add_records_written(records.len() as u64);
+                }
+                if let Some(w) = writer.as_mut() {
+                    w.flush()?;
+                }
+                Ok(())
+            })
+            .context("cannot start the output thread")?;
+
+        let mut dispatcher = Dispatcher::new(links, opts.hasher.clone(), config.flows.batch_size);
+        let mut decoder = Decoder::new(&config.decode);
+        let capture_result = capture_loop(source, &mut dispatcher, &mut decoder, &hub, &opts);
+        let end_reason =
+            if opts.stop.load(Ordering::Relaxed) { EndReason::Shutdown } else { opts.end_reason };
+        let finish_result = dispatcher.finish(end_reason);
+        for handle in handles {
+            if handle.join().is_err() {
+                anyhow::bail!("a flow worker thread panicked");
+            }
+        }
+        let output_result = output.join().map_err(|_| anyhow::anyhow!("the output thread panicked"))?;
+        let counters = capture_result?;
+        let dispatch = finish_result?;
+        output_result.context("cannot write flow records")?;
+        hub.publish_capture(&counters, &decoder.counters, &dispatch, true);
+        let snapshot = hub.snapshot();
+        write_stats(&opts.stats, &snapshot)?;
+        Ok(snapshot)
+    })
+}
+
+/// Reads the source until it ends or `stop` is set, decoding and dispatching
+/// every packet. Returns the capture counters.
+fn capture_loop<S: PacketSource>(
+    source: &mut S,
+    dispatcher: &mut Dispatcher,
+    decoder: &mut Decoder,
+    hub: &StatsHub,
+    opts: &RunOptions,
+) -> anyhow::Result<CaptureCounters> {
+    let mut c = CaptureCounters::default();
+    let mut since_housekeeping = 0u32;
+    let mut last_report = Instant::now();
+    loop {
+        let idle = match source.next_packet()? {
+            Next::Packet(p) => {
+                c.packets_read += 1;
+                c.bytes_read += u64::from(p.wire_len);
+                if let Ok(meta) = decoder.decode(p.link, p.ts_ns, p.data) {
+                    dispatcher.push(meta)?;
+                } else {
+                    // Not IP, malformed or an orphan fragment: counted by the
+                    // decoder; its timestamp still moves the clock.
+                    dispatcher.tick(p.ts_ns)?;
+                }
+                since_housekeeping += 1;
+                false
+            }
+            Next::Idle => true,
+            Next::End => break,
+        };
+        if idle || since_housekeeping >= HOUSEKEEPING_EVERY {
+            since_housekeeping = 0;
+            if idle && let Some(now) = source.idle_clock_ns() {
+                dispatcher.tick(now)?;
+            }
+            let drops = source.source_stats();
+            c.kernel_dropped = drops.kernel_dropped;
+            c.interface_dropped = drops.interface_dropped;
+            c.truncated_files = drops.truncated_files;
+            hub.publish_capture(&c, &decoder.counters, &dispatcher.counters, false);
+            if let Some(every) = opts.periodic_stats
+                && last_report.elapsed() >= every
+            {
+                last_report = Instant::now();
+                let snapshot = hub.snapshot();
+                eprintln!("nbad-sensor: stats: {}", snapshot.summary());
+                write_stats(&opts.stats, &snapshot)?;
+            }
+            if opts.stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+    }
+    let drops = source.source_stats();
+    c.kernel_dropped = drops.kernel_dropped;
+    c.interface_dropped = drops.interface_dropped;
+    c.truncated_files = drops.truncated_files;
+    Ok(c)
+}
+
+/// Writes the statistics JSON to its target (atomically for files).
+pub fn write_stats(target: &OutputTarget, snapshot: &StatsSnapshot) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(snapshot).context("cannot encode statistics")?;
+    match target {
+        OutputTarget::None => {}
+        OutputTarget::Stdout => println!("{json}"),
+        OutputTarget::File(path) => {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, json + "\n")
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .with_context(|| format!("{}: cannot write statistics", path.display()))?;
+        }
+    }
+    Ok(())
+}

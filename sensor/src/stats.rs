@@ -1,0 +1,289 @@
+//! Pipeline statistics: each stage keeps plain counters of its own and
+//! publishes a copy every batch (never per packet) into the [`StatsHub`];
+//! readers take a [`StatsSnapshot`] for the periodic log line, the end-of-run
+//! summary and the `--stats` JSON file.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::decode::{DecodeCounters, Malformed};
+use crate::flow::{EndReason, FlowCounters};
+
+/// Counters of the capture stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureCounters {
+    /// Frames read from the source.
+    pub packets_read: u64,
+    /// Bytes on the wire of those frames.
+    pub bytes_read: u64,
+    /// Kernel drops reported by libpcap.
+    pub kernel_dropped: u64,
+    /// Interface drops reported by libpcap.
+    pub interface_dropped: u64,
+    /// Capture files that ended inside a record.
+    pub truncated_files: u64,
+}
+
+/// Counters of the dispatcher.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchCounters {
+    /// Batches sent to workers.
+    pub batches: u64,
+    /// Sends that found a worker's channel full and had to wait.
+    pub channel_full_waits: u64,
+}
+
+/// Where stages publish their counters.
+#[derive(Debug)]
+pub struct StatsHub {
+    capture: Mutex<CaptureCounters>,
+    decode: Mutex<DecodeCounters>,
+    dispatch: Mutex<DispatchCounters>,
+    workers: Vec<Mutex<FlowCounters>>,
+    worker_active: Vec<AtomicU64>,
+    active_peak: AtomicU64,
+    records_written: AtomicU64,
+    started: std::time::Instant,
+}
+
+/// Publishes `value` into `slot`. Hot-path callers pass `wait = false`: if a
+/// reader holds the lock, this publication is skipped and the next one wins.
+fn publish<T: Copy>(slot: &Mutex<T>, value: &T, wait: bool) {
+    let guard = if wait { slot.lock().ok() } else { slot.try_lock().ok() };
+    if let Some(mut guard) = guard {
+        *guard = *value;
+    }
+}
+
+fn read<T: Copy + Default>(slot: &Mutex<T>) -> T {
+    slot.lock().map(|g| *g).unwrap_or_default()
+}
+
+impl StatsHub {
+    /// A hub for `workers` flow-table shards.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            capture: Mutex::default(),
+            decode: Mutex::default(),
+            dispatch: Mutex::default(),
+            workers: (0..workers).map(|_| Mutex::default()).collect(),
+            worker_active: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            active_peak: AtomicU64::new(0),
+            records_written: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Publishes the capture stage's counters.
+    pub fn publish_capture(&self, c: &CaptureCounters, d: &DecodeCounters, x: &DispatchCounters, wait: bool) {
+        publish(&self.capture, c, wait);
+        publish(&self.decode, d, wait);
+        publish(&self.dispatch, x, wait);
+    }
+
+    /// Publishes one worker's flow counters and updates the peak of flows
+    /// tracked across all workers.
+    pub fn publish_worker(&self, worker: usize, f: &FlowCounters, wait: bool) {
+        if let Some(slot) = self.workers.get(worker) {
+            publish(slot, f, wait);
+            self.worker_active[worker].store(f.active, Ordering::Relaxed);
+            let total: u64 = self.worker_active.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+            self.active_peak.fetch_max(total, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts flow records written by the output stage.
+    pub fn add_records_written(&self, n: u64) {
+        self.records_written.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A consistent-enough copy of every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let capture = read(&self.capture);
+        let decode = read(&self.decode);
+        let dispatch = read(&self.dispatch);
+        let mut flows = FlowCounters::default();
+        for w in &self.workers {
+            let c = read(w);
+            flows.created += c.created;
+            flows.active += c.active;
+            flows.records += c.records;
+            flows.emergency_entered += c.emergency_entered;
+            for (sum, n) in flows.ended.iter_mut().zip(c.ended) {
+                *sum += n;
+            }
+        }
+        let peak = self.active_peak.load(Ordering::Relaxed).max(flows.active);
+        StatsSnapshot {
+            capture: CaptureJson {
+                packets_read: capture.packets_read,
+                bytes_read: capture.bytes_read,
+                kernel_dropped: capture.kernel_dropped,
+                interface_dropped: capture.interface_dropped,
+                truncated_files: capture.truncated_files,
+            },
+            decode: DecodeJson {
+                parsed: decode.parsed,
+                non_ip: decode.non_ip,
+                malformed_total: decode.malformed.iter().sum(),
+                malformed: Malformed::ALL
+                    .iter()
+                    .map(|r| (r.name(), decode.malformed[r.index()]))
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+                decapsulated: decode.decapsulated,
+                fragments: decode.fragments,
+                orphan_fragments: decode.orphan_fragments,
+            },
+            dispatch: DispatchJson {
+                batches: dispatch.batches,
+                channel_full_waits: dispatch.channel_full_waits,
+            },
+            flows: FlowsJson {
+                created: flows.created,
+                active: flows.active,
+                active_peak: peak,
+                records: flows.records,
+                interim_records: flows.ended[EndReason::ActiveTimeout as usize],
+                evicted: flows.ended[EndReason::Evicted as usize],
+                emergency_entered: flows.emergency_entered,
+                ended: EndReason::ALL.iter().map(|r| (r.name(), flows.ended[*r as usize])).collect(),
+            },
+            output: OutputJson { flow_records_written: self.records_written.load(Ordering::Relaxed) },
+            workers: self.workers.len(),
+            elapsed_s: self.started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// Everything the sensor counts, as written by `--stats`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StatsSnapshot {
+    /// Capture stage.
+    pub capture: CaptureJson,
+    /// Decoder.
+    pub decode: DecodeJson,
+    /// Dispatcher.
+    pub dispatch: DispatchJson,
+    /// Flow tables, summed over workers.
+    pub flows: FlowsJson,
+    /// Output stage.
+    pub output: OutputJson,
+    /// Worker threads.
+    pub workers: usize,
+    /// Seconds since the pipeline started.
+    pub elapsed_s: f64,
+}
+
+/// Capture counters.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CaptureJson {
+    /// Frames read.
+    pub packets_read: u64,
+    /// Wire bytes read.
+    pub bytes_read: u64,
+    /// Kernel drops.
+    pub kernel_dropped: u64,
+    /// Interface drops.
+    pub interface_dropped: u64,
+    /// Files cut inside a record.
+    pub truncated_files: u64,
+}
+
+/// Decoder counters.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DecodeJson {
+    /// Frames accounted to flows.
+    pub parsed: u64,
+    /// Frames without IP.
+    pub non_ip: u64,
+    /// Malformed frames in all.
+    pub malformed_total: u64,
+    /// Malformed frames by reason (reasons with a count only).
+    pub malformed: std::collections::BTreeMap<&'static str, u64>,
+    /// Packets taken out of tunnels.
+    pub decapsulated: u64,
+    /// IP fragments.
+    pub fragments: u64,
+    /// Later fragments without their first fragment.
+    pub orphan_fragments: u64,
+}
+
+/// Dispatcher counters.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DispatchJson {
+    /// Batches sent.
+    pub batches: u64,
+    /// Waits on a full worker channel.
+    pub channel_full_waits: u64,
+}
+
+/// Flow-table counters.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FlowsJson {
+    /// Flows created.
+    pub created: u64,
+    /// Flows tracked now.
+    pub active: u64,
+    /// Most flows tracked at once.
+    pub active_peak: u64,
+    /// Records emitted.
+    pub records: u64,
+    /// Interim records (active timeout).
+    pub interim_records: u64,
+    /// Flows evicted from a full table.
+    pub evicted: u64,
+    /// Times a table entered emergency mode.
+    pub emergency_entered: u64,
+    /// Records by end reason.
+    pub ended: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// Output counters.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OutputJson {
+    /// Flow records written.
+    pub flow_records_written: u64,
+}
+
+impl StatsSnapshot {
+    /// One human-readable paragraph, for the terminal and the journal.
+    pub fn summary(&self) -> String {
+        let mpps = self.capture.packets_read as f64 / self.elapsed_s.max(1e-9) / 1e6;
+        format!(
+            "packets read {} ({} bytes, {:.2} Mpps), parsed {}, non-IP {}, malformed {}{}, \
+             decapsulated {}, fragments {} ({} orphan); flows created {}, active {}, peak {}, \
+             records {} ({} interim), evicted {}, emergency {}; kernel drops {}, interface drops {}; \
+             batches {}, channel waits {}; {} workers, {:.3} s",
+            self.capture.packets_read,
+            self.capture.bytes_read,
+            mpps,
+            self.decode.parsed,
+            self.decode.non_ip,
+            self.decode.malformed_total,
+            if self.decode.malformed.is_empty() {
+                String::new()
+            } else {
+                format!(" {:?}", self.decode.malformed)
+            },
+            self.decode.decapsulated,
+            self.decode.fragments,
+            self.decode.orphan_fragments,
+            self.flows.created,
+            self.flows.active,
+            self.flows.active_peak,
+            self.flows.records,
+            self.flows.interim_records,
+            self.flows.evicted,
+            self.flows.emergency_entered,
+            self.capture.kernel_dropped,
+            self.capture.interface_dropped,
+            self.dispatch.batches,
+            self.dispatch.channel_full_waits,
+            self.workers,
+            self.elapsed_s,
+        )
+    }
+}
