@@ -1,7 +1,7 @@
 //! Link layers: Ethernet with 802.1Q/802.1ad tags, Linux cooked v1 and v2,
 //! BSD loopback, and raw IP. Each returns the network-layer bytes it found.
 
-use etherparse::{EtherType, Ethernet2Slice, LinuxSllProtocolType, LinuxSllSlice, SingleVlanSlice};
+use etherparse::{EtherType, Ethernet2Slice, SingleVlanSlice};
 
 use crate::capture::LinkType;
 use crate::decode::Malformed;
@@ -36,21 +36,28 @@ pub fn strip<'a>(link: LinkType, data: &'a [u8], vlans: &mut Vlans) -> Result<L3
         LinkType::Ethernet => ethernet(data, vlans),
         LinkType::Raw => Ok(L3::Ip(data)),
         LinkType::Null | LinkType::Loop => loopback(link, data),
+        // Cooked headers are read by hand: etherparse's SLL slice rejects
+        // hardware types it does not know, such as the loopback frames (772)
+        // of captures on Linux's "any" device.
         LinkType::LinuxSll => {
-            let sll = LinuxSllSlice::from_slice(data).map_err(|_| Malformed::TruncatedLink)?;
-            match sll.protocol_type() {
-                LinuxSllProtocolType::EtherType(et) => ether_payload(et, sll.payload_slice(), vlans),
-                _ => Ok(L3::NotIp),
-            }
+            // SLL: packet type (2), ARPHRD (2), address length (2),
+            // address (8), protocol (2).
+            let header = data.get(..16).ok_or(Malformed::TruncatedLink)?;
+            cooked_payload(u16::from_be_bytes([header[14], header[15]]), &data[16..], vlans)
         }
         LinkType::LinuxSll2 => {
             // SLL2: protocol (2), reserved (2), ifindex (4), ARPHRD (2),
             // packet type (1), address length (1), address (8).
             let header = data.get(..20).ok_or(Malformed::TruncatedLink)?;
-            let et = EtherType(u16::from_be_bytes([header[0], header[1]]));
-            ether_payload(et, &data[20..], vlans)
+            cooked_payload(u16::from_be_bytes([header[0], header[1]]), &data[20..], vlans)
         }
     }
+}
+
+/// A cooked header's protocol is an EtherType when it is 0x0600 or more;
+/// smaller values name non-Ethernet framings (802.2, CAN, ...), none of them IP.
+fn cooked_payload<'a>(protocol: u16, payload: &'a [u8], vlans: &mut Vlans) -> Result<L3<'a>, Malformed> {
+    if protocol >= 0x0600 { ether_payload(EtherType(protocol), payload, vlans) } else { Ok(L3::NotIp) }
 }
 
 /// An Ethernet II frame, possibly tagged.

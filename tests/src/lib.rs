@@ -1,0 +1,22 @@
+//! Helpers for the integration tests in `tests/tests/`: they run the real
+//! `nbad-sensor` binary on real captures from the shared corpus and check its
+//! output against an independent reading of the same capture (tshark).
+//!
+//! - [`corpus`]: where the corpus is (`NBAD_CORPUS`, else `../shared/corpus`
+//!   beside the repository) and its `MANIFEST.tsv`. The corpus is never
+//!   committed; when it is absent every test prints
+//!   `skipping: corpus not found at …` and passes.
+//! - [`sensor`]: where the binary is (`NBAD_SENSOR_BIN`, else
+//!   `target/<profile>/nbad-sensor` next to the test executable) and how to
+//!   run it with a time limit.
+//! - [`tshark`]: the expected side, one [`tshark::IpPacket`] per IP packet,
+//!   and Wireshark's Community IDs.
+//! - [`flows`]: the direction-free flow key both sides are summed under, the
+//!   sensor's flow records read back, and a readable diff.
+
+pub mod corpus;
+pub mod flows;
+pub mod sensor;
+pub mod tshark;
+
+pub use corpus::{Corpus, ManifestEntry};
