@@ -111,6 +111,7 @@ impl StatsHub {
             flows.active += c.active;
             flows.records += c.records;
             flows.emergency_entered += c.emergency_entered;
+            flows.timer_checks += c.timer_checks;
             for (sum, n) in flows.ended.iter_mut().zip(c.ended) {
                 *sum += n;
             }
@@ -149,6 +150,7 @@ impl StatsHub {
                 interim_records: flows.ended[EndReason::ActiveTimeout as usize],
                 evicted: flows.ended[EndReason::Evicted as usize],
                 emergency_entered: flows.emergency_entered,
+                timer_checks: flows.timer_checks,
                 ended: EndReason::ALL.iter().map(|r| (r.name(), flows.ended[*r as usize])).collect(),
             },
             output: OutputJson { flow_records_written: self.records_written.load(Ordering::Relaxed) },
@@ -237,6 +239,8 @@ pub struct FlowsJson {
     pub evicted: u64,
     /// Times a table entered emergency mode.
     pub emergency_entered: u64,
+    /// Flows looked at by the expiry timer wheel.
+    pub timer_checks: u64,
     /// Records by end reason.
     pub ended: std::collections::BTreeMap<&'static str, u64>,
 }

@@ -1,16 +1,19 @@
 //! Capture files: classic pcap (micro- and nanosecond, either byte order) and
 //! pcapng, recognised by magic number rather than by file extension.
 //!
-//! Files are memory-mapped and walked in place with `pcap-parser`, so reading
-//! a record costs no copy. Several files are read one after the other, in the
-//! order given. A record cut short at the very end of a file (a capture that
-//! was killed) ends that file and is counted; damage in the middle of a file
-//! is an error that names the file and the offset.
+//! Files are read in large chunks into one buffer and walked in place with
+//! `pcap-parser`; a record that straddles the end of the buffer is moved to
+//! its front before the next read, so memory stays bounded (1 MiB, more only
+//! for a single larger record) whatever the file size. Several files are read
+//! one after the other, in the order given. A record cut short at the very end
+//! of a file (a capture that was killed) ends that file and is counted; damage
+//! in the middle of a file is an error that names the file and the offset.
 
 use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
 use pcap_parser::pcapng::{Block, build_ts_resolution};
 use pcap_parser::{PcapError, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header};
 
@@ -19,8 +22,10 @@ use crate::capture::{CaptureError, LinkType, Next, PacketSource, RawPacket, Sour
 const PCAP_MAGIC_US: u32 = 0xa1b2_c3d4;
 const PCAP_MAGIC_NS: u32 = 0xa1b2_3c4d;
 const PCAPNG_MAGIC: u32 = 0x0a0d_0d0a;
+/// Read buffer size; it grows only to hold a single larger record.
+const READ_CHUNK: usize = 1 << 20;
 
-/// The location of one packet inside the mapped file.
+/// The location of one packet inside the read buffer.
 #[derive(Debug, Clone, Copy)]
 struct PacketLoc {
     ts_ns: u64,
@@ -46,127 +51,124 @@ enum Format {
     Ng { big_endian: bool, interfaces: Vec<Interface>, last_ts_ns: u64 },
 }
 
+/// What parsing the front of the buffer found.
+enum Step {
+    /// A packet; `consumed` bytes were used.
+    Packet { consumed: usize, loc: PacketLoc },
+    /// A block that is not a packet.
+    Skip { consumed: usize },
+    /// The buffer ends inside a record.
+    Incomplete,
+}
+
 /// One open capture file.
 #[derive(Debug)]
 struct CaptureFile {
     path: String,
-    map: Mmap,
-    pos: usize,
+    file: File,
+    /// Read buffer; valid bytes are `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// File offset of `buf[0]`, for error messages.
+    base: u64,
+    eof: bool,
     format: Format,
 }
 
 impl CaptureFile {
     fn open(path: &Path) -> Result<Self, CaptureError> {
         let name = path.display().to_string();
-        let open_err = |source| CaptureError::Open { path: name.clone(), source };
-        let file = std::fs::File::open(path).map_err(open_err)?;
-        let map = map_file(&file).map_err(open_err)?;
-        let magic = map.get(..4).map_or(0, |m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
-        let (format, pos) = match magic {
-            PCAPNG_MAGIC => (Format::Ng { big_endian: false, interfaces: Vec::new(), last_ts_ns: 0 }, 0),
+        let file = File::open(path).map_err(|reason| CaptureError::Open { path: name.clone(), reason })?;
+        let mut this = Self {
+            path: name,
+            file,
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            base: 0,
+            eof: false,
+            format: Format::Ng { big_endian: false, interfaces: Vec::new(), last_ts_ns: 0 },
+        };
+        while this.end < 24 && this.fill()? {}
+        let head = &this.buf[..this.end];
+        let magic = head.get(..4).map_or(0, |m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+        match magic {
+            PCAPNG_MAGIC => {}
             m if [PCAP_MAGIC_US, PCAP_MAGIC_NS].contains(&m)
                 || [PCAP_MAGIC_US, PCAP_MAGIC_NS].contains(&m.swap_bytes()) =>
             {
-                let (_, header) = parse_pcap_header(&map).map_err(|e| CaptureError::Corrupt {
-                    path: name.clone(),
+                let (_, header) = parse_pcap_header(head).map_err(|e| CaptureError::Corrupt {
+                    path: this.path.clone(),
                     offset: 0,
                     detail: format!("bad pcap file header: {e}"),
                 })?;
-                let link = LinkType::from_linktype(header.network.0, &name)?;
-                let format = Format::Legacy {
+                let link = LinkType::from_linktype(header.network.0, &this.path)?;
+                this.format = Format::Legacy {
                     big_endian: header.is_bigendian(),
                     nanos: header.is_nanosecond_precision(),
                     link,
                 };
-                (format, 24)
+                this.start = 24;
             }
-            other => return Err(CaptureError::UnknownFormat { path: name, magic: other }),
-        };
-        Ok(Self { path: name, map, pos, format })
+            other => return Err(CaptureError::UnknownFormat { path: this.path, magic: other }),
+        }
+        Ok(this)
+    }
+
+    /// Moves unread bytes to the front and reads more; grows the buffer when
+    /// a single record fills it. Returns whether any byte was added.
+    fn fill(&mut self) -> Result<bool, CaptureError> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.base += self.start as u64;
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let len = self.buf.len() * 2;
+            self.buf.resize(len, 0);
+        }
+        loop {
+            match self.file.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(reason) => return Err(CaptureError::Open { path: self.path.clone(), reason }),
+            }
+        }
     }
 
     /// Finds the next packet, or `None` at the end of the file. The flag in
     /// the error-free result says whether the file ended inside a record.
     fn advance(&mut self) -> Result<(Option<PacketLoc>, bool), CaptureError> {
-        let map: &[u8] = &self.map;
         loop {
-            let rest = &map[self.pos..];
-            if rest.is_empty() {
+            if self.start == self.end && !self.fill()? {
                 return Ok((None, false));
             }
-            match &mut self.format {
-                Format::Legacy { big_endian, nanos, link } => {
-                    let parsed = if *big_endian { parse_pcap_frame_be(rest) } else { parse_pcap_frame(rest) };
-                    let (remaining, frame) = match parsed {
-                        Ok(ok) => ok,
-                        Err(e) => return cut_or_corrupt(&mut self.pos, map.len(), &self.path, &e),
-                    };
-                    let sub = if *nanos { 1 } else { 1_000 };
-                    let ts_ns = u64::from(frame.ts_sec) * 1_000_000_000 + u64::from(frame.ts_usec) * sub;
-                    let start = map.len() - rest.len() + 16;
-                    let len = frame.data.len().min(frame.caplen as usize);
-                    self.pos = map.len() - remaining.len();
-                    return Ok((
-                        Some(PacketLoc { ts_ns, wire_len: frame.origlen, link: *link, start, len }),
-                        false,
-                    ));
+            let offset = self.base + self.start as u64;
+            let step = parse_one(&mut self.format, &self.buf[self.start..self.end], &self.path, offset)?;
+            match step {
+                Step::Packet { consumed, mut loc } => {
+                    loc.start += self.start;
+                    self.start += consumed;
+                    return Ok((Some(loc), false));
                 }
-                Format::Ng { big_endian, interfaces, last_ts_ns } => {
-                    let parsed = if *big_endian {
-                        pcap_parser::pcapng::parse_block_be(rest)
-                    } else {
-                        pcap_parser::pcapng::parse_block_le(rest)
-                    };
-                    let parsed = match rest.get(..4) {
-                        // A new section may switch byte order: read its header on its own.
-                        Some([0x0a, 0x0d, 0x0d, 0x0a]) => pcap_parser::pcapng::parse_sectionheaderblock(rest)
-                            .map(|(r, shb)| (r, Block::SectionHeader(shb))),
-                        _ => parsed,
-                    };
-                    let (remaining, block) = match parsed {
-                        Ok(ok) => ok,
-                        Err(e) => return cut_or_corrupt(&mut self.pos, map.len(), &self.path, &e),
-                    };
-                    let block_start = map.len() - rest.len();
-                    self.pos = map.len() - remaining.len();
-                    let loc = match block {
-                        Block::SectionHeader(shb) => {
-                            *big_endian = shb.big_endian();
-                            interfaces.clear();
-                            None
-                        }
-                        Block::InterfaceDescription(idb) => {
-                            interfaces.push(Interface {
-                                link: LinkType::from_linktype(idb.linktype.0, &self.path)
-                                    .map_err(|_| idb.linktype.0),
-                                resolution: build_ts_resolution(idb.if_tsresol).unwrap_or(1_000_000),
-                                offset_s: idb.if_tsoffset,
-                            });
-                            None
-                        }
-                        Block::EnhancedPacket(epb) => {
-                            let iface = interface(interfaces, epb.if_id, &self.path, block_start)?;
-                            let ts = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                            let ts_ns = scale_ts(ts, iface.resolution, iface.offset_s);
-                            *last_ts_ns = ts_ns;
-                            let start = epb.data.as_ptr() as usize - map.as_ptr() as usize;
-                            let len = epb.data.len().min(epb.caplen as usize);
-                            let link = iface_link(iface, &self.path)?;
-                            Some(PacketLoc { ts_ns, wire_len: epb.origlen, link, start, len })
-                        }
-                        Block::SimplePacket(spb) => {
-                            // A simple packet block has no timestamp and belongs to interface 0.
-                            let iface = interface(interfaces, 0, &self.path, block_start)?;
-                            let start = spb.data.as_ptr() as usize - map.as_ptr() as usize;
-                            let len = spb.data.len().min(spb.origlen as usize);
-                            let link = iface_link(iface, &self.path)?;
-                            let ts_ns = *last_ts_ns;
-                            Some(PacketLoc { ts_ns, wire_len: spb.origlen, link, start, len })
-                        }
-                        _ => None,
-                    };
-                    if loc.is_some() {
-                        return Ok((loc, false));
+                Step::Skip { consumed } => self.start += consumed,
+                Step::Incomplete => {
+                    if !self.fill()? {
+                        // The file ends inside a record: a cut capture.
+                        self.start = self.end;
+                        return Ok((None, true));
                     }
                 }
             }
@@ -174,21 +176,78 @@ impl CaptureFile {
     }
 }
 
-/// A parse error at the end of the data is a cut file (the file ends there);
-/// anywhere else the file is corrupt.
-fn cut_or_corrupt(
-    pos: &mut usize,
-    len: usize,
-    path: &str,
-    err: &pcap_parser::nom::Err<PcapError<&[u8]>>,
-) -> Result<(Option<PacketLoc>, bool), CaptureError> {
-    match err {
-        pcap_parser::nom::Err::Incomplete(_) => {
-            *pos = len;
-            Ok((None, true))
+/// Parses the record or block at the front of `rest`. Packet locations are
+/// relative to `rest`.
+fn parse_one(format: &mut Format, rest: &[u8], path: &str, offset: u64) -> Result<Step, CaptureError> {
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    let corrupt = |e: &pcap_parser::nom::Err<PcapError<&[u8]>>| match e {
+        pcap_parser::nom::Err::Incomplete(_) => Ok(Step::Incomplete),
+        other => Err(CaptureError::Corrupt { path: path.to_owned(), offset, detail: other.to_string() }),
+    };
+    let at = |inner: &[u8]| inner.as_ptr() as usize - rest.as_ptr() as usize;
+    match format {
+        Format::Legacy { big_endian, nanos, link } => {
+            let parsed = if *big_endian { parse_pcap_frame_be(rest) } else { parse_pcap_frame(rest) };
+            let (remaining, frame) = match parsed {
+                Ok(ok) => ok,
+                Err(e) => return corrupt(&e),
+            };
+            let sub = if *nanos { 1 } else { 1_000 };
+            let ts_ns = u64::from(frame.ts_sec) * 1_000_000_000 + u64::from(frame.ts_usec) * sub;
+            let len = frame.data.len().min(frame.caplen as usize);
+            let loc = PacketLoc { ts_ns, wire_len: frame.origlen, link: *link, start: at(frame.data), len };
+            Ok(Step::Packet { consumed: rest.len() - remaining.len(), loc })
         }
-        other => {
-            Err(CaptureError::Corrupt { path: path.to_owned(), offset: *pos, detail: other.to_string() })
+        Format::Ng { big_endian, interfaces, last_ts_ns } => {
+            let parsed = match rest.get(..4) {
+                // A new section may switch byte order: read its header on its own.
+                Some([0x0a, 0x0d, 0x0d, 0x0a]) => pcap_parser::pcapng::parse_sectionheaderblock(rest)
+                    .map(|(r, shb)| (r, Block::SectionHeader(shb))),
+                _ if *big_endian => pcap_parser::pcapng::parse_block_be(rest),
+                _ => pcap_parser::pcapng::parse_block_le(rest),
+            };
+            let (remaining, block) = match parsed {
+                Ok(ok) => ok,
+                Err(e) => return corrupt(&e),
+            };
+            let consumed = rest.len() - remaining.len();
+            let loc = match block {
+                Block::SectionHeader(shb) => {
+                    *big_endian = shb.big_endian();
+                    interfaces.clear();
+                    None
+                }
+                Block::InterfaceDescription(idb) => {
+                    interfaces.push(Interface {
+                        link: LinkType::from_linktype(idb.linktype.0, path).map_err(|_| idb.linktype.0),
+                        resolution: build_ts_resolution(idb.if_tsresol).unwrap_or(1_000_000),
+                        offset_s: idb.if_tsoffset,
+                    });
+                    None
+                }
+                Block::EnhancedPacket(epb) => {
+                    let iface = interface(interfaces, epb.if_id, path, offset)?;
+                    let ts = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                    let ts_ns = scale_ts(ts, iface.resolution, iface.offset_s);
+                    *last_ts_ns = ts_ns;
+                    let len = epb.data.len().min(epb.caplen as usize);
+                    let link = iface_link(iface, path)?;
+                    Some(PacketLoc { ts_ns, wire_len: epb.origlen, link, start: at(epb.data), len })
+                }
+                Block::SimplePacket(spb) => {
+                    // A simple packet block has no timestamp and belongs to interface 0.
+                    let iface = interface(interfaces, 0, path, offset)?;
+                    let len = spb.data.len().min(spb.origlen as usize);
+                    let link = iface_link(iface, path)?;
+                    let ts_ns = *last_ts_ns;
+                    Some(PacketLoc { ts_ns, wire_len: spb.origlen, link, start: at(spb.data), len })
+                }
+                _ => None,
+            };
+            Ok(match loc {
+                Some(loc) => Step::Packet { consumed, loc },
+                None => Step::Skip { consumed },
+            })
         }
     }
 }
@@ -216,14 +275,6 @@ fn scale_ts(ts: u64, resolution: u64, offset_s: i64) -> u64 {
     let secs = (ts / resolution).saturating_add_signed(offset_s);
     let frac = u128::from(ts % resolution) * 1_000_000_000 / u128::from(resolution);
     secs.saturating_mul(1_000_000_000).saturating_add(u64::try_from(frac).unwrap_or(0))
-}
-
-#[expect(unsafe_code, reason = "memory-mapping a capture file is the zero-copy read path")]
-fn map_file(file: &std::fs::File) -> std::io::Result<Mmap> {
-    // SAFETY: the map is read-only and private to this process. A capture file
-    // truncated by another process while mapped would raise SIGBUS; capture
-    // files given to `replay` are finished files, as the README states.
-    unsafe { Mmap::map(file) }
 }
 
 /// Replays capture files one after the other.
@@ -264,7 +315,7 @@ impl PacketSource for FileSource {
             };
             match file.advance()? {
                 (Some(loc), _) => {
-                    let file = self.current.as_ref().map(|f| &f.map[loc.start..loc.start + loc.len]);
+                    let file = self.current.as_ref().map(|f| &f.buf[loc.start..loc.start + loc.len]);
                     let data = file.unwrap_or_default();
                     return Ok(Next::Packet(RawPacket {
                         ts_ns: loc.ts_ns,

@@ -25,7 +25,7 @@ impl LiveSource {
     /// Opens `interface` as configured. Errors name the interface and the
     /// step that failed (open, filter, ...), with libpcap's reason.
     pub fn open(interface: &str, settings: &CaptureSettings) -> Result<Self, CaptureError> {
-        let live = |action, source| CaptureError::Live { interface: interface.to_owned(), action, source };
+        let live = |action, reason| CaptureError::Live { interface: interface.to_owned(), action, reason };
         let inactive = Capture::from_device(interface)
             .map_err(|e| live("looking up the interface", e))?
             .promisc(settings.promiscuous)
@@ -60,7 +60,7 @@ impl PacketSource for LiveSource {
             Err(e) => Err(CaptureError::Live {
                 interface: self.interface.clone(),
                 action: "reading a packet",
-                source: e,
+                reason: e,
             }),
         }
     }

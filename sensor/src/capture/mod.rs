@@ -69,12 +69,13 @@ pub trait PacketSource {
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// The capture file could not be opened or mapped.
-    #[error("{path}: cannot open capture file: {source}")]
+    #[error("{path}: cannot read capture file: {reason}")]
     Open {
         /// The file.
         path: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (part of the message, not a separate source, so
+        /// that it is printed once).
+        reason: std::io::Error,
     },
     /// The file does not start with a pcap or pcapng magic number.
     #[error(
@@ -110,13 +111,13 @@ pub enum CaptureError {
         detail: String,
     },
     /// libpcap refused an operation on a live interface.
-    #[error("{interface}: {action} failed: {source}")]
+    #[error("{interface}: {action} failed: {reason}")]
     Live {
         /// The interface.
         interface: String,
         /// What the sensor tried to do.
         action: &'static str,
         /// libpcap's error.
-        source: pcap::Error,
+        reason: pcap::Error,
     },
 }

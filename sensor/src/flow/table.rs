@@ -100,6 +100,8 @@ pub struct FlowCounters {
     pub ended: [u64; EndReason::ALL.len()],
     /// Times the table entered emergency mode.
     pub emergency_entered: u64,
+    /// Flows looked at by the timer wheel (expired, interim or filed again).
+    pub timer_checks: u64,
 }
 
 /// One flow. Per-direction times are microsecond offsets from `seg_start`,
@@ -416,7 +418,9 @@ impl FlowTable {
         Deadlines {
             end_at: e.last_ns().saturating_add(idle),
             end_reason: reason,
-            active_at: e.seg_start.saturating_add(t.active),
+            // A segment without packets (after an interim record) has nothing
+            // to report at the active timeout; only its end is due.
+            active_at: if e.has_packets() { e.seg_start.saturating_add(t.active) } else { u64::MAX },
         }
     }
 
@@ -439,6 +443,7 @@ impl FlowTable {
         if !entry.live() || entry.filed != expected {
             return;
         }
+        self.counters.timer_checks += 1;
         let d = self.deadlines(&entry);
         if d.end_at <= self.now_ns {
             // Ended: a flow that is also past its active deadline gets one

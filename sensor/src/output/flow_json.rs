@@ -6,7 +6,7 @@
 //! `nbad.*`. Times are RFC 3339 UTC with microseconds; `event.duration` is in
 //! nanoseconds as ECS defines it.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::IpAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -15,9 +15,14 @@ use serde::Serialize;
 use crate::flow::community_id::community_id_v1;
 use crate::flow::record::{FlowRecord, tcp_state};
 
-/// Writes flow records as JSON lines.
+/// Bytes of encoded lines collected before one write to the output.
+const WRITE_CHUNK: usize = 256 * 1024;
+
+/// Writes flow records as JSON lines. Lines are encoded into one reusable
+/// buffer and written in large chunks.
 pub struct FlowJsonWriter {
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: Box<dyn Write + Send>,
+    buf: Vec<u8>,
     observer: String,
 }
 
@@ -30,17 +35,24 @@ impl std::fmt::Debug for FlowJsonWriter {
 impl FlowJsonWriter {
     /// A writer to `out`, naming the sensor `observer` in every record.
     pub fn new(out: Box<dyn Write + Send>, observer: &str) -> Self {
-        Self { out: BufWriter::with_capacity(1 << 16, out), observer: observer.to_owned() }
+        Self { out, buf: Vec::with_capacity(WRITE_CHUNK + 4096), observer: observer.to_owned() }
     }
 
     /// Writes one record as a line.
     pub fn write(&mut self, record: &FlowRecord) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, &ecs(record, &self.observer))?;
-        self.out.write_all(b"\n")
+        serde_json::to_writer(&mut self.buf, &ecs(record, &self.observer))?;
+        self.buf.push(b'\n');
+        if self.buf.len() >= WRITE_CHUNK {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
     }
 
-    /// Flushes buffered lines.
+    /// Writes out buffered lines.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
         self.out.flush()
     }
 }
@@ -94,7 +106,7 @@ struct Endpoint {
 struct Network {
     #[serde(skip_serializing_if = "Option::is_none")]
     transport: Option<&'static str>,
-    iana_number: String,
+    iana_number: NumStr,
     #[serde(rename = "type")]
     net_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,7 +120,34 @@ struct Network {
 
 #[derive(Serialize)]
 struct Vlan {
-    id: String,
+    id: NumStr,
+}
+
+/// A number written as a JSON string (ECS keywords such as `network.iana_number`).
+#[derive(Debug, Clone, Copy)]
+struct NumStr(u16);
+
+impl Serialize for NumStr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(itoa::Buffer::new().format(self.0))
+    }
+}
+
+/// TCP flags written as an array of names, without allocating.
+#[derive(Debug, Clone, Copy)]
+struct Flags(u8);
+
+impl Serialize for Flags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let mut seq = s.serialize_seq(Some(self.0.count_ones() as usize))?;
+        for (bit, name) in FLAG_NAMES.iter().enumerate() {
+            if self.0 & (1 << bit) != 0 {
+                seq.serialize_element(name)?;
+            }
+        }
+        seq.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -131,8 +170,8 @@ struct Nbad {
 struct Tcp {
     state: &'static str,
     handshake: bool,
-    source_flags: Vec<&'static str>,
-    destination_flags: Vec<&'static str>,
+    source_flags: Flags,
+    destination_flags: Flags,
 }
 
 fn transport_name(proto: u8) -> Option<&'static str> {
@@ -158,10 +197,6 @@ fn has_ports(proto: u8) -> bool {
 
 const FLAG_NAMES: [&str; 8] = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
 
-fn flag_names(flags: u8) -> Vec<&'static str> {
-    FLAG_NAMES.iter().enumerate().filter(|(bit, _)| flags & (1 << bit) != 0).map(|(_, n)| *n).collect()
-}
-
 fn tcp_state_name(state: u8) -> &'static str {
     if state & tcp_state::RST != 0 {
         "reset"
@@ -185,7 +220,7 @@ fn ecs<'a>(r: &FlowRecord, observer: &'a str) -> Ecs<'a> {
     let ports = has_ports(proto);
     let (cip, cport) = r.client_endpoint();
     let (sip, sport) = r.server_endpoint();
-    let vlan = |id: u16| (id != 0).then(|| Vlan { id: id.to_string() });
+    let vlan = |id: u16| (id != 0).then_some(Vlan { id: NumStr(id) });
     Ecs {
         timestamp: Ts(r.end_ns),
         event: Event {
@@ -212,7 +247,7 @@ fn ecs<'a>(r: &FlowRecord, observer: &'a str) -> Ecs<'a> {
         },
         network: Network {
             transport: transport_name(proto),
-            iana_number: proto.to_string(),
+            iana_number: NumStr(u16::from(proto)),
             net_type: if cip.is_ipv4() { "ipv4" } else { "ipv6" },
             vlan: vlan(r.key.vlan_outer),
             inner: vlan(r.key.vlan_inner).map(|vlan| InnerVlan { vlan }),
@@ -225,8 +260,8 @@ fn ecs<'a>(r: &FlowRecord, observer: &'a str) -> Ecs<'a> {
             tcp: (proto == 6).then(|| Tcp {
                 state: tcp_state_name(r.tcp_state),
                 handshake: r.tcp_state & tcp_state::ESTABLISHED != 0,
-                source_flags: flag_names(r.client.tcp_flags),
-                destination_flags: flag_names(r.server.tcp_flags),
+                source_flags: Flags(r.client.tcp_flags),
+                destination_flags: Flags(r.server.tcp_flags),
             }),
         },
     }

@@ -165,3 +165,18 @@ fn out_of_order_timestamps_do_not_move_the_clock_back() {
     assert_eq!(out[0].packets(), 2);
     assert!(out[0].start_ns <= out[0].end_ns);
 }
+
+#[test]
+fn idle_flow_after_an_interim_record_is_not_rechecked_every_second() {
+    let mut t = table(100);
+    let mut out = Vec::new();
+    // A TCP flow active for 10 s, then silent: interim at 60 s, end at 310 s.
+    for i in 0..10 {
+        t.observe(&pkt(1, TCP, T0 + i * S, true, TCP_ACK, 100), &mut out);
+    }
+    for sec in 11..400 {
+        t.advance(T0 + sec * S, &mut out);
+    }
+    assert_eq!(reasons(&out), [EndReason::ActiveTimeout, EndReason::IdleTimeout]);
+    assert!(t.counters.timer_checks <= 4, "{} checks", t.counters.timer_checks);
+}
