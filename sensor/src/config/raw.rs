@@ -120,7 +120,7 @@ impl Default for RawFlows {
             max_flows: 1_000_000,
             workers: 0,
             batch_size: 256,
-            channel_depth: 64,
+            channel_depth: 16,
         }
     }
 }

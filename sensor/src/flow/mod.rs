@@ -9,5 +9,5 @@ pub mod table;
 mod wheel;
 
 pub use hash::FlowHasher;
-pub use record::{EndReason, FlowRecord};
+pub use record::{EndReason, FlowRecord, RecordSink};
 pub use table::{FlowCounters, FlowTable, Timeouts};

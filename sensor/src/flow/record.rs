@@ -148,3 +148,16 @@ fn addr(key: &FlowKey, bytes: [u8; 16]) -> IpAddr {
         IpAddr::V6(v6)
     }
 }
+
+/// Where a flow table puts the records it emits: a vector in tests, the
+/// worker's bounded, chunked channel to the output stage in the pipeline.
+pub trait RecordSink {
+    /// Takes one record.
+    fn emit(&mut self, record: FlowRecord);
+}
+
+impl RecordSink for Vec<FlowRecord> {
+    fn emit(&mut self, record: FlowRecord) {
+        self.push(record);
+    }
+}

@@ -3,7 +3,7 @@
 //! Flows live in a slab (`Vec<FlowEntry>`, freed slots reused) and are found
 //! through a `hashbrown::HashTable` of slab indices keyed by the canonical
 //! [`FlowKey`]'s hash. Expiry runs on a lazy one-second [`Wheel`]. Memory per
-//! tracked flow is the 104-byte entry plus a few bytes of index and wheel.
+//! tracked flow is the 96-byte entry plus a few bytes of index and wheel.
 //!
 //! Time is a parameter: it is taken from packet timestamps (and from the
 //! dispatcher's ticks), never read from a clock here.
@@ -21,7 +21,7 @@ use nbad_common::FlowKey;
 use crate::config::FlowSettings;
 use crate::decode::PacketMeta;
 use crate::flow::FlowHasher;
-use crate::flow::record::{DirectionCounters, EndReason, FlowRecord, tcp_state};
+use crate::flow::record::{DirectionCounters, EndReason, FlowRecord, RecordSink, tcp_state};
 use crate::flow::wheel::{SLOTS, Wheel};
 
 const TCP: u8 = 6;
@@ -110,7 +110,10 @@ pub struct FlowCounters {
 #[derive(Debug, Clone, Copy)]
 struct FlowEntry {
     seg_start: u64,
-    bytes: [u64; 2],
+    /// Per-segment byte counts; a segment that would overflow one is closed
+    /// with an interim record first (4 GiB in one direction within one
+    /// active timeout), which keeps the entry small.
+    bytes: [u32; 2],
     packets: [u32; 2],
     first_us: [u32; 2],
     last_us: [u32; 2],
@@ -121,7 +124,7 @@ struct FlowEntry {
     state: u8,
 }
 
-const _: () = assert!(size_of::<FlowEntry>() <= 104);
+const _: () = assert!(size_of::<FlowEntry>() <= 96);
 
 impl FlowEntry {
     fn new(m: &PacketMeta) -> Self {
@@ -176,7 +179,7 @@ impl FlowEntry {
         }
         self.last_us[d] = self.last_us[d].max(off);
         self.packets[d] += 1;
-        self.bytes[d] += u64::from(m.ip_len);
+        self.bytes[d] += m.ip_len;
         self.tcp_flags[d] |= m.tcp_flags;
         if self.key.proto != TCP {
             return false;
@@ -205,6 +208,12 @@ impl FlowEntry {
         !was_closing && self.closing()
     }
 
+    /// Whether accounting `m` would overflow a per-segment counter.
+    fn would_overflow(&self, m: &PacketMeta) -> bool {
+        let d = usize::from(!m.from_lo);
+        self.packets[d] == u32::MAX || self.bytes[d].checked_add(m.ip_len).is_none()
+    }
+
     /// A new connection on a closing TCP flow's 5-tuple (port reuse).
     fn is_reuse(&self, m: &PacketMeta) -> bool {
         self.key.proto == TCP && self.closing() && m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
@@ -216,7 +225,7 @@ impl FlowEntry {
             let at = |us: u32| if has { self.seg_start + u64::from(us) * 1_000 } else { 0 };
             DirectionCounters {
                 packets: u64::from(self.packets[d]),
-                bytes: self.bytes[d],
+                bytes: u64::from(self.bytes[d]),
                 tcp_flags: self.tcp_flags[d],
                 first_ns: at(self.first_us[d]),
                 last_ns: at(self.last_us[d]),
@@ -303,7 +312,7 @@ impl FlowTable {
 
     /// Accounts one packet (its `hash` must be set), expiring what its
     /// timestamp makes due. Emitted records are appended to `out`.
-    pub fn observe(&mut self, m: &PacketMeta, out: &mut Vec<FlowRecord>) {
+    pub fn observe(&mut self, m: &PacketMeta, out: &mut impl RecordSink) {
         self.advance(m.ts_ns, out);
         let slab = &self.slab;
         let found = self.index.find(m.hash, |&i| slab[i as usize].key == m.key).copied();
@@ -318,14 +327,13 @@ impl FlowTable {
             Some(idx) => (idx, false),
             None => (self.insert(m, out), true),
         };
-        let entry = &mut self.slab[idx as usize];
-        let started_closing = entry.update(m);
-        if entry.packets.contains(&u32::MAX) {
+        if self.slab[idx as usize].would_overflow(m) {
             // A counter is full: close this segment with an interim record.
-            let copy = *entry;
-            self.emit(&copy, EndReason::ActiveTimeout, out);
+            let full = self.slab[idx as usize];
+            self.emit(&full, EndReason::ActiveTimeout, out);
             self.slab[idx as usize].reset_segment();
         }
+        let started_closing = self.slab[idx as usize].update(m);
         if new_flow || started_closing {
             self.schedule(idx);
         }
@@ -333,7 +341,7 @@ impl FlowTable {
 
     /// Moves the clock to `now_ns` (never backwards) and expires every flow
     /// whose deadline has passed.
-    pub fn advance(&mut self, now_ns: u64, out: &mut Vec<FlowRecord>) {
+    pub fn advance(&mut self, now_ns: u64, out: &mut impl RecordSink) {
         if now_ns <= self.now_ns && self.now_ns != 0 {
             return;
         }
@@ -367,7 +375,7 @@ impl FlowTable {
     /// Emits every flow with `reason` (end of capture, shutdown) and empties
     /// the table. Flows are emitted in slab order, which depends only on the
     /// order flows were created.
-    pub fn drain(&mut self, reason: EndReason, out: &mut Vec<FlowRecord>) {
+    pub fn drain(&mut self, reason: EndReason, out: &mut impl RecordSink) {
         for i in 0..self.slab.len() {
             let entry = self.slab[i];
             if entry.live() {
@@ -381,7 +389,7 @@ impl FlowTable {
         self.counters.active = 0;
     }
 
-    fn insert(&mut self, m: &PacketMeta, out: &mut Vec<FlowRecord>) -> u32 {
+    fn insert(&mut self, m: &PacketMeta, out: &mut impl RecordSink) -> u32 {
         if self.len() >= self.max_flows {
             self.make_room(out);
         }
@@ -437,7 +445,7 @@ impl FlowTable {
     /// files it again. `second` is the slot's second; entries filed under
     /// another second are stale. `None` marks a sweep of the whole wheel, in
     /// which a flow is looked at once (its `filed` was set to `u32::MAX`).
-    fn expire_or_refile(&mut self, idx: u32, second: Option<u64>, out: &mut Vec<FlowRecord>) {
+    fn expire_or_refile(&mut self, idx: u32, second: Option<u64>, out: &mut impl RecordSink) {
         let entry = self.slab[idx as usize];
         let expected = second.map_or(u32::MAX, |s| s as u32);
         if !entry.live() || entry.filed != expected {
@@ -461,7 +469,7 @@ impl FlowTable {
 
     /// Files every flow again (a clock jump past the wheel's span, or the
     /// switch to emergency timeouts), expiring what is due.
-    fn sweep_all(&mut self, out: &mut Vec<FlowRecord>) {
+    fn sweep_all(&mut self, out: &mut impl RecordSink) {
         let all = self.wheel.drain_all();
         for &idx in &all {
             self.slab[idx as usize].filed = u32::MAX;
@@ -486,7 +494,7 @@ impl FlowTable {
     }
 
     /// Emergency mode, then eviction of the flows due soonest.
-    fn make_room(&mut self, out: &mut Vec<FlowRecord>) {
+    fn make_room(&mut self, out: &mut impl RecordSink) {
         if !self.emergency {
             self.emergency = true;
             self.counters.emergency_entered += 1;
@@ -523,11 +531,11 @@ impl FlowTable {
         }
     }
 
-    fn emit(&mut self, entry: &FlowEntry, reason: EndReason, out: &mut Vec<FlowRecord>) {
+    fn emit(&mut self, entry: &FlowEntry, reason: EndReason, out: &mut impl RecordSink) {
         if reason.is_interim() && !entry.has_packets() {
             return;
         }
-        out.push(entry.record(reason));
+        out.emit(entry.record(reason));
         self.counters.records += 1;
         self.counters.ended[reason as usize] += 1;
     }

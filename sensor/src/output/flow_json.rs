@@ -16,7 +16,7 @@ use crate::flow::community_id::community_id_v1;
 use crate::flow::record::{FlowRecord, tcp_state};
 
 /// Bytes of encoded lines collected before one write to the output.
-const WRITE_CHUNK: usize = 256 * 1024;
+const WRITE_CHUNK: usize = 64 * 1024;
 
 /// Writes flow records as JSON lines. Lines are encoded into one reusable
 /// buffer and written in large chunks.

@@ -26,7 +26,7 @@ pub use batch::{Batch, WorkerMsg};
 pub use dispatch::Dispatcher;
 
 /// Record vectors queued between the workers and the output stage.
-const RECORD_QUEUE: usize = 256;
+const RECORD_QUEUE: usize = 4;
 /// Packets between two looks at the wall clock for periodic work.
 const HOUSEKEEPING_EVERY: u32 = 4096;
 

@@ -80,7 +80,7 @@ fn defaults_fill_every_omitted_key() {
     assert!(f.workers_auto);
     assert!(f.workers >= 1);
     assert_eq!(f.batch_size, 256);
-    assert_eq!(f.channel_depth, 64);
+    assert_eq!(f.channel_depth, 16);
 
     assert_eq!(config.output.flows, OutputTarget::Stdout);
     assert_eq!(config.output.stats, OutputTarget::None);

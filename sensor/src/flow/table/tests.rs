@@ -180,3 +180,16 @@ fn idle_flow_after_an_interim_record_is_not_rechecked_every_second() {
     assert_eq!(reasons(&out), [EndReason::ActiveTimeout, EndReason::IdleTimeout]);
     assert!(t.counters.timer_checks <= 4, "{} checks", t.counters.timer_checks);
 }
+
+#[test]
+fn a_segment_about_to_overflow_its_byte_counter_is_closed_with_an_interim_record() {
+    let mut t = table(100);
+    let mut out = Vec::new();
+    let big = 1_500_000_000;
+    for i in 0..3 {
+        t.observe(&pkt(1, UDP, T0 + i * S, true, 0, big), &mut out);
+    }
+    t.drain(EndReason::EndOfCapture, &mut out);
+    assert_eq!(reasons(&out), [EndReason::ActiveTimeout, EndReason::EndOfCapture]);
+    assert_eq!(out.iter().map(FlowRecord::bytes).sum::<u64>(), 3 * u64::from(big));
+}
