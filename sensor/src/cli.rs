@@ -23,7 +23,15 @@ pub const DEFAULT_CONFIG: &str = "/etc/nbad-sensor/sensor.toml";
 /// nbad-sensor turns packets into bidirectional flow records (ECS JSON), from
 /// a live interface (SPAN or tap port) or from capture files.
 #[derive(Debug, Parser)]
-#[command(name = "nbad-sensor", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "nbad-sensor",
+    version,
+    about = "Network behaviour anomaly detection sensor: turns packets from a SPAN/tap port or from \
+             capture files into bidirectional flow records (ECS JSON lines)",
+    after_help = "Exit codes: 0 success, 2 usage or configuration error, 1 runtime failure.\n\
+                  Every key of the configuration file is documented in configs/sensor.example.toml.",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
