@@ -1,7 +1,7 @@
 //! Live capture with libpcap: interface, promiscuous mode (SPAN ports),
 //! snaplen, BPF filter, kernel buffer size, and the kernel's drop counters.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pcap::{Active, Capture};
 
@@ -13,6 +13,7 @@ pub struct LiveSource {
     interface: String,
     capture: Capture<Active>,
     link: LinkType,
+    idle_sleep: Duration,
 }
 
 impl std::fmt::Debug for LiveSource {
@@ -38,7 +39,14 @@ impl LiveSource {
             capture.filter(&settings.filter, true).map_err(|e| live("compiling the BPF filter", e))?;
         }
         let link = LinkType::from_linktype(capture.get_datalink().0, interface)?;
-        Ok(Self { interface: interface.to_owned(), capture, link })
+        // libpcap's TPACKET_V3 reader blocks without end on a quiet link
+        // whatever the read timeout, which would leave signals and periodic
+        // statistics unserved. Non-blocking reads plus a short sleep when the
+        // ring is empty keep the loop responsive; packets wait in the kernel
+        // ring meanwhile, so nothing is lost.
+        let capture = capture.setnonblock().map_err(|e| live("switching to non-blocking reads", e))?;
+        let idle_sleep = settings.read_timeout.min(Duration::from_millis(10));
+        Ok(Self { interface: interface.to_owned(), capture, link, idle_sleep })
     }
 }
 
@@ -56,7 +64,10 @@ impl PacketSource for LiveSource {
                     data: packet.data,
                 }))
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
+            Err(pcap::Error::TimeoutExpired) => {
+                std::thread::sleep(self.idle_sleep);
+                Ok(Next::Idle)
+            }
             Err(e) => Err(CaptureError::Live {
                 interface: self.interface.clone(),
                 action: "reading a packet",

@@ -5,6 +5,11 @@
 //! [`FlowKey`]'s hash. Expiry runs on a lazy one-second [`Wheel`]. Memory per
 //! tracked flow is the 96-byte entry plus a few bytes of index and wheel.
 //!
+//! A flow's counters cover one segment: the whole flow, or — for a flow that
+//! outlives the active timeout — the stretch since its last interim record.
+//! The interim record is emitted by the first packet after the active
+//! timeout, so records carry deltas whose sums are the flow's totals.
+//!
 //! Time is a parameter: it is taken from packet timestamps (and from the
 //! dispatcher's ticks), never read from a clock here.
 //!
@@ -251,9 +256,9 @@ impl FlowEntry {
         }
     }
 
-    /// Starts a new segment after an interim record.
-    fn reset_segment(&mut self) {
-        self.seg_start = self.last_ns();
+    /// Starts a new segment at `start_ns` after an interim record.
+    fn reset_segment(&mut self, start_ns: u64) {
+        self.seg_start = start_ns;
         self.bytes = [0; 2];
         self.packets = [0; 2];
         self.first_us = [0; 2];
@@ -327,11 +332,13 @@ impl FlowTable {
             Some(idx) => (idx, false),
             None => (self.insert(m, out), true),
         };
-        if self.slab[idx as usize].would_overflow(m) {
-            // A counter is full: close this segment with an interim record.
-            let full = self.slab[idx as usize];
-            self.emit(&full, EndReason::ActiveTimeout, out);
-            self.slab[idx as usize].reset_segment();
+        let entry = self.slab[idx as usize];
+        if !new_flow && (entry.would_overflow(m) || self.segment_is_over(&entry, m.ts_ns)) {
+            // The segment has run for the active timeout (or a counter is
+            // full): report it with an interim record, and let this packet
+            // start the next segment.
+            self.emit(&entry, EndReason::ActiveTimeout, out);
+            self.slab[idx as usize].reset_segment(m.ts_ns);
         }
         let started_closing = self.slab[idx as usize].update(m);
         if new_flow || started_closing {
@@ -412,9 +419,8 @@ impl FlowTable {
         idx
     }
 
-    /// When a flow ends unless more packets arrive, and why; and when its
-    /// current segment reaches the active timeout.
-    fn deadlines(&self, e: &FlowEntry) -> Deadlines {
+    /// When a flow ends unless more packets arrive, and why.
+    fn deadline(&self, e: &FlowEntry) -> (u64, EndReason) {
         let t = &self.timeouts;
         let (idle, reason) = if e.closing() {
             (t.tcp_linger, close_reason(e))
@@ -423,28 +429,30 @@ impl FlowTable {
         } else {
             (t.idle(e.key.proto), EndReason::IdleTimeout)
         };
-        Deadlines {
-            end_at: e.last_ns().saturating_add(idle),
-            end_reason: reason,
-            // A segment without packets (after an interim record) has nothing
-            // to report at the active timeout; only its end is due.
-            active_at: if e.has_packets() { e.seg_start.saturating_add(t.active) } else { u64::MAX },
-        }
+        (e.last_ns().saturating_add(idle), reason)
+    }
+
+    /// Whether a packet at `ts_ns` falls after the active timeout of the
+    /// flow's current segment. Interim records are emitted then, by the
+    /// packet that proves the flow is still going: a flow that falls silent
+    /// before its active timeout ends with one record, never with an interim
+    /// record followed by an empty one.
+    fn segment_is_over(&self, e: &FlowEntry, ts_ns: u64) -> bool {
+        e.has_packets() && !e.closing() && ts_ns >= e.seg_start.saturating_add(self.timeouts.active)
     }
 
     fn schedule(&mut self, idx: u32) {
-        let d = self.deadlines(&self.slab[idx as usize]);
-        let deadline = d.end_at.min(d.active_at);
+        let (deadline, _) = self.deadline(&self.slab[idx as usize]);
         let second = self.wheel.file_second(deadline);
         self.slab[idx as usize].filed = second as u32;
         self.wheel.file(idx, second);
     }
 
-    /// Looks at a flow found in the wheel: ends it if its end deadline has
-    /// passed, emits an interim record if only its active deadline has, else
-    /// files it again. `second` is the slot's second; entries filed under
-    /// another second are stale. `None` marks a sweep of the whole wheel, in
-    /// which a flow is looked at once (its `filed` was set to `u32::MAX`).
+    /// Looks at a flow found in the wheel: ends it if its deadline has
+    /// passed, else files it again (packets arrived since it was filed).
+    /// `second` is the slot's second; entries filed under another second are
+    /// stale. `None` marks a sweep of the whole wheel, in which a flow is
+    /// looked at once (its `filed` was set to `u32::MAX`).
     fn expire_or_refile(&mut self, idx: u32, second: Option<u64>, out: &mut impl RecordSink) {
         let entry = self.slab[idx as usize];
         let expected = second.map_or(u32::MAX, |s| s as u32);
@@ -452,19 +460,13 @@ impl FlowTable {
             return;
         }
         self.counters.timer_checks += 1;
-        let d = self.deadlines(&entry);
-        if d.end_at <= self.now_ns {
-            // Ended: a flow that is also past its active deadline gets one
-            // final record, not an interim one followed by an empty one.
-            self.emit(&entry, d.end_reason, out);
+        let (end_at, reason) = self.deadline(&entry);
+        if end_at <= self.now_ns {
+            self.emit(&entry, reason, out);
             self.remove(idx);
-            return;
+        } else {
+            self.schedule(idx);
         }
-        if d.active_at <= self.now_ns && !entry.closing() {
-            self.emit(&entry, EndReason::ActiveTimeout, out);
-            self.slab[idx as usize].reset_segment();
-        }
-        self.schedule(idx);
     }
 
     /// Files every flow again (a clock jump past the wheel's span, or the
@@ -516,7 +518,14 @@ impl FlowTable {
                     break;
                 }
                 let entry = self.slab[idx as usize];
-                if entry.live() && u64::from(entry.filed) == second {
+                if !entry.live() || u64::from(entry.filed) != second {
+                    continue;
+                }
+                if self.deadline(&entry).0 / 1_000_000_000 > second {
+                    // Active since it was filed: not among the idlest. File
+                    // it under its real deadline; the walk may meet it again.
+                    self.schedule(idx);
+                } else {
                     self.emit(&entry, EndReason::Evicted, out);
                     self.remove(idx);
                     evicted += 1;
@@ -539,17 +548,6 @@ impl FlowTable {
         self.counters.records += 1;
         self.counters.ended[reason as usize] += 1;
     }
-}
-
-/// A flow's deadlines, in ns since the epoch.
-#[derive(Debug, Clone, Copy)]
-struct Deadlines {
-    /// The flow ends then (idle timeout, or TCP linger after close).
-    end_at: u64,
-    /// Why it ends then.
-    end_reason: EndReason,
-    /// The current segment reaches the active timeout then.
-    active_at: u64,
 }
 
 fn close_reason(e: &FlowEntry) -> EndReason {

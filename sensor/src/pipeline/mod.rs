@@ -187,10 +187,18 @@ pub fn write_stats(target: &OutputTarget, snapshot: &StatsSnapshot) -> anyhow::R
         OutputTarget::None => {}
         OutputTarget::Stdout => println!("{json}"),
         OutputTarget::File(path) => {
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, json + "\n")
-                .and_then(|()| std::fs::rename(&tmp, path))
-                .with_context(|| format!("{}: cannot write statistics", path.display()))?;
+            // Written to a temporary file beside the target and renamed over
+            // it, so a reader never sees half a file.
+            let dir =
+                path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let write = || -> std::io::Result<()> {
+                let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+                std::io::Write::write_all(&mut tmp, json.as_bytes())?;
+                std::io::Write::write_all(&mut tmp, b"\n")?;
+                tmp.persist(path).map_err(|e| e.error)?;
+                Ok(())
+            };
+            write().with_context(|| format!("{}: cannot write statistics", path.display()))?;
         }
     }
     Ok(())

@@ -167,18 +167,55 @@ fn out_of_order_timestamps_do_not_move_the_clock_back() {
 }
 
 #[test]
-fn idle_flow_after_an_interim_record_is_not_rechecked_every_second() {
+fn a_flow_silent_before_its_active_timeout_ends_with_one_record_checked_once() {
     let mut t = table(100);
     let mut out = Vec::new();
-    // A TCP flow active for 10 s, then silent: interim at 60 s, end at 310 s.
+    // A TCP flow active for 10 s, then silent until its idle timeout (300 s).
     for i in 0..10 {
         t.observe(&pkt(1, TCP, T0 + i * S, true, TCP_ACK, 100), &mut out);
     }
     for sec in 11..400 {
         t.advance(T0 + sec * S, &mut out);
     }
-    assert_eq!(reasons(&out), [EndReason::ActiveTimeout, EndReason::IdleTimeout]);
-    assert!(t.counters.timer_checks <= 4, "{} checks", t.counters.timer_checks);
+    assert_eq!(reasons(&out), [EndReason::IdleTimeout]);
+    assert_eq!(out[0].packets(), 10);
+    assert!(t.counters.timer_checks <= 2, "{} checks", t.counters.timer_checks);
+}
+
+#[test]
+fn interim_records_appear_while_the_flow_is_still_running() {
+    let mut t = table(100);
+    let mut out = Vec::new();
+    for i in 0..=130 {
+        t.observe(&pkt(1, TCP, T0 + i * S, true, TCP_ACK, 100), &mut out);
+    }
+    // Still running at 130 s: two interim records already, covering 0–59 s and 60–119 s.
+    assert_eq!(reasons(&out), [EndReason::ActiveTimeout, EndReason::ActiveTimeout]);
+    assert_eq!(out[0].packets(), 60);
+    assert_eq!((out[1].start_ns, out[1].end_ns), (T0 + 60 * S, T0 + 119 * S));
+}
+
+#[test]
+fn eviction_spares_a_busy_flow_and_takes_the_idle_ones() {
+    // An emergency timeout as long as the idle timeout, so that room can
+    // only be made by eviction.
+    let mut t =
+        FlowTable::new(Timeouts { emergency_idle: 60 * S, ..timeouts() }, 10, FlowHasher::with_seed(7));
+    let mut out = Vec::new();
+    // Flow 0 starts first and stays busy; flows 1..=9 speak once.
+    t.observe(&pkt(0, UDP, T0, true, 0, 100), &mut out);
+    for n in 1..10u16 {
+        t.observe(&pkt(n, UDP, T0 + u64::from(n) * S, true, 0, 100), &mut out);
+    }
+    for i in 10..30 {
+        t.observe(&pkt(0, UDP, T0 + i * S, true, 0, 100), &mut out);
+    }
+    // A new flow finds the table full.
+    t.observe(&pkt(99, UDP, T0 + 30 * S, true, 0, 100), &mut out);
+    let evicted: Vec<u16> =
+        out.iter().filter(|r| r.reason == EndReason::Evicted).map(|r| r.key.port_lo - 1000).collect();
+    assert!(!evicted.is_empty());
+    assert!(!evicted.contains(&0), "evicted {evicted:?}");
 }
 
 #[test]
