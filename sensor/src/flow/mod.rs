@@ -3,6 +3,7 @@
 //! timer wheel, and a hard cap with an emergency mode.
 
 pub mod community_id;
+mod entry;
 mod hash;
 pub mod record;
 pub mod table;

@@ -21,30 +21,17 @@
 //! Emergency mode ends when the table is back under 90 % of `max_flows`.
 
 use hashbrown::HashTable;
-use nbad_common::FlowKey;
 
 use crate::config::FlowSettings;
 use crate::decode::PacketMeta;
 use crate::flow::FlowHasher;
-use crate::flow::record::{DirectionCounters, EndReason, FlowRecord, RecordSink, tcp_state};
+use crate::flow::entry::{FlowEntry, TCP, close_reason};
+use crate::flow::record::{EndReason, RecordSink};
 use crate::flow::wheel::{SLOTS, Wheel};
 
-const TCP: u8 = 6;
 const UDP: u8 = 17;
 const ICMP: u8 = 1;
 const ICMPV6: u8 = 58;
-
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
-
-/// Entry state bit: the slot holds a flow.
-const LIVE: u8 = 0x01;
-/// Entry state bit: the client is the key's higher endpoint.
-const CLIENT_HI: u8 = 0x80;
-/// The bits of an entry's state that are TCP state ([`tcp_state`]).
-const TCP_BITS: u8 = 0x7e;
 
 /// Timeouts in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,164 +94,6 @@ pub struct FlowCounters {
     pub emergency_entered: u64,
     /// Flows looked at by the timer wheel (expired, interim or filed again).
     pub timer_checks: u64,
-}
-
-/// One flow. Per-direction times are microsecond offsets from `seg_start`,
-/// the start of the current record's segment; index 0 is the key's lower
-/// endpoint, 1 the higher.
-#[derive(Debug, Clone, Copy)]
-struct FlowEntry {
-    seg_start: u64,
-    /// Per-segment byte counts; a segment that would overflow one is closed
-    /// with an interim record first (4 GiB in one direction within one
-    /// active timeout), which keeps the entry small.
-    bytes: [u32; 2],
-    packets: [u32; 2],
-    first_us: [u32; 2],
-    last_us: [u32; 2],
-    key: FlowKey,
-    /// The wheel second this flow is filed under.
-    filed: u32,
-    tcp_flags: [u8; 2],
-    state: u8,
-}
-
-const _: () = assert!(size_of::<FlowEntry>() <= 96);
-
-impl FlowEntry {
-    fn new(m: &PacketMeta) -> Self {
-        let sender_hi = !m.from_lo;
-        let syn_ack = m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK;
-        // The client sent the SYN; a flow first seen at its SYN-ACK has the
-        // receiver as client; otherwise the first packet's sender.
-        let client_hi = if m.key.proto == TCP && syn_ack { !sender_hi } else { sender_hi };
-        Self {
-            seg_start: m.ts_ns,
-            bytes: [0; 2],
-            packets: [0; 2],
-            first_us: [0; 2],
-            last_us: [0; 2],
-            key: m.key,
-            filed: 0,
-            tcp_flags: [0; 2],
-            state: LIVE | if client_hi { CLIENT_HI } else { 0 },
-        }
-    }
-
-    fn live(&self) -> bool {
-        self.state & LIVE != 0
-    }
-
-    fn client_dir(&self) -> usize {
-        usize::from(self.state & CLIENT_HI != 0)
-    }
-
-    fn closing(&self) -> bool {
-        let s = self.state;
-        s & tcp_state::RST != 0
-            || s & (tcp_state::FIN_CLIENT | tcp_state::FIN_SERVER)
-                == tcp_state::FIN_CLIENT | tcp_state::FIN_SERVER
-    }
-
-    fn last_ns(&self) -> u64 {
-        let last = (0..2).filter(|&d| self.packets[d] > 0).map(|d| self.last_us[d]).max();
-        self.seg_start + u64::from(last.unwrap_or(0)) * 1_000
-    }
-
-    fn has_packets(&self) -> bool {
-        self.packets[0] > 0 || self.packets[1] > 0
-    }
-
-    /// Accounts one packet; returns whether the flow just started closing.
-    fn update(&mut self, m: &PacketMeta) -> bool {
-        let d = usize::from(!m.from_lo);
-        let off = u32::try_from(m.ts_ns.saturating_sub(self.seg_start) / 1_000).unwrap_or(u32::MAX);
-        if self.packets[d] == 0 {
-            self.first_us[d] = off;
-        }
-        self.last_us[d] = self.last_us[d].max(off);
-        self.packets[d] += 1;
-        self.bytes[d] += m.ip_len;
-        self.tcp_flags[d] |= m.tcp_flags;
-        if self.key.proto != TCP {
-            return false;
-        }
-        let was_closing = self.closing();
-        let from_client = d == self.client_dir();
-        let f = m.tcp_flags;
-        if f & (TCP_SYN | TCP_ACK) == TCP_SYN {
-            self.state |= tcp_state::SYN;
-        }
-        if f & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK {
-            self.state |= tcp_state::SYN_ACK;
-        }
-        if from_client
-            && f & (TCP_SYN | TCP_ACK) == TCP_ACK
-            && self.state & (tcp_state::SYN | tcp_state::SYN_ACK) == tcp_state::SYN | tcp_state::SYN_ACK
-        {
-            self.state |= tcp_state::ESTABLISHED;
-        }
-        if f & TCP_FIN != 0 {
-            self.state |= if from_client { tcp_state::FIN_CLIENT } else { tcp_state::FIN_SERVER };
-        }
-        if f & TCP_RST != 0 {
-            self.state |= tcp_state::RST;
-        }
-        !was_closing && self.closing()
-    }
-
-    /// Whether accounting `m` would overflow a per-segment counter.
-    fn would_overflow(&self, m: &PacketMeta) -> bool {
-        let d = usize::from(!m.from_lo);
-        self.packets[d] == u32::MAX || self.bytes[d].checked_add(m.ip_len).is_none()
-    }
-
-    /// A new connection on a closing TCP flow's 5-tuple (port reuse).
-    fn is_reuse(&self, m: &PacketMeta) -> bool {
-        self.key.proto == TCP && self.closing() && m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
-    }
-
-    fn record(&self, reason: EndReason) -> FlowRecord {
-        let dir = |d: usize| {
-            let has = self.packets[d] > 0;
-            let at = |us: u32| if has { self.seg_start + u64::from(us) * 1_000 } else { 0 };
-            DirectionCounters {
-                packets: u64::from(self.packets[d]),
-                bytes: u64::from(self.bytes[d]),
-                tcp_flags: self.tcp_flags[d],
-                first_ns: at(self.first_us[d]),
-                last_ns: at(self.last_us[d]),
-            }
-        };
-        let c = self.client_dir();
-        let (client, server) = (dir(c), dir(1 - c));
-        let start = [client, server]
-            .iter()
-            .filter(|d| d.packets > 0)
-            .map(|d| d.first_ns)
-            .min()
-            .unwrap_or(self.seg_start);
-        FlowRecord {
-            key: self.key,
-            client_is_lo: c == 0,
-            reason,
-            start_ns: start,
-            end_ns: self.last_ns().max(start),
-            client,
-            server,
-            tcp_state: self.state & TCP_BITS,
-        }
-    }
-
-    /// Starts a new segment at `start_ns` after an interim record.
-    fn reset_segment(&mut self, start_ns: u64) {
-        self.seg_start = start_ns;
-        self.bytes = [0; 2];
-        self.packets = [0; 2];
-        self.first_us = [0; 2];
-        self.last_us = [0; 2];
-        self.tcp_flags = [0; 2];
-    }
 }
 
 /// A bounded flow table for one shard.
@@ -548,10 +377,6 @@ impl FlowTable {
         self.counters.records += 1;
         self.counters.ended[reason as usize] += 1;
     }
-}
-
-fn close_reason(e: &FlowEntry) -> EndReason {
-    if e.state & tcp_state::RST != 0 { EndReason::TcpReset } else { EndReason::TcpClose }
 }
 
 #[cfg(test)]

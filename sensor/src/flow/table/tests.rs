@@ -1,4 +1,8 @@
 use super::*;
+use crate::flow::FlowRecord;
+use crate::flow::entry::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+use crate::flow::record::tcp_state;
+use nbad_common::FlowKey;
 
 const S: u64 = 1_000_000_000;
 const T0: u64 = 1_767_225_600 * S;
