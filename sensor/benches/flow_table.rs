@@ -3,9 +3,9 @@
 //! lookup misses the caches (index, slab entry and key compare); plus the
 //! flow-key hash on its own.
 //!
-//! All packets of one measured batch share a timestamp, so no timer-wheel
-//! second passes and nothing expires however many iterations criterion runs:
-//! what is measured is lookup and per-packet accounting.
+//! All packets share one timestamp, so no timer-wheel second passes and
+//! nothing expires however many iterations criterion runs: what is measured
+//! is lookup and per-packet accounting.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -59,7 +59,7 @@ fn timeouts() -> Timeouts {
 /// A table holding flows `0..flows`, each with one packet seen at `T0`.
 fn filled_table(hasher: &FlowHasher, flows: u32) -> FlowTable {
     let mut table = FlowTable::new(timeouts(), 1_000_000, hasher.clone());
-    let mut out = Vec::new();
+    let mut out: Vec<FlowRecord> = Vec::new();
     for n in 0..flows {
         table.observe(&packet(hasher, n, T0), &mut out);
     }
@@ -82,9 +82,11 @@ fn observe(c: &mut Criterion) {
             for m in &hot {
                 table.observe(black_box(m), &mut out);
             }
+            // A flow's byte counter fills every ~7 M of these packets and rolls
+            // the segment with an interim record: rare, and real work.
+            out.clear();
         });
     });
-    assert!(out.is_empty(), "no flow expired in the hot bench");
 
     // Cold: one packet for each of 300 000 existing flows, in a shuffled
     // (deterministic) order so the hardware prefetcher cannot follow the slab.
@@ -101,15 +103,15 @@ fn observe(c: &mut Criterion) {
             for m in &cold {
                 table.observe(black_box(m), &mut out);
             }
+            out.clear();
         });
     });
-    assert!(out.is_empty(), "no flow expired in the cold bench");
 
     // New flows: 300 000 first packets into an empty table (slab and index
     // growth included, as at the start of a capture).
     group.bench_function("new_300k_flows", |b| {
         b.iter_batched(
-            || (FlowTable::new(timeouts(), 1_000_000, hasher.clone()), Vec::new()),
+            || (FlowTable::new(timeouts(), 1_000_000, hasher.clone()), Vec::<FlowRecord>::new()),
             |(mut table, mut out)| {
                 for m in &cold {
                     table.observe(black_box(m), &mut out);

@@ -147,6 +147,11 @@ impl FlowTable {
     /// Accounts one packet (its `hash` must be set), expiring what its
     /// timestamp makes due. Emitted records are appended to `out`.
     pub fn observe(&mut self, m: &PacketMeta, out: &mut impl RecordSink) {
+        debug_assert_eq!(
+            m.hash,
+            self.hasher.hash(&m.key),
+            "PacketMeta.hash must come from this table's hasher"
+        );
         self.advance(m.ts_ns, out);
         let slab = &self.slab;
         let found = self.index.find(m.hash, |&i| slab[i as usize].key == m.key).copied();
