@@ -46,6 +46,8 @@ fn packet(hasher: &FlowHasher, n: u32, ts_ns: u64) -> PacketMeta {
         hash: hasher.hash(&key),
         ts_ns,
         ip_len: 576,
+        packets: 1,
+        span_us: 0,
         from_lo: n.is_multiple_of(2),
         tcp_flags: 0x10,
     }

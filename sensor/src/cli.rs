@@ -10,9 +10,12 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::capture::PacketSource;
 use crate::capture::file::FileSource;
 use crate::capture::live::LiveSource;
-use crate::config::{self, Config, ConfigError, OutputTarget};
+use crate::capture::xdp::XdpCapture;
+use crate::capture::xdp::source::XdpSource;
+use crate::config::{self, CaptureMode, Config, ConfigError, OutputTarget};
 use crate::flow::{EndReason, FlowHasher};
 use crate::output::{self, flow_json::FlowJsonWriter};
 use crate::pipeline::{self, RunOptions};
@@ -179,16 +182,54 @@ fn run_live(cfg: &Config) -> anyhow::Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install signal handlers")?;
     }
-    let mut source = LiveSource::open(interface, &cfg.capture)?;
-    eprintln!(
-        "nbad-sensor: capturing on {interface} with libpcap (promiscuous {}, snaplen {}), {} flow workers",
-        cfg.capture.promiscuous, cfg.capture.snaplen, cfg.flows.workers
-    );
+    let pcap = |why: &str| -> anyhow::Result<()> {
+        let source = LiveSource::open(interface, &cfg.capture)?;
+        eprintln!(
+            "nbad-sensor: capturing on {interface} with libpcap{why} (promiscuous {}, snaplen {}), \
+             {} flow workers",
+            cfg.capture.promiscuous, cfg.capture.snaplen, cfg.flows.workers
+        );
+        run_source(cfg, source, &stop)
+    };
+    if cfg.capture.mode == CaptureMode::Pcap {
+        return pcap("");
+    }
+    let xdp = &cfg.capture.xdp;
+    match XdpCapture::attach(interface, xdp.attach, &xdp.settings) {
+        Ok(capture) => {
+            eprintln!(
+                "nbad-sensor: capturing on {interface} with XDP in {} mode, {} flow workers",
+                capture.mode(),
+                cfg.flows.workers
+            );
+            let source = XdpSource::new(capture, xdp.poll_interval, prune_after(cfg));
+            run_source(cfg, source, &stop)
+        }
+        Err(e) if cfg.capture.mode == CaptureMode::Auto => {
+            eprintln!("nbad-sensor: XDP cannot be used on {interface}: {e}; falling back to libpcap");
+            pcap(" (XDP fallback)")
+        }
+        Err(e) => Err(e).with_context(|| format!("{interface}: XDP capture (capture.mode = \"xdp\")")),
+    }
+}
+
+/// How long a flow may sit idle in the kernel's map before the XDP poller
+/// removes it: past every idle timeout, so the flow table has ended it first.
+fn prune_after(cfg: &Config) -> std::time::Duration {
+    let f = &cfg.flows;
+    let longest = [f.tcp_idle_timeout, f.udp_idle_timeout, f.icmp_idle_timeout, f.other_idle_timeout]
+        .into_iter()
+        .max()
+        .unwrap_or_default();
+    longest + f.tcp_close_linger + 2 * cfg.capture.xdp.poll_interval
+}
+
+fn run_source<S: PacketSource>(cfg: &Config, mut source: S, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
     let opts = RunOptions {
         flows: flow_writer(cfg)?,
         stats: cfg.output.stats.clone(),
         periodic_stats: Some(cfg.output.stats_interval),
-        stop,
+        stop: Arc::clone(stop),
         end_reason: EndReason::Shutdown,
         hasher: FlowHasher::random(),
     };

@@ -45,6 +45,7 @@ pub struct StatsHub {
     worker_active: Vec<AtomicU64>,
     active_peak: AtomicU64,
     records_written: AtomicU64,
+    source_extra: Mutex<Vec<(&'static str, u64)>>,
     started: std::time::Instant,
 }
 
@@ -72,6 +73,7 @@ impl StatsHub {
             worker_active: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             active_peak: AtomicU64::new(0),
             records_written: AtomicU64::new(0),
+            source_extra: Mutex::default(),
             started: std::time::Instant::now(),
         }
     }
@@ -91,6 +93,15 @@ impl StatsHub {
             self.worker_active[worker].store(f.active, Ordering::Relaxed);
             let total: u64 = self.worker_active.iter().map(|a| a.load(Ordering::Relaxed)).sum();
             self.active_peak.fetch_max(total, Ordering::Relaxed);
+        }
+    }
+
+    /// Publishes the source's own counters (empty for sources without any).
+    pub fn publish_source_extra(&self, extra: Vec<(&'static str, u64)>) {
+        if !extra.is_empty()
+            && let Ok(mut slot) = self.source_extra.lock()
+        {
+            *slot = extra;
         }
     }
 
@@ -124,6 +135,7 @@ impl StatsHub {
                 kernel_dropped: capture.kernel_dropped,
                 interface_dropped: capture.interface_dropped,
                 truncated_files: capture.truncated_files,
+                source: self.source_extra.lock().map(|v| v.iter().copied().collect()).unwrap_or_default(),
             },
             decode: DecodeJson {
                 parsed: decode.parsed,
@@ -192,6 +204,9 @@ pub struct CaptureJson {
     pub interface_dropped: u64,
     /// Files cut inside a record.
     pub truncated_files: u64,
+    /// The source's own counters (the XDP program's outcomes), when it has any.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub source: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// Decoder counters.

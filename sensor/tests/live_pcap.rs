@@ -104,7 +104,8 @@ fn try_run(args: &[&str]) {
     let _ = succeeds(Command::new(args[0]).args(&args[1..]));
 }
 
-/// The test process that made `name` (`nbadt<pid>` or `nbadt<pid>a`), if it has that shape.
+/// The test process that made `name` (`nbadt<pid>t<tag>`, `nbadt<pid>t<tag>a`, `nbadt<pid>br`), if
+/// it has that shape.
 fn owner_pid(name: &str) -> Option<u32> {
     let digits: String = name.strip_prefix(PREFIX)?.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
@@ -143,15 +144,17 @@ struct Link {
 }
 
 impl Link {
-    fn create() -> Self {
+    /// A namespace and veth pair; `tag` (0..=3) tells apart the links of
+    /// tests running at once in one process.
+    fn create(tag: u32) -> Self {
         let pid = std::process::id();
         let subnet = pid % 64 * 4;
         let link = Self {
-            netns: format!("{PREFIX}{pid}"),
-            host_if: format!("{PREFIX}{pid}a"),
-            peer_if: format!("{PREFIX}{pid}b"),
-            host_ip: format!("10.199.{}.{}", pid / 64 % 256, subnet + 1),
-            peer_ip: format!("10.199.{}.{}", pid / 64 % 256, subnet + 2),
+            netns: format!("{PREFIX}{pid}t{tag}"),
+            host_if: format!("{PREFIX}{pid}t{tag}a"),
+            peer_if: format!("{PREFIX}{pid}t{tag}b"),
+            host_ip: format!("10.199.{}.{}", pid / 64 % 64 + 64 * tag, subnet + 1),
+            peer_ip: format!("10.199.{}.{}", pid / 64 % 64 + 64 * tag, subnet + 2),
         };
         must(&["ip", "netns", "add", &link.netns]);
         let (ns, host, peer) = (link.netns.as_str(), link.host_if.as_str(), link.peer_if.as_str());
@@ -281,18 +284,30 @@ fn wait_for_packets_read(stats: &Path, at_least: u64, limit: Duration) -> u64 {
 
 #[test]
 fn live_capture_on_a_veth_accounts_known_udp_and_icmp_flows_and_stops_cleanly_on_sigterm() {
+    live_capture_accounts_known_flows("pcap", 0);
+}
+
+/// XDP sees what arrives on the interface: on the host end of the veth, the packets the namespace
+/// sends (on a SPAN port, that is everything). The echo replies leave through it and are not seen.
+#[test]
+fn xdp_capture_on_a_veth_accounts_the_same_ingress_flows_as_libpcap() {
+    live_capture_accounts_known_flows("xdp", 1);
+}
+
+fn live_capture_accounts_known_flows(mode: &str, tag: u32) {
     if let Some(reason) = missing_prerequisite() {
-        eprintln!("SKIPPED live_pcap: {reason}; this test needs root, `ip netns` and python3");
+        eprintln!("SKIPPED live capture ({mode}): {reason}; this test needs root, `ip netns` and python3");
         return;
     }
     delete_leftovers();
-    let link = Link::create();
+    let link = Link::create(tag);
     let dir = tempfile::tempdir().expect("temp dir");
     let config = write_file(
         dir.path(),
         "live.toml",
         &format!(
-            "[sensor]\nid = \"live-test\"\n\n[capture]\ninterface = \"{}\"\nread_timeout_ms = 50\n\n\
+            "[sensor]\nid = \"live-test\"\n\n[capture]\nmode = \"{mode}\"\ninterface = \"{}\"\n\
+             read_timeout_ms = 50\n\n[capture.xdp]\npoll_interval_ms = 200\n\n\
              [flows]\nworkers = 1\n\n[output]\nstats_interval_s = 1\n",
             link.host_if
         ),
@@ -323,7 +338,9 @@ fn live_capture_on_a_veth_accounts_known_udp_and_icmp_flows_and_stops_cleanly_on
     assert_eq!(replies.trim(), PINGS.to_string(), "echo replies received in the namespace");
 
     // Let the capture catch up before stopping it: the stats file is rewritten every second.
-    let seen = wait_for_packets_read(&stats, DATAGRAMS + 2 * PINGS, Duration::from_secs(5));
+    let ingress_only = mode == "xdp";
+    let expected_packets = if ingress_only { DATAGRAMS + PINGS } else { DATAGRAMS + 2 * PINGS };
+    let seen = wait_for_packets_read(&stats, expected_packets, Duration::from_secs(5));
 
     must(&["kill", "-TERM", &sensor.child.id().to_string()]);
     let code = common::wait_or_kill(&mut sensor.child, Duration::from_secs(20));
@@ -350,13 +367,74 @@ fn live_capture_on_a_veth_accounts_known_udp_and_icmp_flows_and_stops_cleanly_on
     let icmp: Vec<_> =
         records.iter().filter(|r| is_flow(r, "icmp", (&link.peer_ip, None), (&link.host_ip, None))).collect();
     let echo = PINGS * (header + PING_PAYLOAD);
-    assert_eq!(direction_totals(&icmp), ((PINGS, echo), (PINGS, echo)), "{icmp:?}");
+    let replies = if ingress_only { (0, 0) } else { (PINGS, echo) };
+    assert_eq!(direction_totals(&icmp), ((PINGS, echo), replies), "{icmp:?}");
 
     for r in udp.iter().chain(&icmp) {
         assert!(["shutdown", "idle_timeout"].contains(&str_at(r, "/event/reason")), "{r}");
         assert_eq!(str_at(r, "/observer/name"), "live-test", "{r}");
     }
     let stats = read_stats(&stats);
-    assert!(u64_at(&stats, "/capture/packets_read") >= DATAGRAMS + 2 * PINGS, "{stats}");
+    assert!(u64_at(&stats, "/capture/packets_read") >= expected_packets, "{stats}");
+    if ingress_only {
+        assert!(stderr.contains("with XDP in native mode"), "{stderr}");
+        assert!(u64_at(&stats, "/capture/source/parsed") >= expected_packets, "{stats}");
+    }
     assert!(u64_at(&stats, "/flows/ended/shutdown") >= 1, "{stats}");
+}
+
+/// With `capture.mode = "auto"`, an interface where XDP cannot attach (native mode requested on a
+/// bridge, whose driver has no native XDP) is captured with libpcap instead, and the log says why.
+#[test]
+fn auto_mode_falls_back_to_libpcap_and_says_why() {
+    if let Some(reason) = missing_prerequisite() {
+        eprintln!("SKIPPED xdp fallback: {reason}; this test needs root");
+        return;
+    }
+    delete_leftovers();
+    let bridge = format!("{PREFIX}{}br", std::process::id());
+    must(&["ip", "link", "add", &bridge, "type", "bridge"]);
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            try_run(&["ip", "link", "del", &self.0]);
+        }
+    }
+    let _cleanup = Cleanup(bridge.clone());
+    must(&["ip", "link", "set", &bridge, "up"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_file(
+        dir.path(),
+        "auto.toml",
+        &format!(
+            "[capture]\nmode = \"auto\"\ninterface = \"{bridge}\"\nread_timeout_ms = 50\n\n\
+             [capture.xdp]\nattach = \"native\"\n"
+        ),
+    );
+    let (flows, stats) = (dir.path().join("flows.json"), dir.path().join("stats.json"));
+    let mut sensor = start_sensor(&config, &flows, &stats);
+    let capturing = sensor.wait_for_line("capturing on", Duration::from_secs(20));
+    must(&["kill", "-TERM", &sensor.child.id().to_string()]);
+    let code = common::wait_or_kill(&mut sensor.child, Duration::from_secs(20));
+    let stderr = sensor.all_stderr();
+    assert!(capturing, "{stderr}");
+    assert_eq!(code, Ok(Some(0)), "{stderr}");
+    assert!(stderr.contains("XDP cannot be used on"), "{stderr}");
+    assert!(stderr.contains("falling back to libpcap"), "{stderr}");
+    assert!(stderr.contains("with libpcap (XDP fallback)"), "{stderr}");
+}
+
+/// With `capture.mode = "xdp"` the same failure stops the sensor with the reason (exit 1).
+#[test]
+fn xdp_mode_stops_with_the_reason_when_xdp_cannot_attach() {
+    if let Some(reason) = missing_prerequisite() {
+        eprintln!("SKIPPED xdp failure: {reason}; this test needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config =
+        write_file(dir.path(), "xdp.toml", "[capture]\nmode = \"xdp\"\ninterface = \"nbadt-none0\"\n");
+    let out = common::run_sensor(["run".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("nbadt-none0") && out.stderr.contains("XDP"), "{}", out.stderr);
 }

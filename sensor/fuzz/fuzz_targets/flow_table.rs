@@ -83,6 +83,8 @@ fuzz_target!(|data: &[u8]| {
             hash: hasher.hash(&key),
             ts_ns: now,
             ip_len: 20 + u32::from(len) * 8,
+            packets: 1,
+            span_us: 0,
             from_lo: a & 0x10 != 0,
             tcp_flags,
         };

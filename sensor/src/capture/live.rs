@@ -83,6 +83,7 @@ impl PacketSource for LiveSource {
                 kernel_dropped: u64::from(s.dropped),
                 interface_dropped: u64::from(s.if_dropped),
                 truncated_files: 0,
+                extra: Vec::new(),
             },
         )
     }

@@ -31,6 +31,9 @@ pub struct RawPacket<'a> {
 pub enum Next<'a> {
     /// A packet.
     Packet(RawPacket<'a>),
+    /// Traffic already decoded and aggregated in the kernel (the XDP
+    /// path): per-flow, per-direction deltas, in time order.
+    Decoded(&'a [crate::decode::PacketMeta]),
     /// No packet within the source's read timeout (live capture only); the
     /// pipeline uses the pause to advance its clock and publish statistics.
     Idle,
@@ -39,7 +42,7 @@ pub enum Next<'a> {
 }
 
 /// Counters a source keeps about itself (kernel drops for live capture).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SourceStats {
     /// Packets the kernel dropped because the capture buffer was full.
     pub kernel_dropped: u64,
@@ -47,6 +50,9 @@ pub struct SourceStats {
     pub interface_dropped: u64,
     /// Capture files that ended inside a record.
     pub truncated_files: u64,
+    /// Counters of the source's own machinery (the XDP program's outcomes),
+    /// by name.
+    pub extra: Vec<(&'static str, u64)>,
 }
 
 /// A source of packets for the pipeline.
@@ -109,6 +115,14 @@ pub enum CaptureError {
         offset: usize,
         /// What is wrong.
         detail: String,
+    },
+    /// The XDP program's maps could not be read.
+    #[error("{interface}: XDP capture failed: {reason}")]
+    Xdp {
+        /// The interface.
+        interface: String,
+        /// What went wrong.
+        reason: String,
     },
     /// libpcap refused an operation on a live interface.
     #[error("{interface}: {action} failed: {reason}")]

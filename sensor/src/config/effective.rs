@@ -7,8 +7,9 @@
 
 use std::fmt::{self, Display, Formatter};
 
-use super::settings::Config;
+use super::settings::{Config, XdpCaptureSettings};
 use super::validate::toml_string;
+use crate::capture::xdp::XdpSettings;
 
 impl Config {
     /// The complete effective configuration as TOML, defaults included.
@@ -46,6 +47,26 @@ impl Display for Effective<'_> {
         writeln!(f, "filter = {}", toml_string(&capture.filter))?;
         writeln!(f, "buffer_bytes = {}", capture.buffer_bytes)?;
         writeln!(f, "read_timeout_ms = {}", capture.read_timeout.as_millis())?;
+
+        let xdp = &capture.xdp;
+        // No `..`: a field added to XdpSettings must be printed here (and parsed in raw.rs).
+        let XdpSettings {
+            samples_per_direction,
+            sample_len,
+            flow_map_entries,
+            sample_ring_bytes,
+            sample_rate_per_sec,
+            sample_burst,
+        } = &xdp.settings;
+        writeln!(f, "\n[capture.xdp]")?;
+        writeln!(f, "attach = {}", toml_string(XdpCaptureSettings::attach_name(xdp.attach)))?;
+        writeln!(f, "samples_per_direction = {samples_per_direction}")?;
+        writeln!(f, "sample_len = {sample_len}")?;
+        writeln!(f, "flow_map_entries = {flow_map_entries}")?;
+        writeln!(f, "sample_ring_bytes = {sample_ring_bytes}")?;
+        writeln!(f, "sample_rate_per_sec = {sample_rate_per_sec}")?;
+        writeln!(f, "sample_burst = {sample_burst}")?;
+        writeln!(f, "poll_interval_ms = {}", xdp.poll_interval.as_millis())?;
 
         writeln!(f, "\n[decode]")?;
         writeln!(f, "gre = {}", decode.gre)?;

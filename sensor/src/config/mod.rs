@@ -31,7 +31,7 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use settings::{
     CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, OutputSettings, OutputTarget,
-    SensorSettings,
+    SensorSettings, XdpCaptureSettings,
 };
 
 /// Reads and validates the configuration file at `path`.

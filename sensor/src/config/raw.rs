@@ -3,11 +3,15 @@
 //! Invariants: every table is `deny_unknown_fields`, so a misspelt key is an error rather than
 //! a silently ignored setting; every key has a default here (the `Default` impls are the single
 //! place defaults live), except `sensor.id`, whose default (the hostname) is resolved during
-//! validation, and `capture.interface`, which has none. Numbers are kept as TOML's own `i64` so
+//! validation, and `capture.interface`, which has none. The `[capture.xdp]` sampling and map
+//! sizes are taken from `XdpSettings::default()`, so the file and the XDP loader cannot disagree
+//! about a default. Numbers are kept as TOML's own `i64` so
 //! that a negative or oversized value reaches validation and gets a message naming its valid
 //! range, instead of a bare serde type error. Nothing here is checked; see `validate.rs`.
 
 use serde::Deserialize;
+
+use crate::capture::xdp::XdpSettings;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -53,6 +57,7 @@ pub(crate) struct RawCapture {
     pub filter: String,
     pub buffer_bytes: i64,
     pub read_timeout_ms: i64,
+    pub xdp: RawXdp,
 }
 
 impl Default for RawCapture {
@@ -65,6 +70,39 @@ impl Default for RawCapture {
             filter: String::new(),
             buffer_bytes: 64 * 1024 * 1024,
             read_timeout_ms: 100,
+            xdp: RawXdp::default(),
+        }
+    }
+}
+
+/// `[capture.xdp]`: how the XDP program is attached, its map sizes and sampling, and how often
+/// userspace polls it. Read when `capture.mode` is `"xdp"` or `"auto"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawXdp {
+    /// `"native"`, `"skb"` or `"auto"`.
+    pub attach: String,
+    pub samples_per_direction: i64,
+    pub sample_len: i64,
+    pub flow_map_entries: i64,
+    pub sample_ring_bytes: i64,
+    pub sample_rate_per_sec: i64,
+    pub sample_burst: i64,
+    pub poll_interval_ms: i64,
+}
+
+impl Default for RawXdp {
+    fn default() -> Self {
+        let d = XdpSettings::default();
+        Self {
+            attach: "auto".to_owned(),
+            samples_per_direction: d.samples_per_direction.into(),
+            sample_len: d.sample_len.into(),
+            flow_map_entries: d.flow_map_entries.into(),
+            sample_ring_bytes: d.sample_ring_bytes.into(),
+            sample_rate_per_sec: d.sample_rate_per_sec.into(),
+            sample_burst: d.sample_burst.into(),
+            poll_interval_ms: 1000,
         }
     }
 }

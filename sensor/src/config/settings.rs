@@ -12,6 +12,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::error::ConfigError;
+use crate::capture::xdp::{XdpMode, XdpSettings};
 
 /// Where a configuration that was not read from a file says it came from.
 pub(crate) const BUILT_IN_ORIGIN: &str = "<built-in defaults>";
@@ -69,17 +70,25 @@ pub struct SensorSettings {
 pub enum CaptureMode {
     /// libpcap live capture.
     Pcap,
+    /// XDP only: the kernel program counts flows and samples packets; when it cannot be
+    /// attached, live capture fails with the reason.
+    Xdp,
+    /// XDP when it can be attached, else libpcap on the same interface, logging why XDP could
+    /// not be used.
+    Auto,
 }
 
 impl CaptureMode {
     /// Every mode, in the order error messages list them.
-    pub const ALL: [Self; 1] = [Self::Pcap];
+    pub const ALL: [Self; 3] = [Self::Pcap, Self::Xdp, Self::Auto];
 
     /// The name used in the configuration file.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pcap => "pcap",
+            Self::Xdp => "xdp",
+            Self::Auto => "auto",
         }
     }
 }
@@ -102,6 +111,36 @@ pub struct CaptureSettings {
     pub buffer_bytes: u32,
     /// How long a read waits for packets before returning a partial batch, 1 ms..=1 s.
     pub read_timeout: Duration,
+    /// `[capture.xdp]`: used when `mode` is [`CaptureMode::Xdp`] or [`CaptureMode::Auto`];
+    /// validated whatever the mode, so switching modes cannot expose a bad value later.
+    pub xdp: XdpCaptureSettings,
+}
+
+/// `[capture.xdp]`: XDP attach mode, the program's map sizes and sampling, and the poll period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpCaptureSettings {
+    /// How the program is attached (`attach`): native, generic (skb), or native falling back
+    /// to generic.
+    pub attach: XdpMode,
+    /// Map sizes and sampling; passes [`XdpSettings::validate`].
+    pub settings: XdpSettings,
+    /// How often userspace reads the kernel flow map, 100 ms..=10 s.
+    pub poll_interval: Duration,
+}
+
+impl XdpCaptureSettings {
+    /// Every attach mode, in the order error messages list them.
+    pub const ATTACH_MODES: [XdpMode; 3] = [XdpMode::Native, XdpMode::Skb, XdpMode::Auto];
+
+    /// The name of `mode` in the configuration file (`capture.xdp.attach`).
+    #[must_use]
+    pub fn attach_name(mode: XdpMode) -> &'static str {
+        match mode {
+            XdpMode::Native => "native",
+            XdpMode::Skb => "skb",
+            XdpMode::Auto => "auto",
+        }
+    }
 }
 
 /// `[decode]`: tunnel decapsulation.

@@ -12,11 +12,12 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::error::ConfigError;
-use super::raw::{RawCapture, RawConfig, RawDecode, RawFlows, RawOutput, RawSensor};
+use super::raw::{RawCapture, RawConfig, RawDecode, RawFlows, RawOutput, RawSensor, RawXdp};
 use super::settings::{
     CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, OutputSettings, OutputTarget,
-    SensorSettings,
+    SensorSettings, XdpCaptureSettings,
 };
+use crate::capture::xdp::{XdpError, XdpSettings};
 
 /// Used when `sensor.id` is not set and the hostname is unreadable or not a valid id.
 pub(crate) const FALLBACK_SENSOR_ID: &str = "nbad-sensor";
@@ -26,6 +27,8 @@ const SENSOR_ID_RULE: &str = "1 to 64 characters, each a letter, digit, '.', '_'
 const INTERFACE_MAX_LEN: usize = 15;
 const IDLE_TIMEOUT_MAX_S: i64 = 86_400;
 const MIB: i64 = 1024 * 1024;
+/// Any `u32`: the XDP settings that `XdpSettings::validate` leaves unbounded.
+const U32_MAX: i64 = u32::MAX as i64;
 
 /// Validates `raw`, attributing every error to `origin`.
 pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<Config, ConfigError> {
@@ -184,7 +187,81 @@ impl Check<'_> {
             read_timeout: self
                 .int("capture.read_timeout_ms", raw.read_timeout_ms, 1, 1000, "milliseconds")
                 .map(Duration::from_millis)?,
+            xdp: self.xdp(raw.xdp)?,
         })
+    }
+
+    /// `[capture.xdp]`. The ranges mirror `XdpSettings::validate` (a test checks every
+    /// boundary against it), and the result is passed through it as well, so a range tightened
+    /// there is still reported here, under the `capture.xdp.` key.
+    fn xdp(&self, raw: RawXdp) -> Result<XdpCaptureSettings, ConfigError> {
+        let attach = XdpCaptureSettings::ATTACH_MODES
+            .into_iter()
+            .find(|&mode| XdpCaptureSettings::attach_name(mode) == raw.attach)
+            .ok_or_else(|| {
+                let valid: Vec<String> = XdpCaptureSettings::ATTACH_MODES
+                    .iter()
+                    .map(|&mode| toml_string(XdpCaptureSettings::attach_name(mode)))
+                    .collect();
+                self.invalid(
+                    "capture.xdp.attach",
+                    toml_string(&raw.attach),
+                    format!(
+                        "one of {} (\"native\" = driver mode, \"skb\" = generic mode, \
+                         \"auto\" = native, else skb)",
+                        valid.join(", ")
+                    ),
+                )
+            })?;
+        let settings = XdpSettings {
+            samples_per_direction: self.int(
+                "capture.xdp.samples_per_direction",
+                raw.samples_per_direction,
+                0,
+                U32_MAX,
+                "packets per flow direction and CPU (0 = off)",
+            )?,
+            sample_len: self.int("capture.xdp.sample_len", raw.sample_len, 0, 256, "bytes")?,
+            flow_map_entries: self.int(
+                "capture.xdp.flow_map_entries",
+                raw.flow_map_entries,
+                1,
+                XdpSettings::MAX_FLOW_MAP_ENTRIES.into(),
+                "flows",
+            )?,
+            sample_ring_bytes: self.int(
+                "capture.xdp.sample_ring_bytes",
+                raw.sample_ring_bytes,
+                4096,
+                1 << 30,
+                "bytes (4 KiB to 1 GiB)",
+            )?,
+            sample_rate_per_sec: self.int(
+                "capture.xdp.sample_rate_per_sec",
+                raw.sample_rate_per_sec,
+                0,
+                1_000_000,
+                "samples per second and CPU",
+            )?,
+            sample_burst: self.int(
+                "capture.xdp.sample_burst",
+                raw.sample_burst,
+                0,
+                U32_MAX,
+                "samples per CPU",
+            )?,
+        };
+        settings.validate().map_err(|err| match err {
+            XdpError::InvalidSetting { key, value, valid } => {
+                self.invalid(format!("capture.xdp.{key}"), value, valid)
+            }
+            // `validate` only reports bad settings; anything else still names the table.
+            other => self.invalid("capture.xdp", "{ ... }".to_owned(), other.to_string()),
+        })?;
+        let poll_interval = self
+            .int("capture.xdp.poll_interval_ms", raw.poll_interval_ms, 100, 10_000, "milliseconds")
+            .map(Duration::from_millis)?;
+        Ok(XdpCaptureSettings { attach, settings, poll_interval })
     }
 
     fn decode(&self, raw: RawDecode) -> Result<DecodeSettings, ConfigError> {

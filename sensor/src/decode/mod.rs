@@ -33,12 +33,26 @@ pub struct PacketMeta {
     /// Capture time, ns since the Unix epoch.
     pub ts_ns: u64,
     /// IP-layer bytes (IPv4 total length, IPv6 payload length + 40), as
-    /// IPFIX's octetDeltaCount counts them, whatever the snaplen cut.
+    /// IPFIX's octetDeltaCount counts them, whatever the snaplen cut; for an
+    /// aggregate (see `packets`), the bytes of all its packets.
     pub ip_len: u32,
+    /// Packets this describes: 1 for a decoded packet; more for an
+    /// aggregate read from the XDP program's flow map, whose packets span
+    /// from `ts_ns - span_us` to `ts_ns`.
+    pub packets: u32,
+    /// Microseconds from the aggregate's first packet to its last (0 for one packet).
+    pub span_us: u32,
     /// Whether the sender is the key's lower endpoint.
     pub from_lo: bool,
     /// TCP flags (0 for other protocols and for non-first fragments).
     pub tcp_flags: u8,
+}
+
+impl PacketMeta {
+    /// Time of the first packet this describes.
+    pub fn first_ns(&self) -> u64 {
+        self.ts_ns.saturating_sub(u64::from(self.span_us) * 1_000)
+    }
 }
 
 /// Why a frame yields no [`PacketMeta`].
@@ -260,6 +274,8 @@ impl Endpoints {
             hash: 0,
             ts_ns,
             ip_len,
+            packets: 1,
+            span_us: 0,
             from_lo,
             tcp_flags,
         }

@@ -48,10 +48,12 @@ impl FlowEntry {
         let sender_hi = !m.from_lo;
         let syn_ack = m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK;
         // The client sent the SYN; a flow first seen at its SYN-ACK has the
-        // receiver as client; otherwise the first packet's sender.
-        let client_hi = if m.key.proto == TCP && syn_ack { !sender_hi } else { sender_hi };
+        // receiver as client; otherwise the first packet's sender. (An
+        // aggregate's flags are a union, so only a single packet's SYN-ACK
+        // says who the server is.)
+        let client_hi = if m.key.proto == TCP && syn_ack && m.packets == 1 { !sender_hi } else { sender_hi };
         Self {
-            seg_start: m.ts_ns,
+            seg_start: m.first_ns(),
             bytes: [0; 2],
             packets: [0; 2],
             first_us: [0; 2],
@@ -90,12 +92,12 @@ impl FlowEntry {
     /// Accounts one packet; returns whether the flow just started closing.
     pub(super) fn update(&mut self, m: &PacketMeta) -> bool {
         let d = usize::from(!m.from_lo);
-        let off = u32::try_from(m.ts_ns.saturating_sub(self.seg_start) / 1_000).unwrap_or(u32::MAX);
+        let offset = |ts: u64| u32::try_from(ts.saturating_sub(self.seg_start) / 1_000).unwrap_or(u32::MAX);
         if self.packets[d] == 0 {
-            self.first_us[d] = off;
+            self.first_us[d] = offset(m.first_ns());
         }
-        self.last_us[d] = self.last_us[d].max(off);
-        self.packets[d] += 1;
+        self.last_us[d] = self.last_us[d].max(offset(m.ts_ns));
+        self.packets[d] += m.packets;
         self.bytes[d] += m.ip_len;
         self.tcp_flags[d] |= m.tcp_flags;
         if self.key.proto != TCP {
@@ -104,14 +106,14 @@ impl FlowEntry {
         let was_closing = self.closing();
         let from_client = d == self.client_dir();
         let f = m.tcp_flags;
-        if f & (TCP_SYN | TCP_ACK) == TCP_SYN {
-            self.state |= tcp_state::SYN;
-        }
-        if f & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK {
-            self.state |= tcp_state::SYN_ACK;
+        // SYN from the client is its SYN, SYN from the server its SYN-ACK;
+        // read this way, the union of an aggregate's flags tells the same
+        // story as its packets one by one.
+        if f & TCP_SYN != 0 {
+            self.state |= if from_client { tcp_state::SYN } else { tcp_state::SYN_ACK };
         }
         if from_client
-            && f & (TCP_SYN | TCP_ACK) == TCP_ACK
+            && f & TCP_ACK != 0
             && self.state & (tcp_state::SYN | tcp_state::SYN_ACK) == tcp_state::SYN | tcp_state::SYN_ACK
         {
             self.state |= tcp_state::ESTABLISHED;
@@ -128,7 +130,7 @@ impl FlowEntry {
     /// Whether accounting `m` would overflow a per-segment counter.
     pub(super) fn would_overflow(&self, m: &PacketMeta) -> bool {
         let d = usize::from(!m.from_lo);
-        self.packets[d] == u32::MAX || self.bytes[d].checked_add(m.ip_len).is_none()
+        self.packets[d].checked_add(m.packets).is_none() || self.bytes[d].checked_add(m.ip_len).is_none()
     }
 
     /// A new connection on a closing TCP flow's 5-tuple (port reuse).

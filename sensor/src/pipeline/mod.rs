@@ -147,6 +147,16 @@ fn capture_loop<S: PacketSource>(
                 since_housekeeping += 1;
                 false
             }
+            Next::Decoded(metas) => {
+                for meta in metas {
+                    c.packets_read += u64::from(meta.packets);
+                    c.bytes_read += u64::from(meta.ip_len);
+                    decoder.counters.parsed += u64::from(meta.packets);
+                    dispatcher.push(*meta)?;
+                }
+                since_housekeeping += u32::try_from(metas.len()).unwrap_or(u32::MAX);
+                false
+            }
             Next::Idle => true,
             Next::End => break,
         };
@@ -160,6 +170,7 @@ fn capture_loop<S: PacketSource>(
             c.interface_dropped = drops.interface_dropped;
             c.truncated_files = drops.truncated_files;
             hub.publish_capture(&c, &decoder.counters, &dispatcher.counters, false);
+            hub.publish_source_extra(drops.extra);
             if let Some(every) = opts.periodic_stats
                 && last_report.elapsed() >= every
             {
@@ -177,6 +188,7 @@ fn capture_loop<S: PacketSource>(
     c.kernel_dropped = drops.kernel_dropped;
     c.interface_dropped = drops.interface_dropped;
     c.truncated_files = drops.truncated_files;
+    hub.publish_source_extra(drops.extra);
     Ok(c)
 }
 

@@ -27,6 +27,7 @@ pub mod error;
 mod loader;
 pub mod object;
 mod reader;
+pub mod source;
 
 use std::fmt;
 
@@ -211,7 +212,14 @@ impl XdpCapture {
     /// What every flow in the kernel map gained since the previous poll (or since attach);
     /// flows without new packets are left out.
     pub fn poll_flows(&mut self) -> Result<Vec<FlowDelta>, XdpError> {
-        self.reader.poll_flows(&self.clock)
+        self.reader.poll_flows(&self.clock, None)
+    }
+
+    /// Like [`Self::poll_flows`], and also removes from the kernel map the
+    /// flows without new packets whose last packet came before
+    /// `idle_before_ns` (wall clock, ns since the epoch).
+    pub fn poll_flows_pruning(&mut self, idle_before_ns: u64) -> Result<Vec<FlowDelta>, XdpError> {
+        self.reader.poll_flows(&self.clock, Some(idle_before_ns))
     }
 
     /// Removes `key` from the kernel map (userspace expired it) and returns what it gained

@@ -164,9 +164,18 @@ impl Reader {
         })
     }
 
-    pub(super) fn poll_flows(&mut self, clock: &KernelClock) -> Result<Vec<FlowDelta>, XdpError> {
+    /// Deltas since the previous poll. Flows without new packets whose last
+    /// packet (wall clock) is before `prune_before_ns` are removed from the
+    /// kernel map, so that flows userspace has long expired do not linger
+    /// there until the LRU pushes them out.
+    pub(super) fn poll_flows(
+        &mut self,
+        clock: &KernelClock,
+        prune_before_ns: Option<u64>,
+    ) -> Result<Vec<FlowDelta>, XdpError> {
         let mut current: HashMap<FlowKey, Totals> = HashMap::with_capacity(self.previous.len());
         let mut deltas = Vec::new();
+        let mut stale = Vec::new();
         for entry in self.flows.iter().take(self.walk_limit) {
             let (key, per_cpu) = entry.map_err(|source| XdpError::Map {
                 map: FLOWS_MAP_NAME,
@@ -178,8 +187,25 @@ impl Reader {
                 continue;
             }
             let totals = Totals::sum(per_cpu.iter());
-            deltas.extend(totals.delta(key, self.previous.get(&key), clock));
+            match totals.delta(key, self.previous.get(&key), clock) {
+                Some(delta) => deltas.push(delta),
+                None if prune_before_ns
+                    .is_some_and(|t| clock.to_wall_ns(totals.last_ns[0].max(totals.last_ns[1])) < t) =>
+                {
+                    stale.push(key);
+                    continue;
+                }
+                None => {}
+            }
             current.insert(key, totals);
+        }
+        for key in stale {
+            match self.flows.remove(&key.to_bytes()) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(source) => {
+                    return Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "removing a flow", source });
+                }
+            }
         }
         self.previous = current;
         Ok(deltas)

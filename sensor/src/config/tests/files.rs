@@ -8,7 +8,8 @@ use crate::config::{self, Config};
 #[test]
 fn effective_toml_round_trips_to_the_same_config() {
     let text = "[sensor]\nid = \"rt\"\nhome_networks = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n\
-                [capture]\ninterface = \"eth1\"\nfilter = 'not host \"x\" and port 53 \\ '\nsnaplen = 128\n\
+                [capture]\nmode = \"auto\"\ninterface = \"eth1\"\nfilter = 'not host \"x\" and port 53 \\ '\nsnaplen = 128\n\
+                [capture.xdp]\nattach = \"native\"\nsample_len = 64\nsample_burst = 0\npoll_interval_ms = 250\n\
                 [decode]\ngre = false\nvxlan_ports = [4789, 8472]\n\
                 [flows]\nworkers = 2\ntcp_close_linger_s = 0\n\
                 [output]\nflows = \"/var/log/flows.jsonl\"\nstats = \"-\"\n";

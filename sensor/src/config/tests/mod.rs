@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::capture::xdp::{XdpMode, XdpSettings};
 use crate::config::validate::{
     FALLBACK_SENSOR_ID, default_sensor_id, resolve_workers, sensor_id_from_hostname,
 };
@@ -30,23 +31,29 @@ fn configs_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs")
 }
 
-/// Dotted paths of every key in a TOML document (tables are recursed into).
+/// Dotted paths of every key in a TOML document (tables are recursed into, so
+/// `[capture.xdp] attach` is `capture.xdp.attach`).
 fn dotted_keys(text: &str) -> BTreeSet<String> {
-    let table: toml::Table = toml::from_str(text).expect("document is valid TOML");
-    let mut keys = BTreeSet::new();
-    for (name, value) in &table {
-        match value {
-            toml::Value::Table(inner) => keys.extend(inner.keys().map(|key| format!("{name}.{key}"))),
-            _ => {
-                keys.insert(name.clone());
+    fn walk(prefix: &str, table: &toml::Table, keys: &mut BTreeSet<String>) {
+        for (name, value) in table {
+            let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+            match value {
+                toml::Value::Table(inner) => walk(&path, inner, keys),
+                _ => {
+                    keys.insert(path);
+                }
             }
         }
     }
+    let table: toml::Table = toml::from_str(text).expect("document is valid TOML");
+    let mut keys = BTreeSet::new();
+    walk("", &table, &mut keys);
     keys
 }
 
 mod files;
 mod rejections;
+mod xdp;
 
 #[test]
 fn defaults_fill_every_omitted_key() {
@@ -63,6 +70,9 @@ fn defaults_fill_every_omitted_key() {
     assert_eq!(config.capture.filter, "");
     assert_eq!(config.capture.buffer_bytes, 64 * 1024 * 1024);
     assert_eq!(config.capture.read_timeout, Duration::from_millis(100));
+    assert_eq!(config.capture.xdp.attach, XdpMode::Auto);
+    assert_eq!(config.capture.xdp.settings, XdpSettings::default());
+    assert_eq!(config.capture.xdp.poll_interval, Duration::from_millis(1000));
 
     assert!(config.decode.gre);
     assert!(config.decode.vxlan);
@@ -86,7 +96,7 @@ fn defaults_fill_every_omitted_key() {
     assert_eq!(config.output.stats, OutputTarget::None);
     assert_eq!(config.output.stats_interval, Duration::from_secs(10));
 
-    let empty_tables = "[sensor]\n[capture]\n[decode]\n[flows]\n[output]\n";
+    let empty_tables = "[sensor]\n[capture]\n[capture.xdp]\n[decode]\n[flows]\n[output]\n";
     assert_eq!(parse(empty_tables).expect("empty tables are valid"), config);
 }
 

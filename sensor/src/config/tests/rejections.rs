@@ -53,10 +53,17 @@ fn rejects_negative_numbers_with_the_range_not_a_type_error() {
 }
 
 /// (table, key, lowest valid, highest valid, other lines needed in the same table).
-const RANGES: &[(&str, &str, i64, i64, &str)] = &[
+pub(super) const RANGES: &[(&str, &str, i64, i64, &str)] = &[
     ("capture", "snaplen", 64, 262_144, ""),
     ("capture", "buffer_bytes", 1_048_576, 2_147_483_647, ""),
     ("capture", "read_timeout_ms", 1, 1000, ""),
+    ("capture.xdp", "samples_per_direction", 0, 4_294_967_295, ""),
+    ("capture.xdp", "sample_len", 0, 256, ""),
+    ("capture.xdp", "flow_map_entries", 1, 16_777_216, ""),
+    ("capture.xdp", "sample_ring_bytes", 4096, 1_073_741_824, ""),
+    ("capture.xdp", "sample_rate_per_sec", 0, 1_000_000, ""),
+    ("capture.xdp", "sample_burst", 0, 4_294_967_295, ""),
+    ("capture.xdp", "poll_interval_ms", 100, 10_000, ""),
     ("flows", "tcp_idle_timeout_s", 1, 86_400, "emergency_idle_timeout_s = 1"),
     ("flows", "udp_idle_timeout_s", 1, 86_400, "emergency_idle_timeout_s = 1"),
     ("flows", "icmp_idle_timeout_s", 1, 86_400, "emergency_idle_timeout_s = 1"),
@@ -152,8 +159,8 @@ fn rejects_sensor_ids_outside_the_allowed_characters_and_length() {
 #[test]
 fn rejects_unknown_capture_mode_listing_valid_values() {
     assert_eq!(
-        rejection("[capture]\nmode = \"xdp\"\n"),
-        "configs/x.toml: capture.mode = \"xdp\" is invalid: expected one of \"pcap\""
+        rejection("[capture]\nmode = \"af_packet\"\n"),
+        "configs/x.toml: capture.mode = \"af_packet\" is invalid: expected one of \"pcap\", \"xdp\", \"auto\""
     );
 }
 

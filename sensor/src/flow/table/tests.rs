@@ -31,7 +31,7 @@ fn pkt(n: u16, proto: u8, t: u64, from_lo: bool, flags: u8, len: u32) -> PacketM
     key.port_lo = 1000 + n;
     key.port_hi = 80;
     let hash = FlowHasher::with_seed(7).hash(&key);
-    PacketMeta { key, hash, ts_ns: t, ip_len: len, from_lo, tcp_flags: flags }
+    PacketMeta { key, hash, ts_ns: t, ip_len: len, packets: 1, span_us: 0, from_lo, tcp_flags: flags }
 }
 
 fn reasons(out: &[FlowRecord]) -> Vec<EndReason> {
