@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 use crate::capture::PacketSource;
 use crate::capture::file::FileSource;
-use crate::capture::live::LiveSource;
+use crate::capture::live::{LiveSource, PromiscuousGuard};
 use crate::capture::xdp::XdpCapture;
 use crate::capture::xdp::source::XdpSource;
 use crate::config::{self, CaptureMode, Config, ConfigError, OutputTarget};
@@ -202,6 +202,8 @@ fn run_live(cfg: &Config) -> anyhow::Result<()> {
                 capture.mode(),
                 cfg.flows.workers
             );
+            let _promiscuous =
+                if cfg.capture.promiscuous { Some(PromiscuousGuard::hold(interface)?) } else { None };
             let source = XdpSource::new(capture, xdp.poll_interval, prune_after(cfg));
             run_source(cfg, source, &stop)
         }

@@ -95,3 +95,35 @@ impl PacketSource for LiveSource {
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     }
 }
+
+/// Holds an interface in promiscuous mode for as long as it lives, without
+/// capturing anything: the XDP path sees only the frames the NIC accepts, and
+/// on a SPAN or tap port those are mostly not addressed to this host. The
+/// kernel keeps the interface promiscuous while this membership is held and
+/// drops it when the handle closes, so a crash leaves nothing behind.
+pub struct PromiscuousGuard {
+    _capture: Capture<Active>,
+}
+
+impl std::fmt::Debug for PromiscuousGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromiscuousGuard").finish_non_exhaustive()
+    }
+}
+
+impl PromiscuousGuard {
+    /// Puts `interface` in promiscuous mode until the guard is dropped.
+    pub fn hold(interface: &str) -> Result<Self, CaptureError> {
+        let live = |action, reason| CaptureError::Live { interface: interface.to_owned(), action, reason };
+        let mut capture = Capture::from_device(interface)
+            .map_err(|e| live("looking up the interface", e))?
+            .promisc(true)
+            .snaplen(64)
+            .buffer_size(1 << 20)
+            .open()
+            .map_err(|e| live("enabling promiscuous mode", e))?;
+        // A filter no frame passes: the handle exists for its membership only.
+        capture.filter("less 1", true).map_err(|e| live("installing the empty filter", e))?;
+        Ok(Self { _capture: capture })
+    }
+}
