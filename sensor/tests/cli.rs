@@ -255,3 +255,25 @@ fn generate_into_a_missing_folder_exits_1_naming_the_path() {
     out.assert_code(1, "generate into a missing folder");
     assert!(out.stderr.contains(path.to_str().expect("UTF-8 temp path")), "{}", out.stderr);
 }
+
+/// Regression: statistics were written to a temporary file renamed over the target, which
+/// replaced `/dev/null` (a device node) with a regular file.
+#[test]
+fn stats_to_a_device_node_are_written_in_place_not_renamed_over_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pcap = dir.path().join("demo.pcap");
+    let made = common::run_sensor(["generate".as_ref(), pcap.as_os_str()]);
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let out = common::run_sensor([
+        "replay".as_ref(),
+        "--flows".as_ref(),
+        "/dev/null".as_ref(),
+        "--stats".as_ref(),
+        "/dev/null".as_ref(),
+        pcap.as_os_str(),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    use std::os::unix::fs::FileTypeExt as _;
+    let kind = std::fs::metadata("/dev/null").expect("/dev/null").file_type();
+    assert!(kind.is_char_device(), "/dev/null is no longer a device: {kind:?}");
+}

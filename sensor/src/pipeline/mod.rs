@@ -198,6 +198,12 @@ pub fn write_stats(target: &OutputTarget, snapshot: &StatsSnapshot) -> anyhow::R
     match target {
         OutputTarget::None => {}
         OutputTarget::Stdout => println!("{json}"),
+        // Not a regular file (/dev/null, a FIFO, /dev/stdout): written in
+        // place; renaming over it would replace the device node.
+        OutputTarget::File(path) if path.exists() && !path.is_file() => {
+            std::fs::write(path, json + "\n")
+                .with_context(|| format!("{}: cannot write statistics", path.display()))?;
+        }
         OutputTarget::File(path) => {
             // Written to a temporary file beside the target and renamed over
             // it, so a reader never sees half a file.

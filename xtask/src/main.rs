@@ -1,0 +1,69 @@
+//! `cargo xtask`: the project's developer tasks (setup, demo, test, bench).
+//!
+//! This crate depends on neither the sensor nor libpcap, so that `cargo xtask setup` compiles on a
+//! fresh machine before anything is installed. Every task prints what it runs; a failing step
+//! ends the process with a non-zero exit code and names the step.
+
+mod bench;
+mod cmd;
+mod demo;
+mod setup;
+mod stats;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Developer tasks for nbad-sensor", version)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what building and testing need on Debian 12 (idempotent; run as root).
+    Setup,
+    /// Setup, build the sensor, generate a synthetic capture and replay it.
+    Demo(demo::DemoArgs),
+    /// Setup, then fmt check, clippy, eBPF lint and the workspace tests (what CI runs).
+    Test(test::TestArgs),
+    /// Build a large benchmark capture from the corpus and measure the sensor against libpcap.
+    Bench(bench::BenchArgs),
+    /// Internal: read a file in 1 MiB chunks and discard it (the bench's raw-read baseline).
+    #[command(hide = true)]
+    RawRead { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = repo_root();
+    let result = match cli.task {
+        Task::Setup => setup::run(),
+        Task::Demo(args) => demo::run(&root, &args),
+        Task::Test(args) => test::run(&root, &args),
+        Task::Bench(args) => bench::run(&root, &args),
+        Task::RawRead { file } => bench::raw_read::run(&file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("\nxtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: xtask always lives one level below it.
+fn repo_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf)
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` if set, else `<root>/target`.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}

@@ -1,0 +1,212 @@
+//! `cargo xtask setup`: the prerequisites of a fresh Debian 12 machine, installed idempotently.
+//!
+//! Each item is checked first and skipped when present, so running it twice changes nothing.
+//! What it installs:
+//! - apt: libpcap-dev (the `pcap` crate links libpcap), pkg-config and build-essential (linking),
+//!   tshark and tcpdump (reading and cross-checking captures), iproute2 (veth/netns lab setups),
+//!   jq (reading the sensor's JSON in scripts). clang is not needed: the XDP program is built by
+//!   rustc and linked by bpf-linker, which loads rustc's own LLVM.
+//! - rustup: clippy and rustfmt for the default toolchain; a `nightly` toolchain (never a dated
+//!   one) with rust-src (`-Z build-std=core` for the BPF target) and clippy (the eBPF lint).
+//! - `cargo install bpf-linker@0.10.0 --locked` unless that version is already installed.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cmd::{self, heading, note};
+
+/// Debian packages the build, the tests and the demo need.
+const APT_PACKAGES: &[&str] = &[
+    "build-essential",
+    "pkg-config",
+    "libpcap-dev",
+    "tshark",
+    "tcpdump",
+    "iproute2",
+    "jq",
+    "python3",
+    "util-linux",
+];
+
+const BPF_LINKER_VERSION: &str = "0.10.0";
+
+pub fn run() -> Result<()> {
+    heading("setup: checking prerequisites (installing only what is missing)");
+    let mut apt = Apt::default();
+    apt.ensure(APT_PACKAGES, &[])?;
+    ensure_rust_toolchains()?;
+    ensure_bpf_linker()?;
+    note("setup complete");
+    Ok(())
+}
+
+/// apt-get with `apt-get update` run at most once per xtask invocation.
+#[derive(Debug, Default)]
+pub struct Apt {
+    updated: bool,
+}
+
+impl Apt {
+    /// Installs those of `packages` that dpkg does not report as installed. `extra_args` go to
+    /// `apt-get install` (e.g. `-t bookworm-backports`).
+    pub fn ensure(&mut self, packages: &[&str], extra_args: &[&str]) -> Result<()> {
+        let mut missing = Vec::new();
+        for &package in packages {
+            match installed_version(package)? {
+                Some(version) => note(&format!("apt: {package} {version} present")),
+                None => missing.push(package),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.install(&missing, extra_args)
+    }
+
+    /// `apt-get install` of `packages` whatever is installed (upgrades an older version).
+    pub fn install(&mut self, packages: &[&str], extra_args: &[&str]) -> Result<()> {
+        note(&format!("apt: installing {}", packages.join(" ")));
+        self.update()?;
+        let mut install = apt_get();
+        install.args(["install", "-y", "--no-install-recommends"]).args(extra_args).args(packages);
+        cmd::run("apt-get install (are you root?)", &mut install)
+    }
+
+    /// `apt-get update`, once.
+    pub fn update(&mut self) -> Result<()> {
+        if !self.updated {
+            cmd::run("apt-get update (are you root?)", apt_get().arg("update"))?;
+            self.updated = true;
+        }
+        Ok(())
+    }
+
+    /// Forces the next `update` to run again (after adding an apt source).
+    pub fn sources_changed(&mut self) {
+        self.updated = false;
+    }
+}
+
+/// The installed version of a Debian package, or `None` if it is not installed.
+pub fn installed_version(package: &str) -> Result<Option<String>> {
+    let out = cmd::probe(Command::new("dpkg-query").args(["-W", "-f=${Status}\t${Version}", package]))?;
+    Ok(out.and_then(|line| {
+        let (status, version) = line.split_once('\t')?;
+        (status == "install ok installed").then(|| version.to_owned())
+    }))
+}
+
+/// apt-get that never asks a question (tshark's debconf prompt included) and never reads stdin.
+fn apt_get() -> Command {
+    let mut cmd = Command::new("apt-get");
+    cmd.env("DEBIAN_FRONTEND", "noninteractive").args(["-q", "-o", "Dpkg::Use-Pty=0"]).stdin(Stdio::null());
+    cmd
+}
+
+fn ensure_rust_toolchains() -> Result<()> {
+    if cmd::probe(Command::new("rustup").arg("--version"))?.is_none() {
+        bail!("rustup not found on PATH: install Rust with rustup (https://rustup.rs) first");
+    }
+    // The default toolchain (or the one RUSTUP_TOOLCHAIN names) runs fmt and clippy.
+    ensure_components(None, &["clippy", "rustfmt"])?;
+
+    let toolchains = cmd::probe(Command::new("rustup").args(["toolchain", "list"]))?
+        .context("`rustup toolchain list` failed")?;
+    if toolchains.lines().any(is_undated_nightly) {
+        note("rustup: nightly toolchain present");
+    } else {
+        cmd::run(
+            "install the nightly toolchain",
+            Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]),
+        )?;
+    }
+    ensure_components(Some("nightly"), &["rust-src", "clippy"])
+}
+
+/// `nightly-x86_64-unknown-linux-gnu (default)` is; `nightly-2025-06-01-x86_64-...` is not.
+fn is_undated_nightly(line: &str) -> bool {
+    let name = line.split_whitespace().next().unwrap_or_default();
+    name == "nightly"
+        || name.strip_prefix("nightly-").is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+fn ensure_components(toolchain: Option<&str>, components: &[&str]) -> Result<()> {
+    let toolchain_args: Vec<&str> = toolchain.map(|t| vec!["--toolchain", t]).unwrap_or_default();
+    let label = toolchain.unwrap_or("default toolchain");
+    let installed =
+        cmd::probe(Command::new("rustup").args(["component", "list", "--installed"]).args(&toolchain_args))?
+            .with_context(|| format!("`rustup component list` failed for {label}"))?;
+    // Lines are `rust-src` or `clippy-x86_64-unknown-linux-gnu`.
+    let missing: Vec<&str> = components
+        .iter()
+        .copied()
+        .filter(|c| {
+            !installed.lines().any(|l| l == *c || l.strip_prefix(c).is_some_and(|r| r.starts_with('-')))
+        })
+        .collect();
+    if missing.is_empty() {
+        note(&format!("rustup: {} present ({label})", components.join(", ")));
+        return Ok(());
+    }
+    cmd::run(
+        "rustup component add",
+        Command::new("rustup").args(["component", "add"]).args(&missing).args(&toolchain_args),
+    )
+}
+
+fn ensure_bpf_linker() -> Result<()> {
+    if bpf_linker_version()?.is_some_and(|v| v == BPF_LINKER_VERSION) {
+        note(&format!("bpf-linker {BPF_LINKER_VERSION} present"));
+        return Ok(());
+    }
+    // A second `cargo install` of the same crate would only wait for the first one's lock and
+    // then build it again: wait for a running one instead.
+    let mut announced = false;
+    while let Some(pid) = running_bpf_linker_install() {
+        if !announced {
+            note(&format!("waiting for a running `cargo install bpf-linker` (pid {pid})"));
+            announced = true;
+        }
+        thread::sleep(Duration::from_secs(5));
+    }
+    if bpf_linker_version()?.is_some_and(|v| v == BPF_LINKER_VERSION) {
+        note(&format!("bpf-linker {BPF_LINKER_VERSION} present"));
+        return Ok(());
+    }
+    let spec = format!("bpf-linker@{BPF_LINKER_VERSION}");
+    cmd::run("install bpf-linker", &mut cmd::cargo(["install", &spec, "--locked"]))
+}
+
+/// The version `bpf-linker --version` prints, looking on PATH and then in `$CARGO_HOME/bin`.
+fn bpf_linker_version() -> Result<Option<String>> {
+    let mut candidates = vec![PathBuf::from("bpf-linker")];
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        candidates.push(PathBuf::from(home).join("bin/bpf-linker"));
+    }
+    for program in candidates {
+        if let Some(out) = cmd::probe(Command::new(&program).arg("--version"))? {
+            // "bpf-linker 0.10.0"
+            return Ok(out.split_whitespace().nth(1).map(str::to_owned));
+        }
+    }
+    Ok(None)
+}
+
+/// The pid of a process whose command line is `cargo install ... bpf-linker...`, if any.
+fn running_bpf_linker_install() -> Option<u32> {
+    let entries = fs::read_dir("/proc").ok()?;
+    entries.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_cargo = args.first().is_some_and(|a| a.ends_with(b"cargo"));
+        let installs = args.iter().any(|a| *a == b"install");
+        let linker = args.iter().any(|a| a.starts_with(b"bpf-linker"));
+        (is_cargo && installs && linker && pid != std::process::id()).then_some(pid)
+    })
+}
