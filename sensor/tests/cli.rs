@@ -262,9 +262,9 @@ fn generate_into_a_missing_folder_exits_1_naming_the_path() {
 fn stats_to_a_device_node_are_written_in_place_not_renamed_over_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pcap = dir.path().join("demo.pcap");
-    let made = common::run_sensor(["generate".as_ref(), pcap.as_os_str()]);
+    let made = run_sensor(["generate".as_ref(), pcap.as_os_str()]);
     assert_eq!(made.code, Some(0), "{}", made.stderr);
-    let out = common::run_sensor([
+    let out = run_sensor([
         "replay".as_ref(),
         "--flows".as_ref(),
         "/dev/null".as_ref(),
