@@ -2,8 +2,8 @@
 //!
 //! Steps, in order, each stopping the run on failure with the step's name: setup, `cargo fmt
 //! --check`, workspace clippy with `-D warnings`, the eBPF crate's own clippy, `cargo test
-//! --workspace`. The test step is last and prints nothing after cargo, so the closing lines of
-//! the output are cargo's test summary.
+//! --workspace`. The test step is last; it ends with one plain line, `N passed, N failed, N
+//! skipped`, summed over every crate's test binaries.
 
 use std::path::Path;
 use std::process::Command;
@@ -39,7 +39,64 @@ pub fn run(root: &Path, args: &TestArgs) -> Result<()> {
     lint_ebpf(root)?;
 
     heading("test: cargo test --workspace");
-    cmd::run("cargo test", cmd::cargo(["test", "--workspace"]).current_dir(root))
+    let totals = run_tests(cmd::cargo(["test", "--workspace"]).current_dir(root))?;
+    // One plain closing line for whoever reads the end of the log: cargo's own last line is
+    // the (empty) doc-test run of the last crate.
+    println!("{} passed, {} failed, {} skipped", totals.passed, totals.failed, totals.ignored);
+    if totals.failed > 0 {
+        bail!("step `cargo test` failed: {} tests failed", totals.failed);
+    }
+    Ok(())
+}
+
+/// Test counts summed over every `test result:` line.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Totals {
+    /// Adds the counts of one libtest summary line, e.g.
+    /// `test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ...`.
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result:") else { return };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(kind), Some(n)) = (words.next(), words.next()) else { continue };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match kind {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs `cargo test`, echoing its output as it comes, and sums its summary lines.
+fn run_tests(cmd: &mut Command) -> Result<Totals> {
+    use std::io::{BufRead as _, BufReader};
+    let line = format!("{cmd:?}");
+    eprintln!("    $ {line}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("step `cargo test`: could not start `{line}`: {e}"))?;
+    let mut totals = Totals::default();
+    if let Some(out) = child.stdout.take() {
+        for text in BufReader::new(out).lines().map_while(Result::ok) {
+            println!("{text}");
+            totals.add_line(&text);
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && totals.failed == 0 {
+        bail!("step `cargo test` failed: `{line}` exited with {status}");
+    }
+    Ok(totals)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -69,4 +126,20 @@ fn lint_ebpf(root: &Path) -> Result<()> {
             .arg(root.join("target/nbad-ebpf"))
             .args(["--", "-D", "warnings"]),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Totals;
+
+    #[test]
+    fn sums_libtest_summary_lines_and_ignores_the_rest() {
+        let mut t = Totals::default();
+        t.add_line(
+            "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s",
+        );
+        t.add_line("test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out");
+        t.add_line("running 5 tests");
+        assert_eq!(t, Totals { passed: 15, failed: 2, ignored: 1 });
+    }
 }
