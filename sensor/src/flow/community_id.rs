@@ -39,30 +39,6 @@ const PROTO_UDP: u8 = 17;
 const PROTO_ICMPV6: u8 = 58;
 const PROTO_SCTP: u8 = 132;
 
-/// ICMPv4 request/response pairs that form a two-way "flow" (Zeek's
-/// `ICMP4_counterpart`, pycommunityid `icmp.py`): echo, router
-/// solicitation/advertisement, timestamp, information, address mask.
-const ICMP4_COUNTERPARTS: [(u8, u8); 10] =
-    [(8, 0), (0, 8), (10, 9), (9, 10), (13, 14), (14, 13), (15, 16), (16, 15), (17, 18), (18, 17)];
-
-/// ICMPv6 request/response pairs (Zeek's `ICMP6_counterpart`, pycommunityid
-/// `icmp6.py`): echo, MLD query/report, router and neighbour discovery,
-/// node information (who-are-you), home agent address discovery.
-const ICMP6_COUNTERPARTS: [(u8, u8); 12] = [
-    (128, 129),
-    (129, 128),
-    (130, 131),
-    (131, 130),
-    (133, 134),
-    (134, 133),
-    (135, 136),
-    (136, 135),
-    (139, 140),
-    (140, 139),
-    (144, 145),
-    (145, 144),
-];
-
 /// Maps an ICMP (`v6 == false`) or ICMPv6 (`v6 == true`) type and code to the
 /// port pair the spec hashes in place of transport ports.
 ///
@@ -77,9 +53,10 @@ const ICMP6_COUNTERPARTS: [(u8, u8); 12] = [
 /// Community ID always agree on what "one ICMP flow" is.
 #[must_use]
 pub fn icmp_port_equivalents(v6: bool, icmp_type: u8, code: u8) -> (u16, u16, bool) {
-    let table: &[(u8, u8)] = if v6 { &ICMP6_COUNTERPARTS } else { &ICMP4_COUNTERPARTS };
-    match table.iter().find(|(t, _)| *t == icmp_type) {
-        Some(&(_, counterpart)) => (u16::from(icmp_type), u16::from(counterpart), false),
+    // The table of request/reply pairs lives in nbad-common, shared with the
+    // XDP program so kernel and userspace key ICMP flows alike.
+    match nbad_common::icmp_counterpart(v6, icmp_type) {
+        Some(counterpart) => (u16::from(icmp_type), u16::from(counterpart), false),
         None => (u16::from(icmp_type), u16::from(code), true),
     }
 }
