@@ -13,9 +13,12 @@
 //!   and Wireshark's Community IDs.
 //! - [`flows`]: the direction-free flow key both sides are summed under, the
 //!   sensor's flow records read back, and a readable diff.
+//! - [`lab`]: a network of namespaces with real clients and servers and the
+//!   sensor on a mirror port (`cargo xtask lab`, `tests/tests/lab.rs`).
 
 pub mod corpus;
 pub mod flows;
+pub mod lab;
 pub mod sensor;
 pub mod tshark;
 

@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's developer tasks (setup, demo, test, bench).
+//! `cargo xtask`: the project's developer tasks (setup, demo, lab, test, bench).
 //!
 //! This crate depends on neither the sensor nor libpcap, so that `cargo xtask setup` compiles on a
 //! fresh machine before anything is installed. Every task prints what it runs; a failing step
@@ -7,6 +7,7 @@
 mod bench;
 mod cmd;
 mod demo;
+mod lab;
 mod setup;
 mod stats;
 mod test;
@@ -29,6 +30,9 @@ enum Task {
     Setup,
     /// Setup, build the sensor, generate a synthetic capture and replay it.
     Demo(demo::DemoArgs),
+    /// Live demo (root): a lab network in namespaces with real clients and servers, the sensor on
+    /// a mirror port, benign traffic and episodes (upload, DNS and ICMP tunnels, SSH on 443, scan).
+    Lab(lab::LabArgs),
     /// Setup, then fmt check, clippy, eBPF lint and the workspace tests (what CI runs).
     Test(test::TestArgs),
     /// Build a large benchmark capture from the corpus and measure the sensor against libpcap.
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Setup => setup::run(),
         Task::Demo(args) => demo::run(&root, &args),
+        Task::Lab(args) => lab::run(&root, &args),
         Task::Test(args) => test::run(&root, &args),
         Task::Bench(args) => bench::run(&root, &args),
         Task::RawRead { file } => bench::raw_read::run(&file),

@@ -112,8 +112,10 @@ impl FlowEntry {
         if f & TCP_SYN != 0 {
             self.state |= if from_client { tcp_state::SYN } else { tcp_state::SYN_ACK };
         }
-        if from_client
-            && f & TCP_ACK != 0
+        // Established once SYN and SYN-ACK are seen and the client has sent
+        // an ACK; checked on every update, so an aggregate whose client ACK
+        // came in before the server's SYN-ACK was accounted still counts.
+        if self.tcp_flags[self.client_dir()] & TCP_ACK != 0
             && self.state & (tcp_state::SYN | tcp_state::SYN_ACK) == tcp_state::SYN | tcp_state::SYN_ACK
         {
             self.state |= tcp_state::ESTABLISHED;

@@ -83,10 +83,16 @@ pub fn run<S: PacketSource>(
         let output = std::thread::Builder::new()
             .name("nbad-output".into())
             .spawn_scoped(scope, move || -> std::io::Result<()> {
-                for records in rec_rx {
+                for records in &rec_rx {
                     if let Some(w) = writer.as_mut() {
                         for r in &records {
                             w.write(r)?;
+                        }
+                        // A live reader (a terminal, a collector on a pipe) sees
+                        // records as flows end: buffered lines are handed over
+                        // whenever the queue runs dry.
+                        if rec_rx.is_empty() {
+                            w.flush()?;
                         }
                     }
                     hub_ref.add_records_written(records.len() as u64);

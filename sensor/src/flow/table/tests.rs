@@ -234,3 +234,28 @@ fn a_segment_about_to_overflow_its_byte_counter_is_closed_with_an_interim_record
     assert_eq!(reasons(&out), [EndReason::ActiveTimeout, EndReason::EndOfCapture]);
     assert_eq!(out.iter().map(FlowRecord::bytes).sum::<u64>(), 3 * u64::from(big));
 }
+
+#[test]
+fn aggregates_from_the_xdp_path_still_show_the_handshake_and_the_client() {
+    let mut t = table(100);
+    let mut out = Vec::new();
+    // One poll's worth: the client sent SYN, ACK and data (flags unioned), the server SYN-ACK and data.
+    let client = PacketMeta {
+        packets: 4,
+        span_us: 3_000,
+        ..pkt(1, TCP, T0 + 3_000_000, true, TCP_SYN | TCP_ACK, 400)
+    };
+    let server = PacketMeta {
+        packets: 2,
+        span_us: 1_000,
+        ..pkt(1, TCP, T0 + 2_000_000, false, TCP_SYN | TCP_ACK, 1500)
+    };
+    t.observe(&client, &mut out);
+    t.observe(&server, &mut out);
+    t.drain(EndReason::EndOfCapture, &mut out);
+    let r = out[0];
+    assert!(r.client_is_lo, "the earlier aggregate's sender is the client");
+    assert_ne!(r.tcp_state & tcp_state::ESTABLISHED, 0);
+    assert_eq!((r.client.packets, r.server.packets, r.bytes()), (4, 2, 1900));
+    assert_eq!(r.start_ns, T0);
+}
