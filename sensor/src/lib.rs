@@ -4,7 +4,8 @@
 //! over [`cli`]. Packets come from a [`capture`] source (pcap files or a live
 //! interface), are [`decode`]d into flow keys, sharded over [`flow`] tables
 //! by the [`pipeline`], and leave as ECS JSON [`output`] records with
-//! [`stats`] about every stage. [`config`] turns a TOML file into validated
+//! [`stats`] about every stage. [`protocol`] names what the first payload
+//! bytes of a flow direction carry (TLS, SSH, HTTP, DNS, ...). [`config`] turns a TOML file into validated
 //! settings; [`synth`] makes deterministic traffic for the demo and tests.
 
 pub mod capture;
@@ -14,5 +15,6 @@ pub mod decode;
 pub mod flow;
 pub mod output;
 pub mod pipeline;
+pub mod protocol;
 pub mod stats;
 pub mod synth;

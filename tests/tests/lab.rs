@@ -44,8 +44,16 @@ fn xdp_on_a_mirror_port_sees_both_directions_and_counts_like_libpcap() -> Result
     let base = std::fs::read_to_string(&config_path)
         .with_context(|| format!("reading {}", config_path.display()))?;
 
+    // The XDP sensor also writes its statistics, for the protocol samples it read.
+    let stats_dir = tempfile::tempdir().context("a temporary directory for statistics")?;
+    let stats_path = stats_dir.path().join("xdp-stats.json");
+    let xdp_config = config_with(&base, "xdp", &span_if(0))?
+        .replace("stats = \"\"", &format!("stats = {:?}", stats_path.display().to_string()));
+    if !xdp_config.contains("xdp-stats.json") {
+        bail!("configs/lab.toml no longer has `stats = \"\"` in [output] for the test to replace");
+    }
     let lab = Lab::start(LabOptions { mirror_ports: 2 })?;
-    let xdp = lab.start_sensor(&bin, &config_with(&base, "xdp", &span_if(0))?, "xdp", None, None)?;
+    let xdp = lab.start_sensor(&bin, &xdp_config, "xdp", None, None)?;
     let pcap = lab.start_sensor(&bin, &config_with(&base, "pcap", &span_if(1))?, "pcap", None, None)?;
     if !xdp.capture_line().contains("with XDP") {
         bail!("the XDP sensor is not capturing with XDP: {}", xdp.capture_line());
@@ -74,8 +82,31 @@ fn xdp_on_a_mirror_port_sees_both_directions_and_counts_like_libpcap() -> Result
         dns_flows_reach_the_resolver(&xdp.records),
     );
     check("XDP and libpcap count the upload flow alike", xdp_and_pcap_agree_on_the_upload(&xdp, &pcap));
+    check(
+        "TLS, SSH, HTTP and DNS samples reach userspace from the ring buffer",
+        samples_reach_userspace(&stats_path),
+    );
     if !failures.is_empty() {
         bail!("{}\n\nXDP records:\n{}", failures.join("\n"), summarize(&xdp.records));
+    }
+    Ok(())
+}
+
+/// The XDP program sends the first packets of each flow direction (and every DNS packet) to
+/// userspace; the sensor identifies each sample's protocol and counts it. The benign episode has
+/// HTTPS, SSH, HTTP and DNS flows, so each must have been sampled and recognised.
+fn samples_reach_userspace(stats_path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(stats_path)
+        .with_context(|| format!("reading the XDP sensor's statistics {}", stats_path.display()))?;
+    let stats: Value = serde_json::from_str(&text).context("parsing the statistics")?;
+    let mut missing = Vec::new();
+    for kind in ["tls", "ssh", "http", "dns"] {
+        if num(&stats, &format!("/capture/source/samples_{kind}")) == 0 {
+            missing.push(kind);
+        }
+    }
+    if !missing.is_empty() {
+        bail!("no {missing:?} samples identified; capture statistics: {}", stats["capture"]);
     }
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! the kernel program aggregated per flow since the previous poll, turns
 //! each direction's delta into one aggregate [`PacketMeta`], and hands them
 //! to the same pipeline the libpcap and file paths feed. Samples from the
-//! ring buffer are drained every poll, so the ring never stays full.
+//! ring buffer are drained every poll, so the ring never stays full, and
+//! counted by the protocol their payload carries (`capture.source.samples_*`
+//! in the statistics).
 //!
 //! The kernel sees what arrives on the interface (ingress). On a SPAN or
 //! tap port that is all the traffic; on an ordinary interface it is only
@@ -12,9 +14,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nbad_common::XdpCounter;
 
+use crate::capture::LinkType;
 use crate::capture::xdp::{FlowDelta, XdpCapture, XdpError};
 use crate::capture::{CaptureError, Next, PacketSource, SourceStats};
 use crate::decode::PacketMeta;
+use crate::protocol::{self, Protocol};
 
 /// Longest sleep between two looks at the stop flag.
 const MAX_NAP: Duration = Duration::from_millis(100);
@@ -29,7 +33,42 @@ pub struct XdpSource {
     prune_after: Duration,
     metas: Vec<PacketMeta>,
     samples: u64,
+    /// Samples by the protocol their payload carries, in [`SAMPLE_KINDS`] order.
+    sampled: [u64; SAMPLE_KINDS.len()],
     polls: u64,
+}
+
+/// Statistics names of the sample counts by protocol; the last counts
+/// samples without payload (a bare SYN or ACK) or not TCP/UDP.
+const SAMPLE_KINDS: [&str; 9] = [
+    "samples_tls",
+    "samples_ssh",
+    "samples_http",
+    "samples_dns",
+    "samples_smtp",
+    "samples_ftp",
+    "samples_quic",
+    "samples_unknown",
+    "samples_no_payload",
+];
+
+fn sample_kind(frame: &[u8]) -> usize {
+    let Some((transport, payload)) = protocol::l4_payload(LinkType::Ethernet, frame) else {
+        return SAMPLE_KINDS.len() - 1;
+    };
+    if payload.is_empty() {
+        return SAMPLE_KINDS.len() - 1;
+    }
+    match protocol::identify(transport, payload) {
+        Protocol::Tls { .. } => 0,
+        Protocol::Ssh { .. } => 1,
+        Protocol::HttpRequest { .. } | Protocol::HttpResponse { .. } => 2,
+        Protocol::Dns { .. } => 3,
+        Protocol::Smtp => 4,
+        Protocol::Ftp => 5,
+        Protocol::Quic { .. } => 6,
+        Protocol::Unknown => 7,
+    }
 }
 
 impl XdpSource {
@@ -44,6 +83,7 @@ impl XdpSource {
             prune_after,
             metas: Vec::new(),
             samples: 0,
+            sampled: [0; SAMPLE_KINDS.len()],
             polls: 0,
         }
     }
@@ -65,8 +105,10 @@ impl XdpSource {
         // In time order, so the pipeline clock moves forward smoothly and a
         // flow's earlier direction creates it (the client, as for packets).
         self.metas.sort_by_key(PacketMeta::first_ns);
-        // Protocol identification will read these; for now they are counted.
-        self.samples += self.capture.samples(|_| {}) as u64;
+        // Each sample's payload is identified and counted by protocol; the
+        // detectors will consume the identified samples themselves.
+        let sampled = &mut self.sampled;
+        self.samples += self.capture.samples(|s| sampled[sample_kind(s.data)] += 1) as u64;
         Ok(())
     }
 }
@@ -133,6 +175,7 @@ impl PacketSource for XdpSource {
             extra.push(("flow_map_full", lost));
         }
         extra.push(("samples_read", self.samples));
+        extra.extend(SAMPLE_KINDS.iter().copied().zip(self.sampled));
         extra.push(("polls", self.polls));
         SourceStats { extra, ..SourceStats::default() }
     }
