@@ -294,7 +294,7 @@ fn bytes(n: u64) -> String {
     unsafe_code,
     reason = "sigaction(2) has no std wrapper; the handler only stores to an atomic (async-signal-safe)"
 )]
-fn install_stop_handlers() -> Result<()> {
+pub(crate) fn install_stop_handlers() -> Result<()> {
     extern "C" fn on_signal(_: libc::c_int) {
         exec::request_stop();
     }

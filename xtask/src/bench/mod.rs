@@ -9,12 +9,16 @@
 //! 4. the same replay of the first 1000 packets: the memory baseline that (3) is compared with;
 //! 5. with `--peers`: softflowd and Suricata (see `peers`).
 //!
+//! `--live` measures live capture instead (see `live`): the capture sent over a veth pair and
+//! captured by the sensor's XDP and libpcap paths (and Suricata's af-packet with `--peers`).
+//!
 //! Each repetition runs every subject once, in that order, after one unrecorded read that puts
 //! the file in the page cache. A subject that fails is reported and not retried; the others go
 //! on, and the command exits non-zero at the end.
 
 mod capture;
 mod corpus;
+mod live;
 mod measure;
 mod pcap_out;
 mod peers;
@@ -49,9 +53,9 @@ pub struct BenchArgs {
     /// Distinct 5-tuples the benchmark capture has at least.
     #[arg(long, default_value_t = 300_000)]
     flows: u64,
-    /// Runs of each measurement; the report gives the median.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-    repeat: u32,
+    /// Runs of each measurement; the report gives the median. Default: 3, or 1 with `--live`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: Option<u32>,
     /// Kill a measured run that takes longer than this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_s: u64,
@@ -64,6 +68,13 @@ pub struct BenchArgs {
     /// Skip `cargo xtask setup`.
     #[arg(long)]
     no_setup: bool,
+    /// Measure live capture (root): the capture sent by tcpreplay over a veth pair between two
+    /// namespaces, captured by the XDP path and the libpcap path (and Suricata with `--peers`).
+    #[arg(long)]
+    live: bool,
+    /// With `--live`: send only the first N packets of the capture (default: all of them).
+    #[arg(long, value_name = "N", requires = "live", value_parser = clap::value_parser!(u64).range(1..))]
+    live_packets: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +162,10 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         }
     };
 
+    if args.live {
+        return live::run(root, args, &capture);
+    }
+    let repeat = args.repeat.unwrap_or(3);
     let release = target_dir(root).join("release");
     let mut subjects = vec![Subject::RawRead, Subject::Libpcap, Subject::Replay, Subject::Baseline];
     if args.peers {
@@ -195,16 +210,16 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
         limit: Duration::from_secs(args.timeout_s),
     };
 
-    heading(&format!("bench: measuring ({} runs each, logs in {})", args.repeat, run_dir.display()));
+    heading(&format!("bench: measuring ({repeat} runs each, logs in {})", run_dir.display()));
     // Unrecorded: puts the capture in the page cache so that run 1 is not a disk benchmark.
     measure::measure(&mut bench.command(Subject::RawRead, 0)?, &run_dir, "warmup", bench.limit)?;
-    for repetition in 1..=args.repeat {
+    for repetition in 1..=repeat {
         for outcome in outcomes.iter_mut().filter(|o| o.failure.is_none()) {
             bench.run_once(outcome, repetition)?;
         }
     }
 
-    let failures = report::write(&bench_dir, &capture, args.repeat, &outcomes)?;
+    let failures = report::write(&bench_dir, &capture, repeat, &outcomes)?;
     if !failures.is_empty() {
         bail!("bench incomplete: {}", failures.join("; "));
     }
