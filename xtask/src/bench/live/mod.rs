@@ -1,0 +1,150 @@
+//! `cargo xtask bench --live`: the sensor capturing live traffic sent as fast as a veth pair
+//! carries it here, on its XDP path and on its libpcap path (and Suricata's af-packet with
+//! `--peers`), each judged by how many of the packets offered it accounts for and by the CPU
+//! that costs.
+//!
+//! The network: namespaces `nbb<pid>-tx` and `nbb<pid>-rx` joined by one veth pair (`nbbtx` in
+//! the first, `nbbrx` in the second); no addresses, no routes, IPv6 off (so that nothing but
+//! the replay crosses the pair), offloads off. Nothing is created in xtask's own namespace.
+//! tcpreplay sends the capture once with `--topspeed` (and `--limit`) into `nbbtx`; the
+//! subject captures `nbbrx`. [`Lab`]'s `Drop` kills whatever runs in the two namespaces and
+//! deletes them; every start first removes `nbb<pid>-*` namespaces whose process is gone (a run
+//! killed by a signal leaves them to that sweep). Every process runs under `timeout(1)`.
+//!
+//! What is sent ([`LiveCapture`]): the benchmark capture without its frames over 1514 bytes
+//! (super-frames that GRO/TSO made on the hosts the corpus was captured on: the veth's
+//! 1500-byte MTU refuses them, and a larger MTU keeps XDP from attaching to a veth in native
+//! mode), optionally only the first `--live-packets` of it.
+//!
+//! One run of a subject: start it in the rx namespace and wait until it captures; read
+//! `/proc/stat` and the rx veth's counters; replay; wait until the subject's count reaches the
+//! packets offered or stops growing (bounded); SIGTERM; reap it with `wait4` (see `measure`);
+//! read `/proc/stat` again. What is reported:
+//! - offered: tcpreplay's "Actual: N packets";
+//! - accounted: libpcap path: `capture.packets_read`; XDP path: `capture.packets_read`
+//!   (packets counted into flows) plus the frames the program counted as not IP, truncated or
+//!   malformed; Suricata: `decoder.pkts`;
+//! - drops, as each path reports them: libpcap's kernel and interface drops; the XDP program's
+//!   `flow_map_full`; Suricata's `capture.kernel_drops`;
+//! - CPU: the subject's user + system seconds (rusage). The kernel's share of capture — the XDP
+//!   program, libpcap's copy into its ring — runs in softirq context on the *sender's* CPU and
+//!   is charged to no capture process, so the report also gives the sender's rusage and the
+//!   machine's busy CPU seconds from `/proc/stat` (other tenants of a shared machine included),
+//!   and a "sender only" run, with nothing capturing, as the floor of both.
+
+mod capture;
+mod counts;
+mod net;
+mod report;
+mod subjects;
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use nbad_tests::lab::exec;
+use nbad_tests::lab::{config_with, preflight};
+
+use self::capture::LiveCapture;
+use self::counts::clock_ticks;
+use self::net::{Lab, RX_IF, TX_IF};
+use self::report::{Run, print_run, write_report};
+use self::subjects::{Bench, Subject, write_suricata_config};
+use super::capture::BenchCapture;
+use super::{BenchArgs, peers};
+use crate::cmd::{self, heading, note};
+use crate::setup::Apt;
+use crate::target_dir;
+
+/// The sensor's configuration; `capture.mode` and `capture.interface` are rewritten per run.
+const CONFIG: &str = "configs/bench-live-sensor.toml";
+
+pub fn run(root: &Path, args: &BenchArgs, capture: &BenchCapture) -> Result<()> {
+    // Ctrl-C or SIGTERM tears the namespaces down instead of leaving them to the next sweep.
+    crate::lab::install_stop_handlers()?;
+    let started = Instant::now();
+    ensure!(
+        preflight::is_root(),
+        "`bench --live` needs root: it creates network namespaces and attaches an XDP program"
+    );
+    heading("bench --live: tools");
+    let mut apt = Apt::default();
+    apt.ensure(&["tcpreplay", "ethtool", "iproute2"], &[])?;
+    let mut suricata_missing = None;
+    if args.peers
+        && let Err(err) = peers::install(&mut apt)
+    {
+        eprintln!("    {err:#}: measuring without Suricata");
+        suricata_missing = Some(format!("not installed: {err:#}"));
+    }
+    if !args.no_build {
+        heading("bench --live: build (release)");
+        let mut build = cmd::cargo(["build", "--release", "-p", "nbad-sensor", "--bin", "nbad-sensor"]);
+        cmd::run("build nbad-sensor", build.current_dir(root))?;
+    }
+
+    let bench_dir = target_dir(root).join("bench");
+    let live = LiveCapture::ensure(&bench_dir, capture, args.live_packets)?;
+    let run_dir = bench_dir.join("last-live-run");
+    if run_dir.exists() {
+        fs::remove_dir_all(&run_dir).with_context(|| format!("clearing {}", run_dir.display()))?;
+    }
+    fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let base = fs::read_to_string(root.join(CONFIG)).with_context(|| format!("reading {CONFIG}"))?;
+    for subject in [Subject::Xdp, Subject::Libpcap] {
+        let mode = subject.mode().context("a sensor subject")?;
+        fs::write(run_dir.join(format!("{mode}.toml")), config_with(&base, mode, RX_IF)?)
+            .context("writing a sensor configuration")?;
+    }
+    let mut subjects = vec![Subject::SenderOnly, Subject::Xdp, Subject::Libpcap];
+    if args.peers {
+        subjects.push(Subject::Suricata);
+        if suricata_missing.is_none() {
+            write_suricata_config(&run_dir.join("suricata.yaml"))?;
+        }
+    }
+
+    heading("bench --live: network (namespaces and a veth pair)");
+    let lab = Lab::create()?;
+    note(&format!("{TX_IF} in {} -> {RX_IF} in {}; no addresses, no routes, IPv6 off", lab.tx, lab.rx));
+    let bench = Bench {
+        lab: &lab,
+        live: &live,
+        sensor: target_dir(root).join("release/nbad-sensor"),
+        run_dir: run_dir.clone(),
+        limit: Duration::from_secs(args.timeout_s),
+        clock_ticks: clock_ticks(),
+    };
+    let repeat = args.repeat.unwrap_or(1);
+    heading(&format!("bench --live: measuring ({repeat} run(s) each, logs in {})", run_dir.display()));
+    let mut runs = Vec::new();
+    for repetition in 1..=repeat {
+        for &subject in &subjects {
+            // Set only if a signal handler calls `exec::request_stop` (the lab's do).
+            if exec::stop_requested() {
+                break;
+            }
+            let run = match (subject, &suricata_missing) {
+                (Subject::Suricata, Some(why)) => Run {
+                    subject: subject.key(),
+                    label: subject.label(),
+                    repetition,
+                    failure: Some(why.clone()),
+                    ..Run::default()
+                },
+                _ => bench.run_once(subject, repetition),
+            };
+            print_run(&run);
+            runs.push(run);
+        }
+    }
+    lab.teardown();
+    note("namespaces removed");
+
+    let failures = write_report(&bench_dir, &live, repeat, &runs, started.elapsed())?;
+    if !failures.is_empty() {
+        bail!("bench --live incomplete: {}", failures.join("; "));
+    }
+    Ok(())
+}
