@@ -47,10 +47,16 @@ fn xdp_on_a_mirror_port_sees_both_directions_and_counts_like_libpcap() -> Result
     // The XDP sensor also writes its statistics, for the protocol samples it read.
     let stats_dir = tempfile::tempdir().context("a temporary directory for statistics")?;
     let stats_path = stats_dir.path().join("xdp-stats.json");
+    // Generic (skb) mode: frames reach the program through the same backlog as they reach
+    // libpcap on the other mirror port, so the two sensors see the same frames. In native mode a
+    // veth hands frames to XDP through a 256-slot ring, which overflows and drops mirrored bursts
+    // (before the program runs) when the CPUs are starved, as on a busy CI machine. The native
+    // path's exact counts are tested on a veth without a mirror (sensor/tests/xdp.rs, live_pcap.rs).
     let xdp_config = config_with(&base, "xdp", &span_if(0))?
-        .replace("stats = \"\"", &format!("stats = {:?}", stats_path.display().to_string()));
-    if !xdp_config.contains("xdp-stats.json") {
-        bail!("configs/lab.toml no longer has `stats = \"\"` in [output] for the test to replace");
+        .replace("stats = \"\"", &format!("stats = {:?}", stats_path.display().to_string()))
+        .replace("[capture.xdp]\n", "[capture.xdp]\nattach = \"skb\"\n");
+    if !xdp_config.contains("xdp-stats.json") || !xdp_config.contains("attach = \"skb\"") {
+        bail!("configs/lab.toml no longer has `stats = \"\"` in [output] and a [capture.xdp] table");
     }
     let lab = Lab::start(LabOptions { mirror_ports: 2 })?;
     let xdp = lab.start_sensor(&bin, &xdp_config, "xdp", None, None)?;

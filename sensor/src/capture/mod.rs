@@ -60,6 +60,14 @@ pub trait PacketSource {
     /// Returns the next packet, an idle tick, or the end of the input.
     fn next_packet(&mut self) -> Result<Next<'_>, CaptureError>;
 
+    /// Called once when the pipeline stops (end of input or a stop signal):
+    /// hands over what the source still holds. The XDP source polls its map
+    /// a last time here, so a shutdown loses none of the last interval's
+    /// packets. Sources that hold nothing return `End`.
+    fn flush(&mut self) -> Result<Next<'_>, CaptureError> {
+        Ok(Next::End)
+    }
+
     /// Current drop counters; sources without a kernel behind them return zeros.
     fn source_stats(&mut self) -> SourceStats {
         SourceStats::default()

@@ -154,12 +154,7 @@ fn capture_loop<S: PacketSource>(
                 false
             }
             Next::Decoded(metas) => {
-                for meta in metas {
-                    c.packets_read += u64::from(meta.packets);
-                    c.bytes_read += u64::from(meta.ip_len);
-                    decoder.counters.parsed += u64::from(meta.packets);
-                    dispatcher.push(*meta)?;
-                }
+                push_decoded(metas, &mut c, decoder, dispatcher)?;
                 since_housekeeping += u32::try_from(metas.len()).unwrap_or(u32::MAX);
                 false
             }
@@ -190,12 +185,33 @@ fn capture_loop<S: PacketSource>(
             }
         }
     }
+    // What the source still holds (the XDP map's deltas since its last poll)
+    // goes through before the flows are flushed.
+    if let Next::Decoded(metas) = source.flush()? {
+        push_decoded(metas, &mut c, decoder, dispatcher)?;
+    }
     let drops = source.source_stats();
     c.kernel_dropped = drops.kernel_dropped;
     c.interface_dropped = drops.interface_dropped;
     c.truncated_files = drops.truncated_files;
     hub.publish_source_extra(drops.extra);
     Ok(c)
+}
+
+/// Accounts aggregates decoded in the kernel (the XDP path).
+fn push_decoded(
+    metas: &[crate::decode::PacketMeta],
+    c: &mut CaptureCounters,
+    decoder: &mut Decoder,
+    dispatcher: &mut Dispatcher,
+) -> anyhow::Result<()> {
+    for meta in metas {
+        c.packets_read += u64::from(meta.packets);
+        c.bytes_read += u64::from(meta.ip_len);
+        decoder.counters.parsed += u64::from(meta.packets);
+        dispatcher.push(*meta)?;
+    }
+    Ok(())
 }
 
 /// Writes the statistics JSON to its target (atomically for files).

@@ -166,6 +166,14 @@ impl PacketSource for XdpSource {
         Ok(if self.metas.is_empty() { Next::Idle } else { Next::Decoded(&self.metas) })
     }
 
+    fn flush(&mut self) -> Result<Next<'_>, CaptureError> {
+        self.poll().map_err(|e| CaptureError::Xdp {
+            interface: self.capture.interface().to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(if self.metas.is_empty() { Next::End } else { Next::Decoded(&self.metas) })
+    }
+
     fn source_stats(&mut self) -> SourceStats {
         let mut extra: Vec<(&'static str, u64)> = Vec::new();
         if let Ok(counters) = self.capture.counters() {
