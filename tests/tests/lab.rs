@@ -49,9 +49,10 @@ fn xdp_on_a_mirror_port_sees_both_directions_and_counts_like_libpcap() -> Result
     let stats_path = stats_dir.path().join("xdp-stats.json");
     // Generic (skb) mode: frames reach the program through the same backlog as they reach
     // libpcap on the other mirror port, so the two sensors see the same frames. In native mode a
-    // veth hands frames to XDP through a 256-slot ring, which overflows and drops mirrored bursts
-    // (before the program runs) when the CPUs are starved, as on a busy CI machine. The native
-    // path's exact counts are tested on a veth without a mirror (sensor/tests/xdp.rs, live_pcap.rs).
+    // veth hands frames to XDP through a 256-slot ring, which can overflow on mirrored bursts when
+    // the CPUs are starved (a CI run under heavy load once counted 47 fewer upload packets on the
+    // native side, before the program ran). The native path's exact counts are tested on a veth
+    // without a mirror (sensor/tests/xdp.rs, live_pcap.rs).
     let xdp_config = config_with(&base, "xdp", &span_if(0))?
         .replace("stats = \"\"", &format!("stats = {:?}", stats_path.display().to_string()))
         .replace("[capture.xdp]\n", "[capture.xdp]\nattach = \"skb\"\n");
