@@ -166,12 +166,8 @@ fn capture_loop<S: PacketSource>(
             if idle && let Some(now) = source.idle_clock_ns() {
                 dispatcher.tick(now)?;
             }
-            let drops = source.source_stats();
-            c.kernel_dropped = drops.kernel_dropped;
-            c.interface_dropped = drops.interface_dropped;
-            c.truncated_files = drops.truncated_files;
+            take_source_stats(source, &mut c, hub);
             hub.publish_capture(&c, &decoder.counters, &dispatcher.counters, false);
-            hub.publish_source_extra(drops.extra);
             if let Some(every) = opts.periodic_stats
                 && last_report.elapsed() >= every
             {
@@ -190,12 +186,18 @@ fn capture_loop<S: PacketSource>(
     if let Next::Decoded(metas) = source.flush()? {
         push_decoded(metas, &mut c, decoder, dispatcher)?;
     }
-    let drops = source.source_stats();
-    c.kernel_dropped = drops.kernel_dropped;
-    c.interface_dropped = drops.interface_dropped;
-    c.truncated_files = drops.truncated_files;
-    hub.publish_source_extra(drops.extra);
+    take_source_stats(source, &mut c, hub);
     Ok(c)
+}
+
+/// Copies the source's own counters (drops, cut files) into the capture
+/// counters and publishes its extra counters.
+fn take_source_stats<S: PacketSource>(source: &mut S, c: &mut CaptureCounters, hub: &StatsHub) {
+    let stats = source.source_stats();
+    c.kernel_dropped = stats.kernel_dropped;
+    c.interface_dropped = stats.interface_dropped;
+    c.truncated_files = stats.truncated_files;
+    hub.publish_source_extra(stats.extra);
 }
 
 /// Accounts aggregates decoded in the kernel (the XDP path).

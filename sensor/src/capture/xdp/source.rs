@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nbad_common::XdpCounter;
 
 use crate::capture::LinkType;
-use crate::capture::xdp::{FlowDelta, XdpCapture, XdpError};
+use crate::capture::xdp::{FlowDelta, XdpCapture};
 use crate::capture::{CaptureError, Next, PacketSource, SourceStats};
 use crate::decode::PacketMeta;
 use crate::protocol::{self, Protocol};
@@ -93,10 +93,13 @@ impl XdpSource {
         &self.capture
     }
 
-    fn poll(&mut self) -> Result<(), XdpError> {
+    fn poll(&mut self) -> Result<(), CaptureError> {
         let now = wall_ns();
         let prune_before = now.saturating_sub(u64::try_from(self.prune_after.as_nanos()).unwrap_or(u64::MAX));
-        let deltas = self.capture.poll_flows_pruning(prune_before)?;
+        let deltas = self.capture.poll_flows_pruning(prune_before).map_err(|e| CaptureError::Xdp {
+            interface: self.capture.interface().to_owned(),
+            reason: e.to_string(),
+        })?;
         self.polls += 1;
         self.metas.clear();
         for delta in &deltas {
@@ -159,18 +162,12 @@ impl PacketSource for XdpSource {
             return Ok(Next::Idle);
         }
         self.next_poll = now + self.poll_every;
-        self.poll().map_err(|e| CaptureError::Xdp {
-            interface: self.capture.interface().to_owned(),
-            reason: e.to_string(),
-        })?;
+        self.poll()?;
         Ok(if self.metas.is_empty() { Next::Idle } else { Next::Decoded(&self.metas) })
     }
 
     fn flush(&mut self) -> Result<Next<'_>, CaptureError> {
-        self.poll().map_err(|e| CaptureError::Xdp {
-            interface: self.capture.interface().to_owned(),
-            reason: e.to_string(),
-        })?;
+        self.poll()?;
         Ok(if self.metas.is_empty() { Next::End } else { Next::Decoded(&self.metas) })
     }
 
