@@ -8,6 +8,7 @@
 //! bytes of a flow direction carry (TLS, SSH, HTTP, DNS, ...). [`config`] turns a TOML file into validated
 //! settings; [`synth`] makes deterministic traffic for the demo and tests.
 
+pub mod alert;
 pub mod capture;
 pub mod cli;
 pub mod config;
