@@ -16,9 +16,15 @@ use crate::capture::live::{LiveSource, PromiscuousGuard};
 use crate::capture::xdp::XdpCapture;
 use crate::capture::xdp::source::XdpSource;
 use crate::config::{self, CaptureMode, Config, ConfigError, OutputTarget};
+use crate::detect::{Engine, state};
 use crate::flow::{EndReason, FlowHasher};
 use crate::output::{self, flow_json::FlowJsonWriter};
+use crate::pipeline::analysis::AlertWriter;
 use crate::pipeline::{self, RunOptions};
+
+/// The flow-hash seed of replays: fixed, so that a replay shards flows the
+/// same way every time and its alerts are reproducible byte for byte.
+const REPLAY_HASH_SEED: u64 = 0x6e62_6164_7265_706c;
 
 /// Where `run` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/nbad-sensor/sensor.toml";
@@ -53,6 +59,9 @@ enum Command {
         /// Write statistics JSON here (`-` = stdout); overrides `output.stats`.
         #[arg(long, value_name = "PATH")]
         stats: Option<String>,
+        /// Write alerts here as ECS JSON lines (`-` = stdout).
+        #[arg(long, value_name = "PATH")]
+        alerts: Option<String>,
     },
     /// Replay capture files (pcap or pcapng, in the order given) and exit once
     /// every flow has been flushed.
@@ -66,10 +75,24 @@ enum Command {
         /// Write statistics JSON here (`-` = stdout); overrides `output.stats`.
         #[arg(long, value_name = "PATH")]
         stats: Option<String>,
+        /// Write alerts here as ECS JSON lines (`-` = stdout).
+        #[arg(long, value_name = "PATH")]
+        alerts: Option<String>,
+        /// Load and save baselines here; overrides `detection.state_file`.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
         /// Capture files.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
     },
+    /// Show or reset a host's saved baseline.
+    Baseline {
+        #[command(subcommand)]
+        action: BaselineAction,
+    },
+    /// Run built-in checks of every detector on traffic the sensor generates
+    /// itself; exit 0 when every check passes.
+    Selftest,
     /// Validate a configuration file and print the effective configuration,
     /// defaults included.
     CheckConfig {
@@ -84,6 +107,33 @@ enum Command {
         seed: u64,
         /// Output pcap file.
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BaselineAction {
+    /// Print a host's baseline (learning state, per-metric mean and band) as JSON.
+    Show {
+        /// The host's address.
+        host: std::net::IpAddr,
+        /// Configuration file (its `detection.state_file` is read).
+        #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The state file, instead of the configuration's.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
+    /// Forget a host's baseline: it learns again from scratch. Stop the sensor
+    /// first, or its next snapshot writes the old baseline back.
+    Reset {
+        /// The host's address.
+        host: std::net::IpAddr,
+        /// Configuration file (its `detection.state_file` is rewritten).
+        #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The state file, instead of the configuration's.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
 }
 
@@ -112,19 +162,24 @@ pub fn main() -> ExitCode {
 
 fn execute(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run { config, flows, stats } => {
+        Command::Run { config, flows, stats, alerts } => {
             let mut cfg = config::load(&config)?;
             apply_overrides(&mut cfg, flows.as_deref(), stats.as_deref());
-            run_live(&cfg)
+            run_live(&cfg, alerts.as_deref())
         }
-        Command::Replay { config, flows, stats, pcaps } => {
+        Command::Replay { config, flows, stats, alerts, state, pcaps } => {
             let mut cfg = match config {
                 Some(path) => config::load(path)?,
                 None => Config::default(),
             };
             apply_overrides(&mut cfg, flows.as_deref(), stats.as_deref());
-            replay(&cfg, &pcaps)
+            if let Some(state) = state {
+                cfg.detection.state_file = Some(state);
+            }
+            replay(&cfg, &pcaps, alerts.as_deref())
         }
+        Command::Baseline { action } => baseline(action),
+        Command::Selftest => crate::selftest::run(),
         Command::CheckConfig { file } => {
             let cfg = config::load(&file)?;
             print!("{}", cfg.effective_toml());
@@ -159,7 +214,72 @@ fn flow_writer(cfg: &Config) -> anyhow::Result<Option<FlowJsonWriter>> {
     Ok(output::open(&cfg.output.flows)?.map(|out| FlowJsonWriter::new(out, &cfg.sensor.id)))
 }
 
-fn replay(cfg: &Config, pcaps: &[PathBuf]) -> anyhow::Result<()> {
+/// The detection engine for `cfg`, from its saved state when there is one;
+/// `None` when detection is off.
+pub fn build_engine(cfg: &Config) -> anyhow::Result<Option<Engine>> {
+    if !cfg.detection.enabled {
+        return Ok(None);
+    }
+    let saved = match &cfg.detection.state_file {
+        Some(path) => state::load(path)?,
+        None => None,
+    };
+    Ok(Some(Engine::new(cfg, saved)))
+}
+
+fn alert_writer(arg: Option<&str>) -> anyhow::Result<Option<AlertWriter>> {
+    let Some(arg) = arg else { return Ok(None) };
+    Ok(output::open(&output::target_from_arg(arg))?.map(AlertWriter::new))
+}
+
+fn state_path(cfg_path: &std::path::Path, state: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(s) = state {
+        return Ok(s);
+    }
+    let cfg = config::load(cfg_path)?;
+    cfg.detection.state_file.ok_or_else(|| {
+        anyhow::Error::new(ConfigError::Missing {
+            path: cfg_path.to_path_buf(),
+            key: "detection.state_file".into(),
+            expected: "the file baselines are saved in (or pass --state FILE)".into(),
+        })
+    })
+}
+
+fn baseline(action: BaselineAction) -> anyhow::Result<()> {
+    match action {
+        BaselineAction::Show { host, config, state: st } => {
+            let path = state_path(&config, st)?;
+            let saved = state::load(&path)?
+                .with_context(|| format!("{}: no baseline state saved yet", path.display()))?;
+            let b = saved
+                .hosts
+                .get(&host)
+                .with_context(|| format!("{host}: no baseline in {}", path.display()))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::detect::baseline::describe(host, b, saved.saved_at_ns))?
+            );
+            Ok(())
+        }
+        BaselineAction::Reset { host, config, state: st } => {
+            let path = state_path(&config, st)?;
+            let mut saved = state::load(&path)?
+                .with_context(|| format!("{}: no baseline state saved yet", path.display()))?;
+            if saved.hosts.remove(&host).is_none() {
+                anyhow::bail!("{host}: no baseline in {}", path.display());
+            }
+            state::save(&path, &saved)?;
+            eprintln!(
+                "nbad-sensor: {host}: baseline removed from {}; it learns again from scratch",
+                path.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn replay(cfg: &Config, pcaps: &[PathBuf], alerts: Option<&str>) -> anyhow::Result<()> {
     let mut source = FileSource::new(pcaps)?;
     let opts = RunOptions {
         flows: flow_writer(cfg)?,
@@ -167,7 +287,10 @@ fn replay(cfg: &Config, pcaps: &[PathBuf]) -> anyhow::Result<()> {
         periodic_stats: None,
         stop: Arc::new(AtomicBool::new(false)),
         end_reason: EndReason::EndOfCapture,
-        hasher: FlowHasher::random(),
+        hasher: FlowHasher::with_seed(REPLAY_HASH_SEED),
+        engine: build_engine(cfg)?,
+        alerts: alert_writer(alerts)?,
+        on_alerts: None,
     };
     let snapshot = pipeline::run(cfg, &mut source, opts)?;
     if cfg.output.stats != OutputTarget::Stdout {
@@ -176,7 +299,7 @@ fn replay(cfg: &Config, pcaps: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_live(cfg: &Config) -> anyhow::Result<()> {
+fn run_live(cfg: &Config, alerts: Option<&str>) -> anyhow::Result<()> {
     let interface = cfg.require_interface()?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -189,7 +312,7 @@ fn run_live(cfg: &Config) -> anyhow::Result<()> {
              {} flow workers",
             cfg.capture.promiscuous, cfg.capture.snaplen, cfg.flows.workers
         );
-        run_source(cfg, source, &stop)
+        run_source(cfg, source, &stop, alerts)
     };
     if cfg.capture.mode == CaptureMode::Pcap {
         return pcap("");
@@ -205,7 +328,7 @@ fn run_live(cfg: &Config) -> anyhow::Result<()> {
             let _promiscuous =
                 if cfg.capture.promiscuous { Some(PromiscuousGuard::hold(interface)?) } else { None };
             let source = XdpSource::new(capture, xdp.poll_interval, prune_after(cfg));
-            run_source(cfg, source, &stop)
+            run_source(cfg, source, &stop, alerts)
         }
         Err(e) if cfg.capture.mode == CaptureMode::Auto => {
             eprintln!("nbad-sensor: XDP cannot be used on {interface}: {e}; falling back to libpcap");
@@ -226,7 +349,12 @@ fn prune_after(cfg: &Config) -> std::time::Duration {
     longest + f.tcp_close_linger + 2 * cfg.capture.xdp.poll_interval
 }
 
-fn run_source<S: PacketSource>(cfg: &Config, mut source: S, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+fn run_source<S: PacketSource>(
+    cfg: &Config,
+    mut source: S,
+    stop: &Arc<AtomicBool>,
+    alerts: Option<&str>,
+) -> anyhow::Result<()> {
     let opts = RunOptions {
         flows: flow_writer(cfg)?,
         stats: cfg.output.stats.clone(),
@@ -234,6 +362,9 @@ fn run_source<S: PacketSource>(cfg: &Config, mut source: S, stop: &Arc<AtomicBoo
         stop: Arc::clone(stop),
         end_reason: EndReason::Shutdown,
         hasher: FlowHasher::random(),
+        engine: build_engine(cfg)?,
+        alerts: alert_writer(alerts)?,
+        on_alerts: None,
     };
     let snapshot = pipeline::run(cfg, &mut source, opts)?;
     eprintln!("nbad-sensor: stopped: {}", snapshot.summary());

@@ -46,6 +46,7 @@ pub struct StatsHub {
     active_peak: AtomicU64,
     records_written: AtomicU64,
     source_extra: Mutex<Vec<(&'static str, u64)>>,
+    detection: Mutex<Option<DetectionJson>>,
     started: std::time::Instant,
 }
 
@@ -74,6 +75,7 @@ impl StatsHub {
             active_peak: AtomicU64::new(0),
             records_written: AtomicU64::new(0),
             source_extra: Mutex::default(),
+            detection: Mutex::default(),
             started: std::time::Instant::now(),
         }
     }
@@ -102,6 +104,13 @@ impl StatsHub {
             && let Ok(mut slot) = self.source_extra.lock()
         {
             *slot = extra;
+        }
+    }
+
+    /// Publishes the detection stage's counters.
+    pub fn publish_detection(&self, d: DetectionJson) {
+        if let Ok(mut slot) = self.detection.lock() {
+            *slot = Some(d);
         }
     }
 
@@ -166,6 +175,7 @@ impl StatsHub {
                 ended: EndReason::ALL.iter().map(|r| (r.name(), flows.ended[*r as usize])).collect(),
             },
             output: OutputJson { flow_records_written: self.records_written.load(Ordering::Relaxed) },
+            detection: self.detection.lock().map(|d| d.clone()).unwrap_or_default(),
             workers: self.workers.len(),
             elapsed_s: self.started.elapsed().as_secs_f64(),
         }
@@ -185,6 +195,9 @@ pub struct StatsSnapshot {
     pub flows: FlowsJson,
     /// Output stage.
     pub output: OutputJson,
+    /// Detection counters (absent when detection is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection: Option<DetectionJson>,
     /// Worker threads.
     pub workers: usize,
     /// Seconds since the pipeline started.
@@ -258,6 +271,36 @@ pub struct FlowsJson {
     pub timer_checks: u64,
     /// Records by end reason.
     pub ended: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// Detection counters.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct DetectionJson {
+    /// Observations taken in the capture thread.
+    pub observed: ObservedJson,
+    /// The engine.
+    pub engine: crate::detect::EngineCounters,
+    /// The alert stage.
+    pub alerts: crate::detect::alerting::AlertCounters,
+    /// Alerts raised per detector.
+    pub alerts_by_detector: std::collections::BTreeMap<&'static str, u64>,
+    /// Alerts written to `--alerts`.
+    pub alerts_written: u64,
+}
+
+/// What the capture thread observed for the detectors.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct ObservedJson {
+    /// Flow directions identified from their first payload.
+    pub identified: u64,
+    /// DNS messages.
+    pub dns: u64,
+    /// ICMP echo packets.
+    pub icmp_echo: u64,
+    /// Malformed frames attributed to a sender.
+    pub malformed: u64,
+    /// Evasive TCP packets.
+    pub evasive: u64,
 }
 
 /// Output counters.

@@ -15,7 +15,8 @@ use super::Alert;
 pub const ECS_VERSION: &str = "8.11.0";
 
 /// RFC 3339 UTC with microseconds, from ns since the epoch.
-pub(crate) fn rfc3339(ns: u64) -> String {
+#[must_use]
+pub fn rfc3339(ns: u64) -> String {
     humantime::format_rfc3339_micros(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
 }
 

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-pub use ecs::ECS_VERSION;
+pub use ecs::{ECS_VERSION, rfc3339};
 
 /// The detectors, by the names the documentation and `rule.name` use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -29,6 +29,7 @@ mod tests;
 use std::path::Path;
 
 pub use error::ConfigError;
+pub(crate) use settings::BUILT_IN_ORIGIN;
 pub use settings::{
     CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, OutputSettings, OutputTarget,
     SensorSettings, XdpCaptureSettings,
@@ -61,7 +62,7 @@ pub fn default() -> Config {
 
 impl Default for Config {
     fn default() -> Self {
-        validate::validate(raw::RawConfig::default(), Path::new(settings::BUILT_IN_ORIGIN))
+        validate::validate(raw::RawConfig::default(), Path::new(BUILT_IN_ORIGIN))
             .expect("the built-in defaults pass validation (tested by built_in_defaults_are_valid)")
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::capture::xdp::XdpSettings;
 
 /// The whole file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct RawConfig {
     pub sensor: RawSensor,
@@ -22,6 +22,7 @@ pub(crate) struct RawConfig {
     pub decode: RawDecode,
     pub flows: RawFlows,
     pub output: RawOutput,
+    pub detection: crate::detect::config::RawDetection,
 }
 
 /// `[sensor]`: who this sensor is and which addresses are "ours".

@@ -18,7 +18,7 @@ use crate::capture::xdp::{XdpMode, XdpSettings};
 pub(crate) const BUILT_IN_ORIGIN: &str = "<built-in defaults>";
 
 /// The complete, validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `[sensor]`
     pub sensor: SensorSettings,
@@ -30,6 +30,8 @@ pub struct Config {
     pub flows: FlowSettings,
     /// `[output]`
     pub output: OutputSettings,
+    /// `[detection]`
+    pub detection: crate::detect::config::DetectionSettings,
     /// The file (or pseudo-origin) this came from, for error messages raised later.
     pub(crate) origin: PathBuf,
 }

@@ -83,6 +83,39 @@ pub struct DecodeCounters {
     pub orphan_fragments: u64,
 }
 
+/// Where the transport header of the last decoded packet lies in its frame,
+/// so that later stages can read its payload without parsing the frame again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct L4Span {
+    /// IANA protocol number of the transport.
+    pub proto: u8,
+    /// Offset of the transport header in the frame.
+    pub start: usize,
+    /// Offset just past the transport bytes captured (snaplen-cut included).
+    pub end: usize,
+}
+
+impl L4Span {
+    /// The transport payload: after the TCP header (its data offset), the UDP
+    /// header, or the 8-byte ICMP echo header; empty when cut short.
+    #[must_use]
+    pub fn payload<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
+        let Some(l4) = frame.get(self.start..self.end) else { return &[] };
+        let header = match self.proto {
+            6 => l4.get(12).map_or(usize::MAX, |b| usize::from(b >> 4) * 4),
+            17 | 1 | 58 => 8,
+            _ => 0,
+        };
+        l4.get(header..).unwrap_or(&[])
+    }
+
+    /// The transport header's first bytes (ICMP type and code, ports).
+    #[must_use]
+    pub fn header<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
+        frame.get(self.start..self.end).unwrap_or(&[])
+    }
+}
+
 /// Tunnels opened at most, one inside the other.
 const MAX_TUNNEL_DEPTH: u8 = 2;
 /// Slots in the first-fragment table.
@@ -96,6 +129,13 @@ pub struct Decoder {
     fragments: FragmentTracker,
     /// What has been decoded so far.
     pub counters: DecodeCounters,
+    /// Address of the frame being decoded, to turn sub-slices into offsets.
+    frame_base: usize,
+    /// The transport of the last packet decoded, when it had one.
+    last_l4: Option<L4Span>,
+    /// The source address of the last frame whose IP header was read (also
+    /// when the frame failed later), IPv4 mapped into IPv6.
+    last_src: Option<[u8; 16]>,
 }
 
 impl Decoder {
@@ -106,6 +146,9 @@ impl Decoder {
             vxlan_ports: if settings.vxlan { settings.vxlan_ports.clone() } else { Vec::new() },
             fragments: FragmentTracker::new(FRAGMENT_SLOTS),
             counters: DecodeCounters::default(),
+            frame_base: 0,
+            last_l4: None,
+            last_src: None,
         }
     }
 
@@ -121,7 +164,24 @@ impl Decoder {
         result
     }
 
+    /// Where the transport of the last frame decoded lies (`None` for a
+    /// failed frame, a later fragment, or a protocol without one).
+    #[must_use]
+    pub fn last_l4(&self) -> Option<L4Span> {
+        self.last_l4
+    }
+
+    /// The source address (IPv4 mapped into IPv6) of the last frame, when its
+    /// IP header could be read: who sent a malformed packet.
+    #[must_use]
+    pub fn last_src(&self) -> Option<[u8; 16]> {
+        self.last_src
+    }
+
     fn decode_frame(&mut self, link: LinkType, ts_ns: u64, data: &[u8]) -> Result<PacketMeta, Skip> {
+        self.frame_base = data.as_ptr() as usize;
+        self.last_l4 = None;
+        self.last_src = None;
         let mut vlans = Vlans::default();
         match link::strip(link, data, &mut vlans).map_err(Skip::Malformed)? {
             L3::Ip(ip) => self.ip(ip, vlans, ts_ns, 0),
@@ -173,6 +233,7 @@ impl Decoder {
                 (len, frag)
             }
         };
+        self.last_src = Some(ends.src);
         let payload = ip.payload();
         let proto = payload.ip_number;
         let ip_len = u32::try_from(ip_len).unwrap_or(u32::MAX);
@@ -224,6 +285,8 @@ impl Decoder {
             return Err(Skip::Malformed(Malformed::TunnelTooDeep));
         }
         let (sport, dport, flags) = transport_ports(proto, l4)?;
+        let start = (l4.as_ptr() as usize).wrapping_sub(self.frame_base);
+        self.last_l4 = Some(L4Span { proto: proto.0, start, end: start + l4.len() });
         Ok(ends.meta(sport, dport, proto.0, vlans, ts_ns, ip_len, flags))
     }
 }

@@ -39,6 +39,8 @@ pub(super) struct FlowEntry {
     pub(super) filed: u32,
     pub(super) tcp_flags: [u8; 2],
     pub(super) state: u8,
+    /// Records already emitted for this flow (interim records), saturating.
+    pub(super) segments: u16,
 }
 
 const _: () = assert!(size_of::<FlowEntry>() <= 96);
@@ -62,6 +64,7 @@ impl FlowEntry {
             filed: 0,
             tcp_flags: [0; 2],
             state: LIVE | if client_hi { CLIENT_HI } else { 0 },
+            segments: 0,
         }
     }
 
@@ -169,12 +172,14 @@ impl FlowEntry {
             client,
             server,
             tcp_state: self.state & TCP_BITS,
+            continued: self.segments > 0,
         }
     }
 
     /// Starts a new segment at `start_ns` after an interim record.
     pub(super) fn reset_segment(&mut self, start_ns: u64) {
         self.seg_start = start_ns;
+        self.segments = self.segments.saturating_add(1);
         self.bytes = [0; 2];
         self.packets = [0; 2];
         self.first_us = [0; 2];

@@ -108,6 +108,9 @@ pub struct FlowRecord {
     pub server: DirectionCounters,
     /// [`tcp_state`] bits (0 for other protocols).
     pub tcp_state: u8,
+    /// Whether an earlier (interim) record of the same flow was emitted: this
+    /// record continues a flow that started before `start_ns`.
+    pub continued: bool,
 }
 
 impl FlowRecord {
@@ -138,6 +141,11 @@ impl FlowRecord {
     pub fn bytes(&self) -> u64 {
         self.client.bytes + self.server.bytes
     }
+}
+
+/// One of a key's addresses as an `IpAddr` (IPv4 unmapped for IPv4 keys).
+pub fn addr_of(key: &FlowKey, bytes: [u8; 16]) -> IpAddr {
+    addr(key, bytes)
 }
 
 fn addr(key: &FlowKey, bytes: [u8; 16]) -> IpAddr {

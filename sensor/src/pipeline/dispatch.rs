@@ -54,10 +54,19 @@ impl Dispatcher {
         self.now_ns
     }
 
-    /// Queues one packet for its worker.
+    /// The flow hash of `key`, as [`Dispatcher::push`] computes it.
+    #[inline]
+    pub fn hash(&self, key: &nbad_common::FlowKey) -> u64 {
+        self.hasher.hash(key)
+    }
+
+    /// Queues one packet for its worker (hashing its key unless `meta.hash`
+    /// is already set).
     #[inline]
     pub fn push(&mut self, mut meta: PacketMeta) -> Result<(), WorkerGone> {
-        meta.hash = self.hasher.hash(&meta.key);
+        if meta.hash == 0 {
+            meta.hash = self.hasher.hash(&meta.key);
+        }
         self.tick(meta.ts_ns)?;
         // Multiply-shift maps the hash's high half onto the shard range.
         let shard = (((meta.hash >> 32) * self.shards.len() as u64) >> 32) as usize;

@@ -5,6 +5,7 @@
 //! records cross in vectors. File replay and live capture run the very same
 //! code: only the [`PacketSource`] differs.
 
+pub mod analysis;
 mod batch;
 mod dispatch;
 mod worker;
@@ -18,15 +19,18 @@ use crossbeam_channel::bounded;
 
 use crate::capture::{Next, PacketSource};
 use crate::config::{Config, OutputTarget};
-use crate::decode::Decoder;
-use crate::flow::{EndReason, FlowHasher, FlowRecord, FlowTable, Timeouts};
+use crate::decode::{Decoder, Skip};
+use crate::detect::Engine;
+use crate::flow::{EndReason, FlowHasher, FlowTable, Timeouts};
+use crate::observe::Observer;
 use crate::output::flow_json::FlowJsonWriter;
 use crate::stats::{CaptureCounters, StatsHub, StatsSnapshot};
+use analysis::{AlertHook, AlertWriter, Analysis, AnalysisMsg};
 pub use batch::{Batch, WorkerMsg};
 pub use dispatch::Dispatcher;
 
-/// Record vectors queued between the workers and the output stage.
-const RECORD_QUEUE: usize = 4;
+/// Messages queued to the analysis stage per input.
+const ANALYSIS_QUEUE_PER_INPUT: usize = 4;
 /// Packets between two looks at the wall clock for periodic work.
 const HOUSEKEEPING_EVERY: u32 = 4096;
 
@@ -45,6 +49,30 @@ pub struct RunOptions {
     pub end_reason: EndReason,
     /// Seed for the flow hash (random by default; fixed in tests).
     pub hasher: FlowHasher,
+    /// The detection engine (`None`: detection off).
+    pub engine: Option<Engine>,
+    /// Where alerts are written as ECS JSON lines.
+    pub alerts: Option<AlertWriter>,
+    /// Called with every batch of alerts (alert delivery).
+    pub on_alerts: Option<AlertHook>,
+}
+
+/// The capture thread's link to the analysis stage: its observer and sender.
+struct ObsLink {
+    observer: Observer,
+    tx: crossbeam_channel::Sender<AnalysisMsg>,
+    input: usize,
+}
+
+impl ObsLink {
+    /// Sends the observations gathered so far with the capture clock.
+    fn send(&mut self, clock_ns: u64) -> anyhow::Result<()> {
+        let obs = self.observer.take(clock_ns);
+        let counters = self.observer.counters;
+        self.tx
+            .send(AnalysisMsg::Observations { input: self.input, clock_ns, obs, counters })
+            .map_err(|_| anyhow::anyhow!("the analysis stage stopped unexpectedly"))
+    }
 }
 
 /// Runs `source` through the pipeline until it ends (or `stop` is set) and
@@ -58,7 +86,11 @@ pub fn run<S: PacketSource>(
     let hub = StatsHub::new(workers);
     let timeouts = Timeouts::from_settings(&config.flows);
     let per_shard_cap = config.flows.max_flows.div_ceil(workers);
-    let (rec_tx, rec_rx) = bounded::<Vec<FlowRecord>>(RECORD_QUEUE);
+    let inputs = workers + 1;
+    let (rec_tx, rec_rx) = bounded::<AnalysisMsg>(ANALYSIS_QUEUE_PER_INPUT * inputs);
+    let detecting = opts.engine.is_some();
+    let mut obs_link =
+        detecting.then(|| ObsLink { observer: Observer::new(), tx: rec_tx.clone(), input: workers });
 
     std::thread::scope(|scope| -> anyhow::Result<StatsSnapshot> {
         let mut links = Vec::with_capacity(workers);
@@ -78,35 +110,31 @@ pub fn run<S: PacketSource>(
         }
         drop(rec_tx);
 
-        let mut writer = opts.flows.take();
+        let analysis = Analysis {
+            flows: opts.flows.take(),
+            engine: opts.engine.take(),
+            alerts: opts.alerts.take(),
+            on_alerts: opts.on_alerts.take(),
+        };
         let hub_ref = &hub;
+        // With detection on, every input (workers and the capture thread)
+        // takes part in the merge; without it, only the workers send.
+        let merge_inputs = if detecting { inputs } else { workers };
         let output = std::thread::Builder::new()
-            .name("nbad-output".into())
-            .spawn_scoped(scope, move || -> std::io::Result<()> {
-                for records in &rec_rx {
-                    if let Some(w) = writer.as_mut() {
-                        for r in &records {
-                            w.write(r)?;
-                        }
-                        // A live reader (a terminal, a collector on a pipe) sees
-                        // records as flows end: buffered lines are handed over
-                        // whenever the queue runs dry.
-                        if rec_rx.is_empty() {
-                            w.flush()?;
-                        }
-                    }
-                    hub_ref.add_records_written(records.len() as u64);
-                }
-                if let Some(w) = writer.as_mut() {
-                    w.flush()?;
-                }
-                Ok(())
-            })
-            .context("cannot start the output thread")?;
+            .name("nbad-analysis".into())
+            .spawn_scoped(scope, move || analysis.run(&rec_rx, merge_inputs, hub_ref))
+            .context("cannot start the analysis thread")?;
 
         let mut dispatcher = Dispatcher::new(links, opts.hasher.clone(), config.flows.batch_size);
         let mut decoder = Decoder::new(&config.decode);
-        let capture_result = capture_loop(source, &mut dispatcher, &mut decoder, &hub, &opts);
+        let capture_result =
+            capture_loop(source, &mut dispatcher, &mut decoder, &hub, &opts, obs_link.as_mut());
+        if let Some(link) = obs_link.as_mut() {
+            let clock = dispatcher.now_ns();
+            let _ = link.send(clock);
+            let _ = link.tx.send(AnalysisMsg::Done { input: link.input });
+        }
+        drop(obs_link);
         let end_reason =
             if opts.stop.load(Ordering::Relaxed) { EndReason::Shutdown } else { opts.end_reason };
         let finish_result = dispatcher.finish(end_reason);
@@ -115,10 +143,10 @@ pub fn run<S: PacketSource>(
                 anyhow::bail!("a flow worker thread panicked");
             }
         }
-        let output_result = output.join().map_err(|_| anyhow::anyhow!("the output thread panicked"))?;
+        let output_result = output.join().map_err(|_| anyhow::anyhow!("the analysis thread panicked"))?;
         let counters = capture_result?;
         let dispatch = finish_result?;
-        output_result.context("cannot write flow records")?;
+        output_result.context("cannot write flow records or alerts")?;
         hub.publish_capture(&counters, &decoder.counters, &dispatch, true);
         let snapshot = hub.snapshot();
         write_stats(&opts.stats, &snapshot)?;
@@ -134,6 +162,7 @@ fn capture_loop<S: PacketSource>(
     decoder: &mut Decoder,
     hub: &StatsHub,
     opts: &RunOptions,
+    mut obs: Option<&mut ObsLink>,
 ) -> anyhow::Result<CaptureCounters> {
     let mut c = CaptureCounters::default();
     let mut since_housekeeping = 0u32;
@@ -143,12 +172,32 @@ fn capture_loop<S: PacketSource>(
             Next::Packet(p) => {
                 c.packets_read += 1;
                 c.bytes_read += u64::from(p.wire_len);
-                if let Ok(meta) = decoder.decode(p.link, p.ts_ns, p.data) {
-                    dispatcher.push(meta)?;
-                } else {
-                    // Not IP, malformed or an orphan fragment: counted by the
-                    // decoder; its timestamp still moves the clock.
-                    dispatcher.tick(p.ts_ns)?;
+                match decoder.decode(p.link, p.ts_ns, p.data) {
+                    Ok(mut meta) => {
+                        if let Some(link) = obs.as_deref_mut() {
+                            meta.hash = dispatcher.hash(&meta.key);
+                            let full = link.observer.packet(&meta, decoder.last_l4(), p.data);
+                            dispatcher.push(meta)?;
+                            if full || link.observer.new_second(dispatcher.now_ns()) {
+                                link.send(dispatcher.now_ns())?;
+                            }
+                        } else {
+                            dispatcher.push(meta)?;
+                        }
+                    }
+                    Err(skip) => {
+                        // Not IP, malformed or an orphan fragment: counted by the
+                        // decoder; its timestamp still moves the clock.
+                        dispatcher.tick(p.ts_ns)?;
+                        if let Some(link) = obs.as_deref_mut()
+                            && let Skip::Malformed(reason) = skip
+                        {
+                            let full = link.observer.malformed(decoder.last_src(), reason, p.ts_ns);
+                            if full || link.observer.new_second(dispatcher.now_ns()) {
+                                link.send(dispatcher.now_ns())?;
+                            }
+                        }
+                    }
                 }
                 since_housekeeping += 1;
                 false
@@ -156,6 +205,11 @@ fn capture_loop<S: PacketSource>(
             Next::Decoded(metas) => {
                 push_decoded(metas, &mut c, decoder, dispatcher)?;
                 since_housekeeping += u32::try_from(metas.len()).unwrap_or(u32::MAX);
+                if let Some(link) = obs.as_deref_mut()
+                    && link.observer.new_second(dispatcher.now_ns())
+                {
+                    link.send(dispatcher.now_ns())?;
+                }
                 false
             }
             Next::Idle => true,
@@ -165,6 +219,11 @@ fn capture_loop<S: PacketSource>(
             since_housekeeping = 0;
             if idle && let Some(now) = source.idle_clock_ns() {
                 dispatcher.tick(now)?;
+                if let Some(link) = obs.as_deref_mut()
+                    && link.observer.new_second(dispatcher.now_ns())
+                {
+                    link.send(dispatcher.now_ns())?;
+                }
             }
             take_source_stats(source, &mut c, hub);
             hub.publish_capture(&c, &decoder.counters, &dispatcher.counters, false);

@@ -5,6 +5,7 @@
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::flow::{EndReason, FlowRecord, FlowTable, RecordSink};
+use crate::pipeline::analysis::AnalysisMsg;
 use crate::pipeline::batch::{Batch, WorkerMsg};
 use crate::stats::StatsHub;
 
@@ -14,23 +15,41 @@ use crate::stats::StatsHub;
 /// number of records.
 const RECORD_CHUNK: usize = 1024;
 
-/// Collects records and sends them to the output stage chunk by chunk,
-/// blocking when the output stage is behind (backpressure).
+/// Collects records and sends them to the analysis stage chunk by chunk,
+/// blocking when that stage is behind (backpressure). Every message carries
+/// the worker's clock; a worker whose clock entered a new second sends one
+/// even without records, so the analysis stage knows it has seen all of that
+/// worker's records up to then.
 struct ChunkedSender<'a> {
+    id: usize,
     chunk: Vec<FlowRecord>,
-    tx: &'a Sender<Vec<FlowRecord>>,
-    /// The output stage hung up (it failed and reported why).
+    tx: &'a Sender<AnalysisMsg>,
+    /// The clock of the batch being accounted, ns.
+    clock_ns: u64,
+    /// The second of the last message sent.
+    sent_sec: u64,
+    /// The analysis stage hung up (it failed and reported why).
     closed: bool,
 }
 
 impl ChunkedSender<'_> {
     fn flush(&mut self) {
-        if self.chunk.is_empty() || self.closed {
+        let sec = self.clock_ns / 1_000_000_000;
+        if self.closed || (self.chunk.is_empty() && sec == self.sent_sec) {
             self.chunk.clear();
             return;
         }
-        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(RECORD_CHUNK));
-        self.closed = self.tx.send(full).is_err();
+        self.sent_sec = sec;
+        let records = std::mem::replace(&mut self.chunk, Vec::with_capacity(RECORD_CHUNK));
+        let msg = AnalysisMsg::Records { input: self.id, clock_ns: self.clock_ns, records };
+        self.closed = self.tx.send(msg).is_err();
+    }
+
+    fn done(&mut self) {
+        self.flush();
+        if !self.closed {
+            self.closed = self.tx.send(AnalysisMsg::Done { input: self.id }).is_err();
+        }
     }
 }
 
@@ -49,13 +68,21 @@ pub fn run(
     mut table: FlowTable,
     inbox: &Receiver<WorkerMsg>,
     recycle: &Sender<Batch>,
-    records: &Sender<Vec<FlowRecord>>,
+    records: &Sender<AnalysisMsg>,
     stats: &StatsHub,
 ) {
-    let mut out = ChunkedSender { chunk: Vec::with_capacity(RECORD_CHUNK), tx: records, closed: false };
+    let mut out = ChunkedSender {
+        id,
+        chunk: Vec::with_capacity(RECORD_CHUNK),
+        tx: records,
+        clock_ns: 0,
+        sent_sec: 0,
+        closed: false,
+    };
     loop {
         let finished = match inbox.recv() {
             Ok(WorkerMsg::Batch(mut batch)) => {
+                out.clock_ns = out.clock_ns.max(batch.now_ns);
                 for meta in &batch.packets {
                     table.observe(meta, &mut out);
                 }
@@ -74,7 +101,11 @@ pub fn run(
                 true
             }
         };
-        out.flush();
+        if finished {
+            out.done();
+        } else {
+            out.flush();
+        }
         stats.publish_worker(id, &table.counters, finished);
         if finished || out.closed {
             break;

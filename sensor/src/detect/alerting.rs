@@ -1,0 +1,192 @@
+//! From findings to alerts: allow-list, risk score, minimum score,
+//! suppression of repeats, and correlation into incidents.
+//!
+//! - **Allow-list**: an entry matches on host (network), detector (or all),
+//!   peer (network) and port, until it expires (packet time); a match drops the
+//!   finding and counts it.
+//! - **Score**: `100 × (0.35 + 0.65 × strength) × confidence × criticality`,
+//!   where strength (0–1) measures how far the observation went past its
+//!   threshold, confidence (0–1) is the detector's and rule's own, and the
+//!   criticality factor is `0.6 + 0.1 × criticality` (criticality 1–5 from
+//!   `[[detection.assets]]`, 3 by default). Clamped to 1–100.
+//! - **Suppression**: a finding for the same (host, detector, peer) within
+//!   `suppress_window_s` of the last alert raised for it is counted, not
+//!   raised, unless its score is at least 15 points higher (an escalation).
+//! - **Incidents**: a host's alerts that follow each other within
+//!   `incident_window_s` share one incident; its id is derived from the host
+//!   and the time it opened, and its host risk is the sum of its alerts'
+//!   scores.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use sha2::{Digest as _, Sha256};
+
+use super::Candidate;
+use super::config::DetectionSettings;
+use crate::alert::{Alert, Detector, IncidentRef, Severity, alert_id};
+
+/// Points by which a repeat must beat the last alert to escape suppression.
+const ESCALATION: u8 = 15;
+/// Related alert ids kept per incident.
+const MAX_RELATED: usize = 32;
+
+/// Counters of the alert stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AlertCounters {
+    /// Findings the detectors produced.
+    pub findings: u64,
+    /// Dropped by the allow-list.
+    pub allowed: u64,
+    /// Below the minimum score.
+    pub below_min_score: u64,
+    /// Suppressed as repeats.
+    pub suppressed: u64,
+    /// Raised.
+    pub raised: u64,
+    /// Incidents opened.
+    pub incidents: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Incident {
+    id: String,
+    last_ns: u64,
+    risk: u32,
+    alerts: Vec<String>,
+    count: u32,
+}
+
+/// The alert stage's state.
+#[derive(Debug, Default)]
+pub struct AlertStage {
+    last: BTreeMap<(IpAddr, Detector, Option<IpAddr>), (u64, u8)>,
+    incidents: BTreeMap<IpAddr, Incident>,
+    /// What happened to findings.
+    pub counters: AlertCounters,
+    /// Raised alerts per detector, in [`Detector::ALL`] order.
+    pub per_detector: [u64; Detector::ALL.len()],
+}
+
+/// The risk score of a finding.
+#[must_use]
+pub fn risk_score(strength: f64, confidence: f64, criticality: u8) -> u8 {
+    let crit = 0.6 + 0.1 * f64::from(criticality.clamp(1, 5));
+    let raw = 100.0 * (0.35 + 0.65 * strength.clamp(0.0, 1.0)) * confidence.clamp(0.0, 1.0) * crit;
+    raw.round().clamp(1.0, 100.0) as u8
+}
+
+impl AlertStage {
+    /// Turns a finding into an alert, or counts why not.
+    pub fn raise(&mut self, c: Candidate, settings: &DetectionSettings, sensor_id: &str) -> Option<Alert> {
+        self.counters.findings += 1;
+        let now = c.ts_ns;
+        if settings.allow.iter().any(|a| {
+            a.host.contains(&c.host)
+                && a.detector.is_none_or(|d| d == c.detector)
+                && a.peer.is_none_or(|p| c.peer.is_some_and(|ip| p.contains(&ip)))
+                && a.port.is_none_or(|p| c.port == Some(p))
+                && a.expires_ns.is_none_or(|e| now < e)
+        }) {
+            self.counters.allowed += 1;
+            return None;
+        }
+        let asset = settings.assets.iter().find(|a| a.cidr.contains(&c.host));
+        let criticality = asset.map_or(3, |a| a.criticality);
+        let score = risk_score(c.strength, c.confidence, criticality);
+        if score < settings.min_score {
+            self.counters.below_min_score += 1;
+            return None;
+        }
+        let key = (c.host, c.detector, c.peer);
+        let window = u64::try_from(settings.suppress_window.as_nanos()).unwrap_or(u64::MAX);
+        if let Some(&(at, prev)) = self.last.get(&key)
+            && now.saturating_sub(at) < window
+            && score < prev.saturating_add(ESCALATION)
+        {
+            self.counters.suppressed += 1;
+            return None;
+        }
+        self.last.insert(key, (now, score));
+        let id = alert_id(sensor_id, c.detector, c.host, c.peer, c.port, c.evidence.window_end_ns);
+        let incident_window = u64::try_from(settings.incident_window.as_nanos()).unwrap_or(u64::MAX);
+        let inc = match self.incidents.get_mut(&c.host) {
+            Some(inc) if now.saturating_sub(inc.last_ns) <= incident_window => inc,
+            _ => {
+                self.counters.incidents += 1;
+                let inc = Incident {
+                    id: incident_id(c.host, now),
+                    last_ns: now,
+                    risk: 0,
+                    alerts: Vec::new(),
+                    count: 0,
+                };
+                self.incidents.insert(c.host, inc);
+                self.incidents.get_mut(&c.host)?
+            }
+        };
+        inc.last_ns = inc.last_ns.max(now);
+        inc.risk = inc.risk.saturating_add(u32::from(score));
+        inc.count = inc.count.saturating_add(1);
+        let related = inc.alerts.clone();
+        inc.alerts.push(id.clone());
+        if inc.alerts.len() > MAX_RELATED {
+            inc.alerts.remove(0);
+        }
+        let incident =
+            IncidentRef { id: inc.id.clone(), host_risk: inc.risk, alert_count: inc.count, related };
+        self.counters.raised += 1;
+        if let Some(i) = Detector::ALL.iter().position(|d| *d == c.detector) {
+            self.per_detector[i] += 1;
+        }
+        Some(Alert {
+            id,
+            timestamp_ns: now,
+            sensor_id: sensor_id.to_owned(),
+            detector: c.detector,
+            description: c.description.to_owned(),
+            message: c.message,
+            risk_score: score,
+            severity: Severity::from_score(score),
+            host: c.host,
+            peer: c.peer,
+            port: c.port,
+            transport: c.transport.map(str::to_owned),
+            community_id: c.flow.map(|f| f.community_id()),
+            host_criticality: criticality,
+            host_owner: asset.and_then(|a| a.owner.clone()),
+            evidence: c.evidence,
+            incident: Some(incident),
+        })
+    }
+
+    /// Forgets suppression and incident entries older than their windows.
+    pub fn expire(&mut self, now_ns: u64, settings: &DetectionSettings) {
+        let window = u64::try_from(settings.suppress_window.as_nanos()).unwrap_or(u64::MAX);
+        self.last.retain(|_, (at, _)| now_ns.saturating_sub(*at) < window);
+        let inc = u64::try_from(settings.incident_window.as_nanos()).unwrap_or(u64::MAX);
+        self.incidents.retain(|_, i| now_ns.saturating_sub(i.last_ns) <= inc);
+    }
+}
+
+fn incident_id(host: IpAddr, opened_ns: u64) -> String {
+    let mut h = Sha256::new();
+    h.update(host.to_string().as_bytes());
+    h.update(opened_ns.to_be_bytes());
+    let d = h.finalize();
+    format!("inc-{}", d[..8].iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_grows_with_strength_confidence_and_criticality() {
+        assert!(risk_score(1.0, 1.0, 5) == 100);
+        assert!(risk_score(0.0, 0.5, 3) < risk_score(1.0, 0.5, 3));
+        assert!(risk_score(0.5, 0.5, 3) < risk_score(0.5, 0.9, 3));
+        assert!(risk_score(0.5, 0.8, 1) < risk_score(0.5, 0.8, 5));
+        assert!(risk_score(0.0, 0.0, 1) >= 1);
+    }
+}

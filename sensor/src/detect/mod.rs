@@ -1,0 +1,678 @@
+//! Detection: per-host baselines, the detectors, and the alert stage.
+//!
+//! The [`Engine`] takes flow records and [`Observation`]s in one deterministic
+//! order (the pipeline merges its inputs by their clocks) and keeps, per
+//! inside host (an address in `sensor.home_networks`), a [`HostState`]: the
+//! learned baseline and the accumulators of the bucket in progress. Time is
+//! the packets' time: a bucket closes when the clock passes its end, never by
+//! the wall clock, so a replay of the same capture from the same saved state
+//! raises the same alerts.
+//!
+//! | detector | evaluated | from |
+//! |---|---|---|
+//! | [`exfiltration`] | bucket close | records: bytes to outside peers |
+//! | [`dns_tunnel`] | bucket close | DNS observations |
+//! | [`icmp_tunnel`] | bucket close | ICMP echo observations |
+//! | [`malformed`] (`malformed_traffic`) | bucket close | malformed/evasive observations |
+//! | [`scan`] | bucket close | records: connection attempts per source |
+//! | [`beaconing`] | bucket close | records: connection starts per channel |
+//! | [`long_connection`] | each record | interim records |
+//! | [`protocol_mismatch`] | each identification | first-payload observations |
+//!
+//! Findings ([`Candidate`]s) go through the [`alerting`] stage (allow-list,
+//! score, suppression, incidents) and come out as [`Alert`]s.
+
+pub mod alerting;
+pub mod baseline;
+pub mod beaconing;
+pub mod config;
+pub mod dns_tunnel;
+pub mod exfiltration;
+pub mod host;
+pub mod icmp_tunnel;
+pub mod long_connection;
+pub mod malformed;
+pub mod protocol_mismatch;
+pub mod scan;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::alert::{Alert, Detector, Evidence, LearningState};
+use crate::config::Config;
+use crate::flow::FlowRecord;
+use crate::flow::record::tcp_state;
+use crate::observe::{ObsKind, Observation};
+use alerting::{AlertCounters, AlertStage};
+use baseline::{HostBaseline, Lifecycle};
+use config::DetectionSettings;
+use host::{FlowRef, HostState, Map, PeerAcc};
+
+/// A detector's finding, before scoring and suppression.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Which detector.
+    pub detector: Detector,
+    /// What the detector looks for.
+    pub description: &'static str,
+    /// When (packet time).
+    pub ts_ns: u64,
+    /// The host at fault.
+    pub host: IpAddr,
+    /// The peer, where one applies.
+    pub peer: Option<IpAddr>,
+    /// The port, where one applies.
+    pub port: Option<u16>,
+    /// The transport, where one applies.
+    pub transport: Option<&'static str>,
+    /// The one flow, where one applies.
+    pub flow: Option<FlowRef>,
+    /// How far past the threshold, 0–1.
+    pub strength: f64,
+    /// How sure the rule is, 0–1.
+    pub confidence: f64,
+    /// One sentence.
+    pub message: String,
+    /// The evidence.
+    pub evidence: Evidence,
+}
+
+impl Candidate {
+    /// A finding of a bucket detector.
+    #[must_use]
+    pub fn new(
+        detector: Detector,
+        description: &'static str,
+        ctx: &BucketCtx<'_>,
+        metric: &str,
+        observed: f64,
+        threshold: f64,
+    ) -> Self {
+        Self {
+            detector,
+            description,
+            ts_ns: ctx.end_ns,
+            host: ctx.host,
+            peer: None,
+            port: None,
+            transport: None,
+            flow: None,
+            strength: 0.5,
+            confidence: 0.5,
+            message: String::new(),
+            evidence: Evidence {
+                metric: metric.to_owned(),
+                observed,
+                baseline_mean: None,
+                baseline_band: None,
+                threshold,
+                learning_state: ctx.state,
+                window_start_ns: ctx.start_ns,
+                window_end_ns: ctx.end_ns,
+                community_ids: Vec::new(),
+                details: serde_json::Map::new(),
+            },
+        }
+    }
+
+    /// A finding of a detector that fires on one record or observation.
+    #[must_use]
+    pub fn point(
+        detector: Detector,
+        description: &'static str,
+        ctx: &PointCtx<'_>,
+        host: IpAddr,
+        metric: &str,
+        observed: f64,
+        threshold: f64,
+    ) -> Self {
+        let bucket = BucketCtx {
+            settings: ctx.settings,
+            host,
+            start_ns: ctx.ts_ns,
+            end_ns: ctx.ts_ns,
+            state: LearningState::NotApplicable,
+        };
+        Self::new(detector, description, &bucket, metric, observed, threshold)
+    }
+}
+
+/// What a bucket detector knows about the bucket it judges.
+#[derive(Debug, Clone, Copy)]
+pub struct BucketCtx<'a> {
+    /// The settings.
+    pub settings: &'a DetectionSettings,
+    /// The host judged.
+    pub host: IpAddr,
+    /// Bucket start, ns.
+    pub start_ns: u64,
+    /// Bucket end, ns.
+    pub end_ns: u64,
+    /// The host's baseline state.
+    pub state: LearningState,
+}
+
+impl BucketCtx<'_> {
+    /// The bucket's length in seconds.
+    #[must_use]
+    pub fn bucket_s(&self) -> u64 {
+        (self.end_ns - self.start_ns) / 1_000_000_000
+    }
+}
+
+/// What a point detector knows.
+#[derive(Debug, Clone, Copy)]
+pub struct PointCtx<'a> {
+    /// The settings.
+    pub settings: &'a DetectionSettings,
+    /// The inside endpoint, if any.
+    pub host: Option<IpAddr>,
+    /// When, ns.
+    pub ts_ns: u64,
+}
+
+/// How far `observed` went past `threshold`, 0 (at it) to 1 (far beyond).
+#[must_use]
+pub fn strength(observed: f64, threshold: f64) -> f64 {
+    if threshold <= 0.0 {
+        return 1.0;
+    }
+    let r = (observed / threshold).max(1.0);
+    (1.0 - r.powf(-0.5)).clamp(0.0, 1.0)
+}
+
+/// ECS `network.transport` of an IANA protocol number.
+#[must_use]
+pub fn transport_name(proto: u8) -> Option<&'static str> {
+    match proto {
+        6 => Some("tcp"),
+        17 => Some("udp"),
+        1 => Some("icmp"),
+        58 => Some("ipv6-icmp"),
+        132 => Some("sctp"),
+        _ => None,
+    }
+}
+
+/// Counters of the engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineCounters {
+    /// Flow records analysed.
+    pub records: u64,
+    /// Observations analysed.
+    pub observations: u64,
+    /// Buckets closed.
+    pub buckets: u64,
+    /// Inside hosts tracked now.
+    pub hosts: u64,
+    /// Hosts not tracked because `max_hosts` was reached.
+    pub hosts_dropped: u64,
+    /// Long flows not followed because the table was full.
+    pub long_flows_dropped: u64,
+    /// State snapshots written.
+    pub snapshots: u64,
+    /// State snapshots that failed.
+    pub snapshot_errors: u64,
+}
+
+/// The detection engine.
+#[derive(Debug)]
+pub struct Engine {
+    settings: DetectionSettings,
+    sensor_id: String,
+    home: Vec<IpNet>,
+    life: Lifecycle,
+    bucket_ns: u64,
+    /// Start of the bucket in progress (0 before the first item).
+    start_ns: u64,
+    now_ns: u64,
+    hosts: Map<IpAddr, HostState>,
+    scans: Map<IpAddr, scan::ScanAcc>,
+    beacons: Map<IpAddr, beaconing::HostChannels>,
+    long: long_connection::LongFlows,
+    inventory: protocol_mismatch::Inventory,
+    stage: AlertStage,
+    alerts: Vec<Alert>,
+    last_snapshot_ns: u64,
+    counters: EngineCounters,
+}
+
+impl Engine {
+    /// An engine for `config`, starting from `saved` state if any.
+    #[must_use]
+    pub fn new(config: &Config, saved: Option<state::State>) -> Self {
+        let s = config.detection.clone();
+        let life = Lifecycle {
+            learning_ns: nanos(s.learning_period),
+            min_buckets: s.min_learning_buckets,
+            stale_ns: nanos(s.stale_after),
+        };
+        let mut engine = Self {
+            bucket_ns: nanos(s.bucket).max(1),
+            settings: s,
+            sensor_id: config.sensor.id.clone(),
+            home: config.sensor.home_networks.clone(),
+            life,
+            start_ns: 0,
+            now_ns: 0,
+            hosts: Map::default(),
+            scans: Map::default(),
+            beacons: Map::default(),
+            long: long_connection::LongFlows::default(),
+            inventory: protocol_mismatch::Inventory::default(),
+            stage: AlertStage::default(),
+            alerts: Vec::new(),
+            last_snapshot_ns: 0,
+            counters: EngineCounters::default(),
+        };
+        if let Some(saved) = saved {
+            for (ip, b) in saved.hosts {
+                if engine.hosts.len() < engine.settings.max_hosts {
+                    engine.hosts.insert(ip, HostState::new(b));
+                }
+            }
+            for svc in saved.services {
+                engine.inventory.insert(
+                    (svc.server, svc.port, svc.transport),
+                    protocol_mismatch::Service { protocol: svc.protocol, first_ns: svc.first_ns },
+                );
+            }
+        }
+        engine
+    }
+
+    /// The settings in use.
+    #[must_use]
+    pub fn settings(&self) -> &DetectionSettings {
+        &self.settings
+    }
+
+    /// Swaps in new detection settings (a reload); state is kept.
+    pub fn reconfigure(&mut self, settings: DetectionSettings) {
+        self.settings = settings;
+    }
+
+    fn is_home(&self, ip: IpAddr) -> bool {
+        self.home.iter().any(|n| n.contains(&ip))
+    }
+
+    fn host_mut(&mut self, ip: IpAddr) -> Option<&mut HostState> {
+        if !self.hosts.contains_key(&ip) {
+            if self.hosts.len() >= self.settings.max_hosts {
+                self.counters.hosts_dropped += 1;
+                return None;
+            }
+            self.hosts.insert(ip, HostState::new(HostBaseline::new(self.start_ns)));
+        }
+        let h = self.hosts.get_mut(&ip)?;
+        h.bucket.active = true;
+        Some(h)
+    }
+
+    /// Moves the clock to `now_ns`, closing every bucket that ended.
+    pub fn advance(&mut self, now_ns: u64) {
+        if now_ns <= self.now_ns {
+            return;
+        }
+        self.now_ns = now_ns;
+        if self.start_ns == 0 {
+            self.start_ns = now_ns - now_ns % self.bucket_ns;
+            self.last_snapshot_ns = now_ns;
+            return;
+        }
+        if now_ns >= self.start_ns + self.bucket_ns {
+            let end = self.start_ns + self.bucket_ns;
+            self.close_bucket(end);
+            // After a gap (a quiet link, a capture glued from two days) the
+            // next bucket is the one holding `now`; empty buckets are skipped.
+            self.start_ns = now_ns - now_ns % self.bucket_ns;
+        }
+        if let Some(path) = self.settings.state_file.clone()
+            && now_ns.saturating_sub(self.last_snapshot_ns) >= nanos(self.settings.snapshot_interval)
+        {
+            self.last_snapshot_ns = now_ns;
+            self.snapshot_to(&path);
+        }
+    }
+
+    /// Writes the state to `path` (atomically), counting the outcome.
+    pub fn snapshot_to(&mut self, path: &std::path::Path) {
+        match state::save(path, &self.state()) {
+            Ok(()) => self.counters.snapshots += 1,
+            Err(e) => {
+                self.counters.snapshot_errors += 1;
+                eprintln!("nbad-sensor: warning: {e:#}");
+            }
+        }
+    }
+
+    /// Closes the bucket in progress (end of input); saves the state if a
+    /// state file is configured.
+    pub fn finish(&mut self) {
+        if self.start_ns != 0 {
+            let end = self.start_ns + self.bucket_ns;
+            self.close_bucket(end);
+            self.start_ns = end;
+        }
+        if let Some(path) = self.settings.state_file.clone() {
+            self.snapshot_to(&path);
+        }
+    }
+
+    /// Alerts raised since the last call.
+    pub fn take_alerts(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.alerts)
+    }
+
+    /// The engine's counters.
+    #[must_use]
+    pub fn counters(&self) -> EngineCounters {
+        let mut c = self.counters;
+        c.hosts = self.hosts.len() as u64;
+        c.long_flows_dropped = self.long.dropped;
+        c
+    }
+
+    /// The alert stage's counters, and raised alerts per detector.
+    #[must_use]
+    pub fn alert_counters(&self) -> (AlertCounters, [u64; Detector::ALL.len()]) {
+        (self.stage.counters, self.stage.per_detector)
+    }
+
+    /// The state to persist: baselines and the service inventory.
+    #[must_use]
+    pub fn state(&self) -> state::State {
+        let hosts = self.hosts.iter().map(|(ip, h)| (*ip, h.baseline.clone())).collect();
+        let mut services: Vec<state::ServiceEntry> = self
+            .inventory
+            .iter()
+            .map(|(k, s)| state::ServiceEntry {
+                server: k.0,
+                port: k.1,
+                transport: k.2,
+                protocol: s.protocol.clone(),
+                first_ns: s.first_ns,
+            })
+            .collect();
+        services.sort_by_key(|a| (a.server, a.port, a.transport));
+        state::State::new(self.now_ns, hosts, services)
+    }
+
+    fn raise(&mut self, c: Candidate) {
+        if let Some(alert) = self.stage.raise(c, &self.settings, &self.sensor_id) {
+            self.alerts.push(alert);
+        }
+    }
+
+    /// Accounts one flow record.
+    pub fn record(&mut self, r: &FlowRecord) {
+        self.counters.records += 1;
+        let client = r.client_endpoint();
+        let server = r.server_endpoint();
+        let flow = FlowRef { a: client, b: server, proto: r.key.proto };
+        let client_home = self.is_home(client.0);
+        let server_home = self.is_home(server.0);
+        let failed = !r.continued && attempt_failed(r);
+        for (host, peer, sent, recv, is_client) in
+            [(client.0, server.0, r.client, r.server, true), (server.0, client.0, r.server, r.client, false)]
+        {
+            let (home, peer_home) =
+                if is_client { (client_home, server_home) } else { (server_home, client_home) };
+            if !home {
+                continue;
+            }
+            let Some(h) = self.host_mut(host) else { continue };
+            let b = &mut h.bucket;
+            if !peer_home {
+                b.bytes_out += sent.bytes;
+                b.bytes_in += recv.bytes;
+                b.packets_out += sent.packets;
+                b.packets_in += recv.packets;
+                let new_entry = !b.peers.contains_key(&peer);
+                if new_entry && b.peers.len() >= host::MAX_PEERS {
+                    // Over the cap the bytes still count in the totals.
+                } else {
+                    let acc: &mut PeerAcc = b.peers.entry(peer).or_default();
+                    if sent.bytes > 0 && (acc.port.is_none() || sent.bytes * 2 > acc.bytes_out) {
+                        acc.port = Some(server.1);
+                        acc.proto = r.key.proto;
+                    }
+                    acc.bytes_out += sent.bytes;
+                    acc.bytes_in += recv.bytes;
+                    if acc.flows.len() < host::MAX_FLOW_REFS && !acc.flows.contains(&flow) {
+                        acc.flows.push(flow);
+                    }
+                    if new_entry && !h.baseline.note_peer(host::addr_hash(peer)) {
+                        h.bucket.new_peers += 1;
+                    }
+                }
+            }
+            if is_client && !r.continued && sent.packets > 0 {
+                let b = &mut h.bucket;
+                b.connections += 1;
+                b.failed += u64::from(failed);
+                if b.dst_ports.len() < host::MAX_PORTS {
+                    b.dst_ports.insert(server.1);
+                }
+                if self.settings.beaconing.enabled {
+                    self.beacons.entry(host).or_default().connect(
+                        flow,
+                        r.start_ns,
+                        sent.bytes,
+                        &self.settings.beaconing,
+                    );
+                }
+            }
+        }
+        // Scans: every source, inside or outside, that opened connections.
+        if self.settings.scan.enabled && !r.continued && r.client.packets > 0 {
+            let cap = usize::try_from(self.settings.scan.max_sources).unwrap_or(usize::MAX);
+            if self.scans.len() < cap || self.scans.contains_key(&client.0) {
+                self.scans.entry(client.0).or_default().attempt(flow, failed);
+            }
+        }
+        let inside = if client_home {
+            Some(client.0)
+        } else if server_home {
+            Some(server.0)
+        } else {
+            None
+        };
+        let ctx = PointCtx { settings: &self.settings, host: inside, ts_ns: r.end_ns };
+        if let Some(c) = self.long.record(r, &ctx) {
+            self.raise(c);
+        }
+    }
+
+    /// Accounts one observation.
+    pub fn observation(&mut self, o: &Observation) {
+        self.counters.observations += 1;
+        self.advance(o.ts_ns);
+        match &o.kind {
+            ObsKind::App(p) => {
+                let home: Vec<IpNet> = self.home.clone();
+                let is_home = |ip: IpAddr| home.iter().any(|n| n.contains(&ip));
+                let max = usize::try_from(self.settings.protocol_mismatch.max_services).unwrap_or(usize::MAX);
+                let ctx = PointCtx { settings: &self.settings, host: None, ts_ns: o.ts_ns };
+                if let Some(c) = protocol_mismatch::observe(o, p, &mut self.inventory, max, &ctx, is_home) {
+                    self.raise(c);
+                }
+            }
+            ObsKind::Dns(d) => {
+                if d.query && self.is_home(o.src) {
+                    let (s, sport, dst, dport, proto) = (o.src, o.sport, o.dst, o.dport, o.proto);
+                    let dns = self.settings.dns_tunnel.clone();
+                    let Some(h) = self.host_mut(s) else { return };
+                    let b = &mut h.bucket;
+                    b.dns_queries += 1;
+                    b.dns_tcp_messages += u64::from(d.tcp);
+                    let Some(name) = &d.qname else { return };
+                    let nh = host::name_hash(name);
+                    if b.dns_names.len() < host::MAX_NAMES {
+                        b.dns_names.insert(nh);
+                    }
+                    b.dns_len_sum += name.len() as u64;
+                    b.dns_entropy_sum += host::entropy(name.split('.').next().unwrap_or(""));
+                    let (domain, sub) = dns_tunnel::split_name(name);
+                    if !b.domains.contains_key(&domain) && b.domains.len() >= host::MAX_DOMAINS {
+                        return;
+                    }
+                    let acc = b.domains.entry(domain).or_default();
+                    acc.queries += 1;
+                    if acc.names.len() < host::MAX_NAMES {
+                        acc.names.insert(nh);
+                    }
+                    acc.sub_len_sum += sub.len() as u64;
+                    if dns_tunnel::long_high_entropy(&sub, dns.long_label, dns.min_entropy) {
+                        acc.long_queries += 1;
+                    }
+                    // The longest label carries the data in a tunnel; DNSBL and
+                    // reverse-style lookups have only short labels.
+                    let longest = sub.split('.').max_by_key(|l| l.len()).unwrap_or("");
+                    acc.sub_entropy_sum += host::entropy(longest);
+                    if let Some(t) = d.qtype {
+                        *acc.qtypes.entry(t).or_default() += 1;
+                        acc.unusual_qtypes += u64::from(dns_tunnel::unusual_qtype(t));
+                        acc.null_queries += u64::from(t == 10 || t >= 65_280);
+                    }
+                    if acc.examples.len() < host::MAX_EXAMPLES && !acc.examples.contains(name) {
+                        acc.examples.push(name.clone());
+                    }
+                    acc.flow = Some(FlowRef { a: (s, sport), b: (dst, dport), proto });
+                } else if !d.query && self.is_home(o.dst) {
+                    let large = matches!(d.qtype, Some(10 | 16))
+                        && u64::from(d.size) >= self.settings.dns_tunnel.large_answer_bytes;
+                    let Some(h) = self.host_mut(o.dst) else { return };
+                    h.bucket.dns_tcp_messages += u64::from(d.tcp);
+                    if large && let Some(name) = &d.qname {
+                        let (domain, _) = dns_tunnel::split_name(name);
+                        if h.bucket.domains.contains_key(&domain)
+                            || h.bucket.domains.len() < host::MAX_DOMAINS
+                        {
+                            let acc = h.bucket.domains.entry(domain).or_default();
+                            acc.large_answers += 1;
+                            acc.flow.get_or_insert(FlowRef {
+                                a: (o.dst, o.dport),
+                                b: (o.src, o.sport),
+                                proto: o.proto,
+                            });
+                        }
+                    }
+                }
+            }
+            ObsKind::IcmpEcho { reply, payload_len } => {
+                let (initiator, responder) = if *reply { (o.dst, o.src) } else { (o.src, o.dst) };
+                let (host, peer) = if self.is_home(initiator) {
+                    (initiator, responder)
+                } else if self.is_home(responder) {
+                    (responder, initiator)
+                } else {
+                    return;
+                };
+                let flow = if *reply {
+                    FlowRef { a: (o.dst, o.dport), b: (o.src, o.sport), proto: o.proto }
+                } else {
+                    FlowRef { a: (o.src, o.sport), b: (o.dst, o.dport), proto: o.proto }
+                };
+                let Some(h) = self.host_mut(host) else { return };
+                let len = *payload_len;
+                h.bucket.icmp_bytes += u64::from(len);
+                let acc = h.bucket.icmp.entry(peer).or_default();
+                acc.packets += 1;
+                acc.bytes += u64::from(len);
+                if acc.sizes.len() < 256 {
+                    acc.sizes.insert(len);
+                }
+                acc.max = acc.max.max(len);
+                acc.flow.get_or_insert(flow);
+            }
+            ObsKind::Malformed(reason) => {
+                if self.is_home(o.src)
+                    && let Some(h) = self.host_mut(o.src)
+                {
+                    *h.bucket.malformed.entry(reason.name()).or_default() += 1;
+                }
+            }
+            ObsKind::Evasive(what) => {
+                if self.is_home(o.src)
+                    && let Some(h) = self.host_mut(o.src)
+                {
+                    *h.bucket.malformed.entry(what).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    fn close_bucket(&mut self, end_ns: u64) {
+        self.counters.buckets += 1;
+        let start_ns = end_ns - self.bucket_ns;
+        let hour_buckets = usize::try_from(3_600_000_000_000 / self.bucket_ns).unwrap_or(60).max(1);
+        let mut found = Vec::new();
+        let mut ips: Vec<IpAddr> =
+            self.hosts.iter().filter(|(_, h)| h.bucket.active).map(|(ip, _)| *ip).collect();
+        ips.sort_unstable();
+        for ip in ips {
+            let Some(h) = self.hosts.get_mut(&ip) else { continue };
+            let state = h.baseline.state(end_ns, &self.life);
+            let ctx = BucketCtx { settings: &self.settings, host: ip, start_ns, end_ns, state };
+            let before = found.len();
+            found.extend(exfiltration::evaluate(h, &ctx));
+            found.extend(dns_tunnel::evaluate(h, &ctx));
+            found.extend(icmp_tunnel::evaluate(h, &ctx));
+            found.extend(malformed::evaluate(h, &ctx));
+            if let Some(ch) = self.beacons.get_mut(&ip) {
+                found.extend(ch.evaluate(&ctx));
+            }
+            let weight = if found.len() > before { self.settings.alert_weight } else { 1.0 };
+            let values = h.bucket.values(h.hour_out());
+            h.baseline.learn(&values, end_ns, self.settings.baseline_alpha, weight, &self.life);
+            h.roll(hour_buckets);
+        }
+        if self.settings.scan.enabled {
+            let mut sources: Vec<IpAddr> = self.scans.keys().copied().collect();
+            sources.sort_unstable();
+            for src in sources {
+                let state = self
+                    .hosts
+                    .get(&src)
+                    .map_or(LearningState::NotApplicable, |h| h.baseline.state(end_ns, &self.life));
+                let ctx = BucketCtx { settings: &self.settings, host: src, start_ns, end_ns, state };
+                if let Some(acc) = self.scans.get(&src)
+                    && let Some(c) = scan::evaluate(src, acc, &ctx)
+                {
+                    found.push(c);
+                }
+            }
+            self.scans.clear();
+        }
+        found.sort_by_key(|a| (a.host, a.detector, a.peer, a.port));
+        for c in found {
+            self.raise(c);
+        }
+        self.stage.expire(end_ns, &self.settings);
+    }
+}
+
+/// Whether a connection attempt failed: a TCP handshake that did not complete
+/// (no SYN-ACK, or reset before completion), or a UDP/ICMP flow with no answer.
+fn attempt_failed(r: &FlowRecord) -> bool {
+    match r.key.proto {
+        6 => {
+            // A handshake that never completed: a SYN without SYN-ACK, or a
+            // probe (FIN, NULL, XMAS, ACK) answered by a reset or not at all.
+            let s = r.tcp_state;
+            s & tcp_state::ESTABLISHED == 0
+                && (s & tcp_state::SYN != 0 || s & tcp_state::RST != 0 || r.server.packets == 0)
+        }
+        _ => r.server.packets == 0,
+    }
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

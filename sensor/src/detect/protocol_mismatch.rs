@@ -1,0 +1,203 @@
+//! `protocol_mismatch`: a known protocol on another protocol's port, or a
+//! standard port carrying something else.
+//!
+//! Works on the identification of each flow direction's first payload (see
+//! [`crate::protocol`]). The service side of the flow is the destination for
+//! what a client sends first (TLS ClientHello, HTTP request, DNS query, QUIC)
+//! and the source for an HTTP response; for banners both sides send (SSH) or
+//! the server sends first (SMTP, FTP) it is the side with the lower port.
+//! Then:
+//!
+//! - **cross**: the protocol is not among those the port is registered for,
+//!   and the port is registered for something (SSH on 443 or 80, HTTP on 22,
+//!   TLS on 80, HTTP on 5432): confidence 0.85;
+//! - **not the standard protocol**: port 53 carrying something other than DNS,
+//!   or TCP 443 carrying neither TLS nor anything else identified: 0.55;
+//! - **non-standard port** (`report_nonstandard`): SSH, SMTP or FTP on a port
+//!   no protocol is registered for: 0.45. TLS and HTTP on unregistered high
+//!   ports are everyday traffic and are not reported.
+//!
+//! The host at fault is the inside endpoint (the client when both or neither
+//! are inside).
+//!
+//! The service inventory remembers every (server, port, transport) with the
+//! protocol seen and when it was first seen; a service first seen at least
+//! `inventory_learn_s` ago is the organisation's own and no longer alerts.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::host::{FlowRef, Map};
+use super::{Candidate, PointCtx, transport_name};
+use crate::alert::{Detector, LearningState};
+use crate::observe::Observation;
+use crate::protocol::Protocol;
+
+const DESCRIPTION: &str =
+    "A protocol runs on a port registered for another one, or a standard port carries something else.";
+
+/// One service in the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// Protocol seen.
+    pub protocol: String,
+    /// First seen, ns since the epoch.
+    pub first_ns: u64,
+}
+
+/// Services by (server, port, transport).
+pub type Inventory = Map<(IpAddr, u16, u8), Service>;
+
+/// The protocols registered on a port (what the port "should" carry).
+#[must_use]
+pub fn registered(port: u16, proto: u8) -> &'static [&'static str] {
+    let tcp = proto == 6;
+    match (port, tcp) {
+        (22, true) => &["ssh"],
+        (53, _) => &["dns"],
+        (80 | 8080 | 8000 | 8008 | 8888 | 3128, true) => &["http", "http2"],
+        (443, true) => &["tls", "http2"],
+        (443, false) => &["quic"],
+        (25 | 587 | 2525, true) => &["smtp", "tls"],
+        (465 | 993 | 995 | 636 | 853 | 8443 | 5061 | 990 | 992 | 994, true) => &["tls"],
+        (21, true) => &["ftp", "tls"],
+        (23, true) => &["telnet"],
+        (110 | 143, true) => &["pop3/imap", "tls"],
+        (445 | 139, true) => &["smb"],
+        (3389, _) => &["rdp", "tls"],
+        (3306, true) => &["mysql", "tls"],
+        (5432, true) => &["postgresql", "tls"],
+        (1433, true) => &["mssql", "tls"],
+        (389, _) => &["ldap"],
+        (88, _) => &["kerberos"],
+        (123, false) => &["ntp"],
+        (161 | 162, false) => &["snmp"],
+        (67 | 68, false) => &["dhcp"],
+        (514, _) => &["syslog"],
+        (1194, _) => &["openvpn"],
+        (5060, _) => &["sip"],
+        (6379, true) => &["redis"],
+        (27017, true) => &["mongodb"],
+        _ => &[],
+    }
+}
+
+/// An address and a port.
+type Endpoint = (IpAddr, u16);
+
+/// Which endpoint is the service, and the protocol's name.
+fn service_side(o: &Observation, p: &Protocol) -> Option<(Endpoint, Endpoint, &'static str)> {
+    let src = (o.src, o.sport);
+    let dst = (o.dst, o.dport);
+    let lower_is_src = o.sport < o.dport;
+    let (server, client) = match p {
+        Protocol::Tls { client_hello: true, .. } | Protocol::HttpRequest { .. } | Protocol::Quic { .. } => {
+            (dst, src)
+        }
+        Protocol::Dns { query: true, .. } => (dst, src),
+        Protocol::HttpResponse { .. } | Protocol::Dns { query: false, .. } => (src, dst),
+        _ if lower_is_src => (src, dst),
+        _ => (dst, src),
+    };
+    let name = match p {
+        Protocol::HttpRequest { method, .. } if method == "PRI" => "http2",
+        other => other.name(),
+    };
+    Some((server, client, name))
+}
+
+/// Looks at one identified flow direction; returns a finding when the
+/// service mismatches and is not yet part of the learned inventory.
+pub fn observe(
+    o: &Observation,
+    p: &Protocol,
+    inventory: &mut Inventory,
+    max_services: usize,
+    ctx: &PointCtx<'_>,
+    is_home: impl Fn(IpAddr) -> bool,
+) -> Option<Candidate> {
+    let s = &ctx.settings.protocol_mismatch;
+    if !s.enabled {
+        return None;
+    }
+    let (server, client, name) = service_side(o, p)?;
+    let port = server.1;
+    let reg = registered(port, o.proto);
+    let (rule, confidence) = if name == "unknown" {
+        let standard_only = (port == 53) || (port == 443 && o.proto == 6);
+        if !standard_only {
+            return None;
+        }
+        ("not_standard_protocol", 0.55)
+    } else if !reg.is_empty() && !reg.contains(&name) {
+        ("cross_protocol", 0.85)
+    } else if reg.is_empty() && s.report_nonstandard && matches!(name, "ssh" | "smtp" | "ftp") {
+        ("nonstandard_port", 0.45)
+    } else {
+        return None;
+    };
+    let key = (server.0, port, o.proto);
+    let learn_ns = u64::try_from(s.inventory_learn_s).unwrap_or(0).saturating_mul(1_000_000_000);
+    match inventory.get(&key) {
+        Some(svc) if o.ts_ns.saturating_sub(svc.first_ns) >= learn_ns && svc.protocol == name => return None,
+        Some(_) => {}
+        None if inventory.len() < max_services => {
+            inventory.insert(key, Service { protocol: name.to_owned(), first_ns: o.ts_ns });
+        }
+        None => {}
+    }
+    // The inside endpoint is at fault; when neither is inside (a tap on a
+    // transit link, or home networks not configured), the client that chose
+    // the port.
+    let host = if is_home(client.0) || !is_home(server.0) { client.0 } else { server.0 };
+    let peer = if host == client.0 { server.0 } else { client.0 };
+    let flow = FlowRef { a: client, b: server, proto: o.proto };
+    let first_ns = inventory.get(&key).map_or(o.ts_ns, |s| s.first_ns);
+    let mut cand = Candidate::point(Detector::ProtocolMismatch, DESCRIPTION, ctx, host, "flows", 1.0, 1.0);
+    cand.peer = Some(peer);
+    cand.port = Some(port);
+    cand.transport = transport_name(o.proto);
+    cand.flow = Some(flow);
+    cand.strength = 0.6;
+    cand.confidence = confidence;
+    cand.evidence.learning_state = LearningState::Learning;
+    cand.evidence.community_ids.push(flow.community_id());
+    let expected: Vec<&str> = reg.to_vec();
+    let d = &mut cand.evidence.details;
+    d.insert("rule".into(), json!(rule));
+    d.insert("protocol".into(), json!(name));
+    d.insert("port".into(), json!(port));
+    d.insert("expected".into(), json!(expected));
+    d.insert("service_first_seen_ns".into(), json!(first_ns));
+    match p {
+        Protocol::Ssh { banner } => {
+            d.insert("banner".into(), json!(banner));
+        }
+        Protocol::Tls { sni: Some(sni), .. } => {
+            d.insert("sni".into(), json!(sni));
+        }
+        Protocol::HttpRequest { method, host: Some(h) } => {
+            d.insert("http_method".into(), json!(method));
+            d.insert("http_host".into(), json!(h));
+        }
+        _ => {}
+    }
+    let what = match rule {
+        "cross_protocol" => format!("{name} on port {port}, registered for {}", expected.join("/")),
+        "not_standard_protocol" => {
+            format!("port {port} carrying something other than {}", expected.join("/"))
+        }
+        _ => format!("{name} on non-standard port {port}"),
+    };
+    cand.message = format!(
+        "{}:{} → {}:{} {}: {what}",
+        client.0,
+        client.1,
+        server.0,
+        server.1,
+        transport_name(o.proto).unwrap_or("ip")
+    );
+    Some(cand)
+}

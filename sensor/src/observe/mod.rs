@@ -1,0 +1,284 @@
+//! Observations: the per-packet facts detectors need that flow records do not
+//! carry, taken in the capture thread while the frame is still at hand.
+//!
+//! - the application protocol of each flow direction, from its first payload
+//!   ([`crate::protocol::identify`]);
+//! - every DNS message on port 53 (name, type, response code, size);
+//! - every ICMP echo request and reply (payload size);
+//! - every malformed frame whose sender is known, and TCP flag combinations no
+//!   stack sends (NULL, XMAS, SYN+FIN, SYN+RST): evasive packets.
+//!
+//! Cost on the hot path: a packet with neither payload nor anything above to
+//! report costs a few compares. "First payload of a direction" is remembered
+//! in a direct-mapped table of flow-hash tags ([`SEEN_SLOTS`] × 8 bytes): a
+//! collision only makes a direction be identified twice, never missed, so no
+//! per-flow state has to be freed. Observations are batched and sent with the
+//! capture clock whenever a batch fills or the clock enters a new second,
+//! which is also when the dispatcher sends every worker its batch; the
+//! analysis stage orders its inputs by those clocks (see
+//! [`crate::pipeline`]).
+
+use std::net::IpAddr;
+
+use crate::decode::{L4Span, Malformed, PacketMeta};
+use crate::flow::record::addr_of;
+use crate::protocol::{self, Protocol, Transport};
+
+/// Slots of the first-payload table (a power of two).
+pub const SEEN_SLOTS: usize = 1 << 18;
+/// Observations per batch sent to the analysis stage.
+pub const BATCH: usize = 512;
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const ICMP: u8 = 1;
+const ICMPV6: u8 = 58;
+const DNS_PORT: u16 = 53;
+
+/// What one observation says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ObsKind {
+    /// The first payload of a flow direction, identified (`Unknown` included).
+    App(Protocol),
+    /// A DNS message on port 53.
+    Dns(DnsObs),
+    /// An ICMP or ICMPv6 echo request or reply.
+    IcmpEcho {
+        /// True for a reply.
+        reply: bool,
+        /// Bytes after the 8-byte echo header, as captured.
+        payload_len: u16,
+    },
+    /// A frame the decoder refused, from a known sender.
+    Malformed(Malformed),
+    /// A TCP packet with flags no stack sends; the name of the combination.
+    Evasive(&'static str),
+}
+
+/// One DNS message's facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsObs {
+    /// A query (true) or a response.
+    pub query: bool,
+    /// The first question's name, if whole.
+    pub qname: Option<String>,
+    /// The first question's type.
+    pub qtype: Option<u16>,
+    /// The response code (0 for queries).
+    pub rcode: u8,
+    /// Answer records (responses).
+    pub answers: u16,
+    /// The message's size in bytes.
+    pub size: u16,
+    /// Carried over TCP.
+    pub tcp: bool,
+}
+
+/// One observation: who sent what to whom, when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Capture time, ns since the epoch.
+    pub ts_ns: u64,
+    /// The sender.
+    pub src: IpAddr,
+    /// The receiver (the sender again for a malformed frame whose receiver is unknown).
+    pub dst: IpAddr,
+    /// Sender's port (ICMP: type equivalent).
+    pub sport: u16,
+    /// Receiver's port (ICMP: code equivalent).
+    pub dport: u16,
+    /// IANA transport number.
+    pub proto: u8,
+    /// What was seen.
+    pub kind: ObsKind,
+}
+
+/// Counters of the observer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObserveCounters {
+    /// Flow directions whose first payload was identified.
+    pub identified: u64,
+    /// DNS messages observed.
+    pub dns: u64,
+    /// ICMP echo packets observed.
+    pub icmp_echo: u64,
+    /// Malformed frames attributed to a sender.
+    pub malformed: u64,
+    /// Evasive TCP packets.
+    pub evasive: u64,
+}
+
+/// Takes observations from decoded frames and batches them.
+#[derive(Debug)]
+pub struct Observer {
+    seen: Vec<u64>,
+    batch: Vec<Observation>,
+    sec: u64,
+    /// What has been observed.
+    pub counters: ObserveCounters,
+}
+
+impl Default for Observer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Observer {
+    /// An observer with an empty first-payload table.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            seen: vec![0; SEEN_SLOTS],
+            batch: Vec::with_capacity(BATCH),
+            sec: 0,
+            counters: ObserveCounters::default(),
+        }
+    }
+
+    /// Looks at one decoded packet; `meta.hash` must be set. Returns whether a
+    /// batch is ready to be taken.
+    #[inline]
+    pub fn packet(&mut self, meta: &PacketMeta, l4: Option<L4Span>, frame: &[u8]) -> bool {
+        let proto = meta.key.proto;
+        let Some(span) = l4 else { return false };
+        match proto {
+            TCP | UDP => {
+                if proto == TCP && meta.packets == 1 {
+                    self.tcp_flags(meta);
+                }
+                let payload = span.payload(frame);
+                if payload.is_empty() {
+                    return self.batch.len() >= BATCH;
+                }
+                let (sport, dport) = ports(meta);
+                let transport = if proto == TCP { Transport::Tcp } else { Transport::Udp };
+                let dns = sport == DNS_PORT || dport == DNS_PORT;
+                if dns {
+                    self.dns(meta, transport, payload);
+                }
+                let tag = (meta.hash & !1) | u64::from(meta.from_lo) | 0x8000_0000_0000_0000;
+                let slot = &mut self.seen[(meta.hash >> 46) as usize & (SEEN_SLOTS - 1)];
+                if *slot != tag {
+                    *slot = tag;
+                    self.counters.identified += 1;
+                    let found = protocol::identify(transport, payload);
+                    self.push(meta, ObsKind::App(found));
+                }
+            }
+            ICMP | ICMPV6 => {
+                let header = span.header(frame);
+                let echo = match (proto, header.first()) {
+                    (ICMP, Some(8)) | (ICMPV6, Some(128)) => Some(false),
+                    (ICMP, Some(0)) | (ICMPV6, Some(129)) => Some(true),
+                    _ => None,
+                };
+                if let Some(reply) = echo {
+                    self.counters.icmp_echo += 1;
+                    let payload_len = u16::try_from(span.payload(frame).len()).unwrap_or(u16::MAX);
+                    self.push(meta, ObsKind::IcmpEcho { reply, payload_len });
+                }
+            }
+            _ => {}
+        }
+        self.batch.len() >= BATCH
+    }
+
+    /// Records a malformed frame from `src` (when its IP header was readable).
+    pub fn malformed(&mut self, src: Option<[u8; 16]>, reason: Malformed, ts_ns: u64) -> bool {
+        if let Some(src) = src {
+            self.counters.malformed += 1;
+            let src = mapped(src);
+            self.batch.push(Observation {
+                ts_ns,
+                src,
+                dst: src,
+                sport: 0,
+                dport: 0,
+                proto: 0,
+                kind: ObsKind::Malformed(reason),
+            });
+        }
+        self.batch.len() >= BATCH
+    }
+
+    /// Whether the clock entered a new second since the last batch was taken
+    /// (the analysis stage then learns the capture's progress).
+    #[inline]
+    pub fn new_second(&self, now_ns: u64) -> bool {
+        now_ns / 1_000_000_000 != self.sec
+    }
+
+    /// Takes the batch (possibly empty) and notes the second it was taken in.
+    pub fn take(&mut self, now_ns: u64) -> Vec<Observation> {
+        self.sec = now_ns / 1_000_000_000;
+        std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH))
+    }
+
+    fn tcp_flags(&mut self, meta: &PacketMeta) {
+        const FIN: u8 = 0x01;
+        const SYN: u8 = 0x02;
+        const RST: u8 = 0x04;
+        const PSH: u8 = 0x08;
+        const URG: u8 = 0x20;
+        let f = meta.tcp_flags;
+        let what = if f == 0 {
+            "null_scan"
+        } else if f & (FIN | PSH | URG) == FIN | PSH | URG && f & SYN == 0 {
+            "xmas_scan"
+        } else if f & (SYN | FIN) == SYN | FIN {
+            "syn_fin"
+        } else if f & (SYN | RST) == SYN | RST {
+            "syn_rst"
+        } else {
+            return;
+        };
+        self.counters.evasive += 1;
+        self.push(meta, ObsKind::Evasive(what));
+    }
+
+    fn dns(&mut self, meta: &PacketMeta, transport: Transport, payload: &[u8]) {
+        let Protocol::Dns { query, qname, qtype } = protocol::identify(transport, payload) else {
+            return;
+        };
+        let msg = if transport == Transport::Tcp { payload.get(2..).unwrap_or(&[]) } else { payload };
+        let rcode = msg.get(3).map_or(0, |b| b & 0x0f);
+        let answers = msg.get(6..8).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+        let size = u16::try_from(msg.len()).unwrap_or(u16::MAX);
+        self.counters.dns += 1;
+        let tcp = transport == Transport::Tcp;
+        self.push(meta, ObsKind::Dns(DnsObs { query, qname, qtype, rcode, answers, size, tcp }));
+    }
+
+    fn push(&mut self, meta: &PacketMeta, kind: ObsKind) {
+        let (src, dst) = if meta.from_lo {
+            (meta.key.addr_lo, meta.key.addr_hi)
+        } else {
+            (meta.key.addr_hi, meta.key.addr_lo)
+        };
+        let (sport, dport) = ports(meta);
+        self.batch.push(Observation {
+            ts_ns: meta.ts_ns,
+            src: addr_of(&meta.key, src),
+            dst: addr_of(&meta.key, dst),
+            sport,
+            dport,
+            proto: meta.key.proto,
+            kind,
+        });
+    }
+}
+
+/// The sender's and the receiver's port.
+fn ports(meta: &PacketMeta) -> (u16, u16) {
+    if meta.from_lo { (meta.key.port_lo, meta.key.port_hi) } else { (meta.key.port_hi, meta.key.port_lo) }
+}
+
+/// An address as the decoder stores it (IPv4 mapped into IPv6) as an `IpAddr`.
+fn mapped(bytes: [u8; 16]) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(bytes);
+    v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+use super::*;
+use crate::capture::LinkType;
+use crate::config::DecodeSettings;
+use crate::decode::Decoder;
+use crate::flow::FlowHasher;
+
+fn decoder() -> Decoder {
+    Decoder::new(&DecodeSettings { gre: true, vxlan: true, vxlan_ports: vec![4789] })
+}
+
+/// An Ethernet/IPv4/UDP frame from 10.0.0.1:40000 to 10.0.0.2:`dport`.
+fn udp_frame(dport: u16, payload: &[u8]) -> Vec<u8> {
+    let builder = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(40000, dport);
+    let mut out = Vec::new();
+    builder.write(&mut out, payload).expect("frame");
+    out
+}
+
+fn observe(obs: &mut Observer, frame: &[u8]) {
+    let mut d = decoder();
+    let mut meta = d.decode(LinkType::Ethernet, 1_000, frame).expect("decodes");
+    meta.hash = FlowHasher::with_seed(7).hash(&meta.key);
+    obs.packet(&meta, d.last_l4(), frame);
+}
+
+fn dns_query(name: &str, qtype: u16) -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        m.push(u8::try_from(label.len()).expect("short label"));
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.push(0);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    m
+}
+
+#[test]
+fn reports_every_dns_query_and_the_first_payload_of_a_direction_once() {
+    let mut obs = Observer::new();
+    observe(&mut obs, &udp_frame(53, &dns_query("a1.example.com", 16)));
+    observe(&mut obs, &udp_frame(53, &dns_query("b2.example.com", 16)));
+    let batch = obs.take(2_000);
+    let dns: Vec<_> =
+        batch.iter().filter_map(|o| if let ObsKind::Dns(d) = &o.kind { Some(d) } else { None }).collect();
+    assert_eq!(dns.len(), 2);
+    assert_eq!(dns[0].qname.as_deref(), Some("a1.example.com"));
+    assert_eq!(dns[0].qtype, Some(16));
+    assert!(dns[0].query);
+    let apps = batch.iter().filter(|o| matches!(o.kind, ObsKind::App(_))).count();
+    assert_eq!(apps, 1, "one flow direction, identified once");
+    assert_eq!(batch[0].src.to_string(), "10.0.0.1");
+    assert_eq!(batch[0].dport, 53);
+}
+
+#[test]
+fn reports_icmp_echo_payload_sizes() {
+    let builder = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .icmpv4_echo_request(1, 1);
+    let mut frame = Vec::new();
+    builder.write(&mut frame, &[0xab; 300]).expect("frame");
+    let mut obs = Observer::new();
+    observe(&mut obs, &frame);
+    let batch = obs.take(0);
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].kind, ObsKind::IcmpEcho { reply: false, payload_len: 300 });
+}
+
+#[test]
+fn empty_payloads_report_nothing() {
+    let mut obs = Observer::new();
+    observe(&mut obs, &udp_frame(9999, &[]));
+    assert!(obs.take(0).is_empty());
+}

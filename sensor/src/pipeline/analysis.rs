@@ -1,0 +1,283 @@
+//! The analysis stage: one thread that writes flow records, merges its inputs
+//! into one deterministic order, and runs the detection engine on it.
+//!
+//! Inputs are the flow workers (records) and the capture thread
+//! (observations). Each message carries its sender's clock, which never goes
+//! back; every input sends at least one message per second of packet time
+//! (the dispatcher sends every worker a batch when the clock enters a new
+//! second, and the capture thread its observations at the same moment). The
+//! merge holds each input's messages in a queue and releases the one with the
+//! smallest clock (ties: the lowest input) only when every input still
+//! running has one queued, so the engine sees the same sequence whatever the
+//! threads' timing: the same capture gives the same alerts. The queues never
+//! block a sender; they hold at most about a second of input.
+//!
+//! Flow records are written as they arrive, before the merge: a record's line
+//! never waits for another input.
+
+use std::collections::VecDeque;
+use std::io::Write;
+
+use crossbeam_channel::Receiver;
+
+use crate::alert::{Alert, Detector};
+use crate::detect::Engine;
+use crate::flow::FlowRecord;
+use crate::observe::{Observation, ObserveCounters};
+use crate::output::flow_json::FlowJsonWriter;
+use crate::stats::{DetectionJson, ObservedJson, StatsHub};
+
+/// A message to the analysis stage.
+#[derive(Debug)]
+pub enum AnalysisMsg {
+    /// Flow records from a worker, with the worker's clock.
+    Records {
+        /// The worker.
+        input: usize,
+        /// The worker's clock (its last batch's), ns.
+        clock_ns: u64,
+        /// Records, possibly none (a heartbeat).
+        records: Vec<FlowRecord>,
+    },
+    /// Observations from the capture thread, with the capture clock.
+    Observations {
+        /// The capture thread's input number.
+        input: usize,
+        /// The capture clock, ns.
+        clock_ns: u64,
+        /// Observations, possibly none (a heartbeat).
+        obs: Vec<Observation>,
+        /// The observer's counters so far.
+        counters: ObserveCounters,
+    },
+    /// The input has sent everything.
+    Done {
+        /// The input.
+        input: usize,
+    },
+}
+
+impl AnalysisMsg {
+    fn input(&self) -> usize {
+        match self {
+            Self::Records { input, .. } | Self::Observations { input, .. } | Self::Done { input } => *input,
+        }
+    }
+
+    fn clock(&self) -> u64 {
+        match self {
+            Self::Records { clock_ns, .. } | Self::Observations { clock_ns, .. } => *clock_ns,
+            Self::Done { .. } => u64::MAX,
+        }
+    }
+}
+
+/// Orders messages of several inputs by their clocks.
+#[derive(Debug)]
+struct Merge {
+    queues: Vec<VecDeque<AnalysisMsg>>,
+    done: Vec<bool>,
+}
+
+impl Merge {
+    fn new(inputs: usize) -> Self {
+        Self { queues: (0..inputs).map(|_| VecDeque::new()).collect(), done: vec![false; inputs] }
+    }
+
+    fn push(&mut self, msg: AnalysisMsg) {
+        if let Some(q) = self.queues.get_mut(msg.input()) {
+            q.push_back(msg);
+        }
+    }
+
+    /// The next message in order, if every running input has one queued.
+    fn pop(&mut self) -> Option<AnalysisMsg> {
+        let mut best: Option<(u64, usize)> = None;
+        for (i, q) in self.queues.iter().enumerate() {
+            match q.front() {
+                Some(m) => {
+                    if best.is_none_or(|(c, _)| m.clock() < c) {
+                        best = Some((m.clock(), i));
+                    }
+                }
+                None if self.done[i] => {}
+                None => return None,
+            }
+        }
+        let (_, i) = best?;
+        let msg = self.queues[i].pop_front()?;
+        if matches!(msg, AnalysisMsg::Done { .. }) {
+            self.done[i] = true;
+        }
+        Some(msg)
+    }
+}
+
+/// Where alerts are written as ECS JSON lines.
+pub struct AlertWriter {
+    out: Box<dyn Write + Send>,
+    /// Alerts written.
+    pub written: u64,
+}
+
+impl std::fmt::Debug for AlertWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertWriter").field("written", &self.written).finish_non_exhaustive()
+    }
+}
+
+impl AlertWriter {
+    /// A writer to `out`.
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        Self { out, written: 0 }
+    }
+
+    /// Writes alerts, one line each, and flushes: alerts are few and wanted at once.
+    pub fn write(&mut self, alerts: &[Alert]) -> std::io::Result<()> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for a in alerts {
+            serde_json::to_writer(&mut buf, &a.to_ecs())?;
+            buf.push(b'\n');
+        }
+        self.out.write_all(&buf)?;
+        self.out.flush()?;
+        self.written += alerts.len() as u64;
+        Ok(())
+    }
+}
+
+/// The analysis stage's parts.
+#[derive(Debug)]
+pub struct Analysis {
+    /// Flow record output.
+    pub flows: Option<FlowJsonWriter>,
+    /// The detection engine (`None`: detection off).
+    pub engine: Option<Engine>,
+    /// Alert output.
+    pub alerts: Option<AlertWriter>,
+    /// Called with every batch of alerts raised (alert delivery hooks in here).
+    pub on_alerts: Option<AlertHook>,
+}
+
+/// What an [`AlertHook`] calls.
+pub type AlertFn = dyn FnMut(&[Alert]) + Send;
+
+/// A function that takes every batch of alerts raised.
+pub struct AlertHook(pub Box<AlertFn>);
+
+impl std::fmt::Debug for AlertHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AlertHook")
+    }
+}
+
+impl Analysis {
+    /// Runs until every input is done; returns the engine (for its state).
+    pub fn run(
+        mut self,
+        rx: &Receiver<AnalysisMsg>,
+        inputs: usize,
+        hub: &StatsHub,
+    ) -> std::io::Result<Option<Engine>> {
+        let mut merge = Merge::new(inputs);
+        let mut observed = ObserveCounters::default();
+        for mut msg in rx {
+            if let AnalysisMsg::Records { records, .. } = &mut msg {
+                if let Some(w) = self.flows.as_mut() {
+                    for r in records.iter() {
+                        w.write(r)?;
+                    }
+                    if rx.is_empty() {
+                        w.flush()?;
+                    }
+                }
+                hub.add_records_written(records.len() as u64);
+                if self.engine.is_none() {
+                    continue;
+                }
+            }
+            if self.engine.is_none() {
+                continue;
+            }
+            merge.push(msg);
+            let mut raised = false;
+            while let Some(m) = merge.pop() {
+                raised |= self.process(m, &mut observed)?;
+            }
+            if raised || rx.is_empty() {
+                self.publish(hub, observed);
+            }
+        }
+        if let Some(w) = self.flows.as_mut() {
+            w.flush()?;
+        }
+        // Every sender is gone: whatever is queued goes through in order.
+        merge.done.iter_mut().for_each(|d| *d = true);
+        while let Some(m) = merge.pop() {
+            self.process(m, &mut observed)?;
+        }
+        if let Some(engine) = self.engine.as_mut() {
+            engine.finish();
+        }
+        self.emit()?;
+        self.publish(hub, observed);
+        Ok(self.engine)
+    }
+
+    fn process(&mut self, msg: AnalysisMsg, observed: &mut ObserveCounters) -> std::io::Result<bool> {
+        let Some(engine) = self.engine.as_mut() else { return Ok(false) };
+        match msg {
+            AnalysisMsg::Records { clock_ns, records, .. } => {
+                engine.advance(clock_ns);
+                for r in &records {
+                    engine.record(r);
+                }
+            }
+            AnalysisMsg::Observations { clock_ns, obs, counters, .. } => {
+                *observed = counters;
+                for o in &obs {
+                    engine.observation(o);
+                }
+                engine.advance(clock_ns);
+            }
+            AnalysisMsg::Done { .. } => {}
+        }
+        self.emit()
+    }
+
+    fn emit(&mut self) -> std::io::Result<bool> {
+        let Some(engine) = self.engine.as_mut() else { return Ok(false) };
+        let alerts = engine.take_alerts();
+        if alerts.is_empty() {
+            return Ok(false);
+        }
+        if let Some(w) = self.alerts.as_mut() {
+            w.write(&alerts)?;
+        }
+        if let Some(hook) = self.on_alerts.as_mut() {
+            (hook.0)(&alerts);
+        }
+        Ok(true)
+    }
+
+    fn publish(&self, hub: &StatsHub, o: ObserveCounters) {
+        let Some(engine) = self.engine.as_ref() else { return };
+        let (alerts, per) = engine.alert_counters();
+        hub.publish_detection(DetectionJson {
+            observed: ObservedJson {
+                identified: o.identified,
+                dns: o.dns,
+                icmp_echo: o.icmp_echo,
+                malformed: o.malformed,
+                evasive: o.evasive,
+            },
+            engine: engine.counters(),
+            alerts,
+            alerts_by_detector: Detector::ALL.iter().zip(per).map(|(d, n)| (d.name(), n)).collect(),
+            alerts_written: self.alerts.as_ref().map_or(0, |w| w.written),
+        });
+    }
+}
