@@ -1,7 +1,7 @@
 //! Per-host baselines: robust running statistics of log-scaled bucket values.
 //!
 //! Each metric keeps an exponentially weighted mean and variance of
-//! `ln(1 + x)`, so a host that sends 1 kB and one that sends 1 GB per bucket
+//! `ln(1 + x)` over the buckets where it was not zero, so a host that sends 1 kB and one that sends 1 GB per bucket
 //! are judged on the same scale and one huge bucket cannot blow the variance
 //! up for weeks. The first buckets use a cumulative mean (weight `1/n`) until
 //! `1/n` falls to `alpha`, so a short learning period still gives a sensible
@@ -248,7 +248,13 @@ impl HostBaseline {
             self.metrics.resize(Metric::COUNT, Ewma::default());
         }
         for (ewma, &x) in self.metrics.iter_mut().zip(values) {
-            ewma.update(x, alpha, weight);
+            // Zero buckets are not learned: the question a detector asks is
+            // "when this host does it, how much", and mixing idle buckets in
+            // would widen the band of any host that is idle half the time
+            // until nothing could leave it.
+            if x > 0.0 {
+                ewma.update(x, alpha, weight);
+            }
         }
         self.buckets = self.buckets.saturating_add(1);
         self.last_ns = now_ns;

@@ -7,8 +7,10 @@
 //! channel that got new connections and holds at least `min_connections` is
 //! scored in the manner of RITA:
 //!
-//! - timing: `1 − |Bowley skewness|` of the intervals, `1 − MAD/median` of the
-//!   intervals, and the connection count (`n / 2·min_connections`, at most 1);
+//! - timing: `1 − |Bowley skewness|` of the intervals, `1 − 2·MAD/median` of
+//!   the intervals (stricter than RITA's `1 − MAD/median`: dispersion is what
+//!   tells a timer from a person), and the connection count
+//!   (`n / 2·min_connections`, at most 1);
 //! - size: `1 − |Bowley skewness|` and `1 − MAD/median` of the bytes sent, and
 //!   smallness (`1 − mode/65535`);
 //! - the score is the mean of the timing and the size scores (0–1).
@@ -174,7 +176,9 @@ pub fn score(starts: &VecDeque<(u64, u64)>, min_connections: u64) -> Option<Scor
     }
     let (s_med, s_mad, s_skew) = stats(&sizes);
     let count = (starts.len() as f64 / (2.0 * min_connections as f64)).min(1.0);
-    let timing = ((1.0 - i_skew.abs()) + (1.0 - (i_mad / i_med).min(1.0)) + count) / 3.0;
+    // Dispersion counts double against timing: a beacon's jitter is a small
+    // share of its period (sleep 2–3.6 s is ±15 %), a person's is not.
+    let timing = ((1.0 - i_skew.abs()) + (1.0 - (2.0 * i_mad / i_med).min(1.0)) + count) / 3.0;
     let mode = mode(&sizes);
     let small = 1.0 - (mode / 65_535.0).min(1.0);
     let size_mad = if s_med > 0.0 { (s_mad / s_med).min(1.0) } else { 0.0 };

@@ -183,7 +183,7 @@ pub fn strength(observed: f64, threshold: f64) -> f64 {
         return 1.0;
     }
     let r = (observed / threshold).max(1.0);
-    (1.0 - r.powf(-0.5)).clamp(0.0, 1.0)
+    (1.0 - 1.0 / r).clamp(0.0, 1.0)
 }
 
 /// ECS `network.transport` of an IANA protocol number.
