@@ -82,6 +82,7 @@ pub enum Subject {
     RawRead,
     Libpcap,
     Replay,
+    Detect,
     Baseline,
     Softflowd,
     Suricata,
@@ -93,6 +94,7 @@ impl Subject {
             Self::RawRead => "raw_read",
             Self::Libpcap => "libpcap_loop",
             Self::Replay => "nbad_replay",
+            Self::Detect => "nbad_replay_detect",
             Self::Baseline => "nbad_replay_baseline",
             Self::Softflowd => "softflowd",
             Self::Suricata => "suricata",
@@ -103,7 +105,8 @@ impl Subject {
         match self {
             Self::RawRead => "raw read (1 MiB read())",
             Self::Libpcap => "libpcap loop (pcap_read_loop)",
-            Self::Replay => "nbad-sensor replay",
+            Self::Replay => "nbad-sensor replay (flow records only)",
+            Self::Detect => "nbad-sensor replay, every detector on",
             Self::Baseline => "nbad-sensor replay, first 1000 pkts",
             Self::Softflowd => "softflowd -r (NetFlow v5 to loopback)",
             Self::Suricata => "suricata 7 (single, detect off)",
@@ -167,7 +170,8 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     }
     let repeat = args.repeat.unwrap_or(3);
     let release = target_dir(root).join("release");
-    let mut subjects = vec![Subject::RawRead, Subject::Libpcap, Subject::Replay, Subject::Baseline];
+    let mut subjects =
+        vec![Subject::RawRead, Subject::Libpcap, Subject::Replay, Subject::Detect, Subject::Baseline];
     if args.peers {
         subjects.extend([Subject::Softflowd, Subject::Suricata]);
     }
@@ -232,7 +236,7 @@ fn build_binaries(root: &Path, outcomes: &mut [Outcome]) {
     heading("bench: build (release)");
     let builds: [(&str, &[&str], &[Subject]); 2] = [
         ("build pcap_read_loop", &["--example", "pcap_read_loop"], &[Subject::Libpcap]),
-        ("build nbad-sensor", &["--bin", "nbad-sensor"], &[Subject::Replay, Subject::Baseline]),
+        ("build nbad-sensor", &["--bin", "nbad-sensor"], &[Subject::Replay, Subject::Detect, Subject::Baseline]),
     ];
     for (step, target_args, subjects) in builds {
         let mut build = cmd::cargo(["build", "--release", "-p", "nbad-sensor"]);
@@ -315,12 +319,17 @@ impl Bench<'_> {
                 c.arg(pcap);
                 c
             }
-            Subject::Replay | Subject::Baseline => {
-                let input = if subject == Subject::Replay { pcap } else { &self.capture.head };
+            Subject::Replay | Subject::Detect | Subject::Baseline => {
+                let input = if subject == Subject::Baseline { &self.capture.head } else { pcap };
                 let mut c = Command::new(&self.sensor);
-                c.args(["replay", "--flows", "/dev/null", "--stats"])
-                    .arg(self.stats_path(subject, repetition))
-                    .arg(input);
+                c.arg("replay");
+                if subject == Subject::Detect {
+                    // The built-in defaults: every detector on, alerts written.
+                    c.args(["--alerts", "/dev/null"]);
+                } else {
+                    c.arg("-c").arg(self.flows_only_config()?);
+                }
+                c.args(["--flows", "/dev/null", "--stats"]).arg(self.stats_path(subject, repetition)).arg(input);
                 c
             }
             Subject::Softflowd => {
@@ -332,6 +341,16 @@ impl Bench<'_> {
                 peers::suricata(pcap, &self.run_dir.join("suricata.yaml"), &log_dir)?
             }
         })
+    }
+
+    /// A configuration with detection off: the flow-records-only run.
+    fn flows_only_config(&self) -> Result<PathBuf> {
+        let path = self.run_dir.join("flows-only.toml");
+        if !path.exists() {
+            std::fs::write(&path, "[detection]\nenabled = false\n")
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+        Ok(path)
     }
 
     fn stats_path(&self, subject: Subject, repetition: u32) -> PathBuf {
@@ -350,10 +369,10 @@ impl Bench<'_> {
         match subject {
             Subject::RawRead => expect_line(&finished.stdout, &format!("bytes={}", meta.bytes)),
             Subject::Libpcap => expect_line(&finished.stdout, &format!("packets={}", meta.packets)),
-            Subject::Replay | Subject::Baseline => {
+            Subject::Replay | Subject::Detect | Subject::Baseline => {
                 let path = self.stats_path(subject, repetition);
                 let stats = SensorStats::load(&path).map_err(|e| format!("{e:#}"))?;
-                let expected = if subject == Subject::Replay { meta.packets } else { HEAD_PACKETS };
+                let expected = if subject == Subject::Baseline { HEAD_PACKETS } else { meta.packets };
                 if stats.capture.packets_read != expected {
                     return Err(format!(
                         "the sensor read {} packets of {expected}",

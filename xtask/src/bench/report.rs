@@ -57,6 +57,7 @@ pub fn write(
         _ => None,
     };
     let replay_vs_libpcap = ratio(nbad, libpcap);
+    let detect_vs_replay = ratio(mpps_of(Subject::Detect), nbad);
     let mb_of = |s: Subject| find(s).and_then(|r| r.mb_per_s);
     let replay_vs_raw = ratio(mb_of(Subject::Replay), mb_of(Subject::RawRead));
 
@@ -119,6 +120,10 @@ pub fn write(
     md.push_str(&format!(
         "- nbad-sensor replay packet rate / libpcap loop packet rate: **{}x**\n",
         or_dash(replay_vs_libpcap, 2)
+    ));
+    md.push_str(&format!(
+        "- replay with every detector on / flow records only: **{}x** (target ≥ 0.80)\n",
+        or_dash(detect_vs_replay, 2)
     ));
     md.push_str(&format!(
         "- nbad-sensor replay MB/s / raw read MB/s (context): {}x\n",
