@@ -93,8 +93,22 @@ fn xdp_on_a_mirror_port_sees_both_directions_and_counts_like_libpcap() -> Result
         "TLS, SSH, HTTP and DNS samples reach userspace from the ring buffer",
         samples_reach_userspace(&stats_path),
     );
+    check("SSH on port 443 raises a protocol_mismatch alert (libpcap sensor)", ssh_on_443_alerts(&pcap));
     if !failures.is_empty() {
         bail!("{}\n\nXDP records:\n{}", failures.join("\n"), summarize(&xdp.records));
+    }
+    Ok(())
+}
+
+/// Real OpenSSH on port 443 is identified from its banner and alerted on.
+fn ssh_on_443_alerts(pcap: &SensorOutput) -> Result<()> {
+    let hit = pcap.alerts.iter().any(|a| {
+        a["rule"]["name"] == "protocol_mismatch"
+            && a["destination"]["port"] == 443
+            && a["nbad"]["evidence"]["details"]["protocol"] == "ssh"
+    });
+    if !hit {
+        bail!("no protocol_mismatch alert for SSH on 443; alerts: {:?}", pcap.alerts);
     }
     Ok(())
 }

@@ -90,7 +90,7 @@ pub fn run(root: &Path, args: &LabArgs) -> Result<()> {
         Box::new(move |line: &str| printer.lock().unwrap_or_else(PoisonError::into_inner).record(line))
     };
     let on_log = Box::new(|line: &str| eprintln!("    {line}"));
-    let sensor = lab.start_sensor(&sensor_bin, &config, "sensor", Some(on_record), Some(on_log))?;
+    let mut sensor = lab.start_sensor(&sensor_bin, &config, "sensor", Some(on_record), Some(on_log))?;
 
     let mut failed = Vec::new();
     for episode in &episodes {
@@ -108,6 +108,7 @@ pub fn run(root: &Path, args: &LabArgs) -> Result<()> {
             }
         }
         let _ = exec::nap(RECORD_SETTLE);
+        print_alerts(&sensor.new_alerts());
     }
 
     lock(&printer).start_phase("shutdown");
@@ -119,6 +120,11 @@ pub fn run(root: &Path, args: &LabArgs) -> Result<()> {
     lab.teardown();
     note(&format!("namespaces {prefix}-* and their processes removed"));
     let output = output?;
+    heading("lab: alerts");
+    for a in &output.alerts {
+        print_alerts(std::slice::from_ref(a));
+    }
+    println!("{} alerts in all", output.alerts.len());
 
     let flows_path = out_dir.join("flows.json");
     let mut raw = String::new();
@@ -148,6 +154,19 @@ pub fn run(root: &Path, args: &LabArgs) -> Result<()> {
         bail!("episodes failed: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// One line per alert: detector, score, host, and its message.
+fn print_alerts(alerts: &[Value]) {
+    for a in alerts {
+        println!(
+            "  ALERT {:<18} score {:>3}  {}  {}",
+            a["rule"]["name"].as_str().unwrap_or("?"),
+            a["event"]["risk_score"],
+            a["source"]["ip"].as_str().unwrap_or("?"),
+            a["message"].as_str().unwrap_or("")
+        );
+    }
 }
 
 fn lock(printer: &Mutex<Printer>) -> std::sync::MutexGuard<'_, Printer> {

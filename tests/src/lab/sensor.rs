@@ -8,7 +8,7 @@
 //! an optional callback, so a terminal can show records as they come.
 
 use std::io::{BufRead as _, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -76,6 +76,10 @@ pub struct LabSensor {
     log: Arc<Mutex<Vec<String>>>,
     readers: Vec<JoinHandle<()>>,
     capture_line: String,
+    /// Where the sensor writes its alerts (ECS JSON lines).
+    alerts_path: PathBuf,
+    /// Alert lines already handed out by [`LabSensor::new_alerts`].
+    alerts_seen: usize,
 }
 
 /// What a sensor wrote, read back after it stopped.
@@ -87,6 +91,8 @@ pub struct SensorOutput {
     pub log: String,
     /// True when it exited 0 after SIGTERM.
     pub clean_exit: bool,
+    /// Its alerts.
+    pub alerts: Vec<Value>,
 }
 
 impl Lab {
@@ -104,9 +110,17 @@ impl Lab {
     ) -> Result<LabSensor> {
         let config = self.dir().join(format!("{name}.toml"));
         std::fs::write(&config, config_text).with_context(|| format!("writing {}", config.display()))?;
+        let alerts_path = self.dir().join(format!("{name}-alerts.jsonl"));
         let exec = Exec::new(
             Some(&self.ns(Node::Sensor)),
-            &[path_str(bin)?.as_str(), "run", "--config", &path_str(&config)?],
+            &[
+                path_str(bin)?.as_str(),
+                "run",
+                "--config",
+                &path_str(&config)?,
+                "--alerts",
+                &path_str(&alerts_path)?,
+            ],
         )
         .limit(LAB_LIFETIME);
         let (child, stdout, stderr) = exec.spawn_piped()?;
@@ -121,6 +135,8 @@ impl Lab {
             log,
             readers,
             capture_line: String::new(),
+            alerts_path,
+            alerts_seen: 0,
         };
         sensor.wait_capturing()?;
         Ok(sensor)
@@ -194,6 +210,17 @@ impl LabSensor {
         &self.capture_line
     }
 
+    /// Alerts written since the last call (the sensor flushes each batch of
+    /// alerts as it raises them).
+    pub fn new_alerts(&mut self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.alerts_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let fresh: Vec<Value> =
+            lines.iter().skip(self.alerts_seen).filter_map(|l| serde_json::from_str(l).ok()).collect();
+        self.alerts_seen = lines.len();
+        fresh
+    }
+
     /// Flow records written so far (JSON lines, unparsed).
     #[must_use]
     pub fn record_count(&self) -> usize {
@@ -235,7 +262,12 @@ impl LabSensor {
                 .with_context(|| format!("sensor {} stdout line {}: not JSON: {line}", self.name, n + 1))?;
             records.push(value);
         }
-        Ok(SensorOutput { records, log: self.log_text(), clean_exit })
+        let alerts = std::fs::read_to_string(&self.alerts_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        Ok(SensorOutput { records, log: self.log_text(), clean_exit, alerts })
     }
 }
 

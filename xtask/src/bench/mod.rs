@@ -236,7 +236,11 @@ fn build_binaries(root: &Path, outcomes: &mut [Outcome]) {
     heading("bench: build (release)");
     let builds: [(&str, &[&str], &[Subject]); 2] = [
         ("build pcap_read_loop", &["--example", "pcap_read_loop"], &[Subject::Libpcap]),
-        ("build nbad-sensor", &["--bin", "nbad-sensor"], &[Subject::Replay, Subject::Detect, Subject::Baseline]),
+        (
+            "build nbad-sensor",
+            &["--bin", "nbad-sensor"],
+            &[Subject::Replay, Subject::Detect, Subject::Baseline],
+        ),
     ];
     for (step, target_args, subjects) in builds {
         let mut build = cmd::cargo(["build", "--release", "-p", "nbad-sensor"]);
@@ -329,7 +333,9 @@ impl Bench<'_> {
                 } else {
                     c.arg("-c").arg(self.flows_only_config()?);
                 }
-                c.args(["--flows", "/dev/null", "--stats"]).arg(self.stats_path(subject, repetition)).arg(input);
+                c.args(["--flows", "/dev/null", "--stats"])
+                    .arg(self.stats_path(subject, repetition))
+                    .arg(input);
                 c
             }
             Subject::Softflowd => {
@@ -347,7 +353,7 @@ impl Bench<'_> {
     fn flows_only_config(&self) -> Result<PathBuf> {
         let path = self.run_dir.join("flows-only.toml");
         if !path.exists() {
-            std::fs::write(&path, "[detection]\nenabled = false\n")
+            fs::write(&path, "[detection]\nenabled = false\n")
                 .with_context(|| format!("{}: cannot write", path.display()))?;
         }
         Ok(path)
