@@ -19,7 +19,8 @@
 //! not beacons (a page loading its resources is regular too), so a channel
 //! whose median interval is below that is not scored. Ports in `ignore_ports`
 //! (DNS, NTP) are periodic by design and never scored. Each host keeps at most
-//! `max_channels_per_host` channels (the least recently used go first) and
+//! `max_channels_per_host` channels (when full, the least recently used half
+//! is forgotten) and
 //! each channel its last `history` connections.
 
 use std::collections::VecDeque;
@@ -50,10 +51,21 @@ pub struct Channel {
 /// Channel key: destination, port, transport.
 pub type ChannelKey = (IpAddr, u16, u8);
 
-/// Every channel of one host.
+/// Every channel of one host. A channel seen once waits in `once` (no
+/// allocation of its own); its second connection makes it a [`Channel`].
 #[derive(Debug, Clone, Default)]
 pub struct HostChannels {
+    once: Map<ChannelKey, (u64, u64)>,
     channels: Map<ChannelKey, Channel>,
+}
+
+/// Forgets the least recently used half of `map` (ties: the smaller key).
+fn forget_older_half<V>(map: &mut Map<ChannelKey, V>, last: impl Fn(&V) -> u64) {
+    let mut by_age: Vec<(u64, ChannelKey)> = map.iter().map(|(k, v)| (last(v), *k)).collect();
+    by_age.sort_unstable();
+    for (_, k) in by_age.iter().take(by_age.len().div_ceil(2)) {
+        map.remove(k);
+    }
 }
 
 impl HostChannels {
@@ -61,18 +73,30 @@ impl HostChannels {
     pub fn connect(&mut self, flow: FlowRef, start_ns: u64, bytes: u64, s: &Beaconing) {
         let key = (flow.b.0, flow.b.1, flow.proto);
         let cap = usize::try_from(s.max_channels_per_host).unwrap_or(usize::MAX);
-        if !self.channels.contains_key(&key) && self.channels.len() >= cap {
-            // Forget the channel used least recently (ties: the smallest key).
-            if let Some(old) = self
-                .channels
-                .iter()
-                .min_by(|a, b| a.1.last_ns.cmp(&b.1.last_ns).then_with(|| a.0.cmp(b.0)))
-                .map(|(k, _)| *k)
-            {
-                self.channels.remove(&old);
+        // Full tables forget their older half at once, so a host with
+        // endless new destinations costs O(1) per connection on average.
+        let first = if self.channels.contains_key(&key) {
+            None
+        } else {
+            match self.once.remove(&key) {
+                Some(first) => Some(first),
+                None => {
+                    if self.once.len() >= cap {
+                        forget_older_half(&mut self.once, |v| v.0);
+                    }
+                    self.once.insert(key, (start_ns, bytes));
+                    return;
+                }
             }
+        };
+        if first.is_some() && self.channels.len() >= cap {
+            forget_older_half(&mut self.channels, |c| c.last_ns);
         }
         let ch = self.channels.entry(key).or_default();
+        if let Some(first) = first {
+            ch.starts.push_back(first);
+            ch.last_ns = first.0;
+        }
         ch.starts.push_back((start_ns, bytes));
         while ch.starts.len() > usize::try_from(s.history).unwrap_or(64) {
             ch.starts.pop_front();

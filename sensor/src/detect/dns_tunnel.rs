@@ -46,12 +46,15 @@ pub fn unusual_qtype(qtype: u16) -> bool {
     matches!(qtype, 5 | 10 | 16 | 255) || qtype >= 65_280
 }
 
-/// Where names without a known public suffix are grouped (dnscat2's direct
-/// mode puts its data in every label, the last one included).
+/// Where names are grouped whose last label is neither a known public suffix
+/// nor word-like (dnscat2's direct mode puts hex data in every label, the
+/// last one included).
 pub const NO_SUFFIX: &str = "(no public suffix)";
 
-/// The registered domain of `name` and the part left of it. A name whose
-/// last label is not a known public suffix has no registered domain: it is
+/// The registered domain of `name` and the part left of it. A name under a
+/// known public suffix is split there; one under an unknown but word-like
+/// last label (a private TLD such as `.lan`, `.corp`, `.attack`) is grouped
+/// under its last two labels; any other has no registered domain: it is
 /// grouped under [`NO_SUFFIX`], all of it counting as the part left.
 #[must_use]
 pub fn split_name(name: &str) -> (String, String) {
@@ -62,7 +65,20 @@ pub fn split_name(name: &str) -> (String, String) {
             let sub = lower.strip_suffix(domain.as_str()).unwrap_or("").trim_end_matches('.').to_owned();
             (domain, sub)
         }
-        _ => (NO_SUFFIX.to_owned(), lower),
+        _ => {
+            let mut labels = lower.rsplitn(3, '.');
+            let tld = labels.next().unwrap_or("");
+            match labels.next() {
+                Some(second)
+                    if !tld.is_empty() && tld.len() <= 12 && tld.bytes().all(|b| b.is_ascii_lowercase()) =>
+                {
+                    let domain = format!("{second}.{tld}");
+                    let sub = labels.next().unwrap_or("").to_owned();
+                    (domain, sub)
+                }
+                _ => (NO_SUFFIX.to_owned(), lower),
+            }
+        }
     }
 }
 
@@ -256,6 +272,9 @@ mod tests {
         assert_eq!(split_name("a.b.example.co.uk"), ("example.co.uk".into(), "a.b".into()));
         assert_eq!(split_name("x.tunnel.example.com."), ("example.com".into(), "x.tunnel".into()));
         assert_eq!(split_name("example.com"), ("example.com".into(), String::new()));
+        assert_eq!(split_name("aGVsbG8.x.pirate.sea"), ("pirate.sea".into(), "agvsbg8.x".into()));
+        let dnscat = "dnscat.546b03f50000000000a6023ed4df.19e4d098dc8c618f8d81cfeb02";
+        assert_eq!(split_name(dnscat), (NO_SUFFIX.into(), dnscat.into()));
     }
 
     #[test]

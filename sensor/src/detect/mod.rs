@@ -302,14 +302,17 @@ impl Engine {
     }
 
     fn host_mut(&mut self, ip: IpAddr) -> Option<&mut HostState> {
-        if !self.hosts.contains_key(&ip) {
-            if self.hosts.len() >= self.settings.max_hosts {
+        let full = self.hosts.len() >= self.settings.max_hosts;
+        let h = match self.hosts.entry(ip) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(_) if full => {
                 self.counters.hosts_dropped += 1;
                 return None;
             }
-            self.hosts.insert(ip, HostState::new(HostBaseline::new(self.start_ns)));
-        }
-        let h = self.hosts.get_mut(&ip)?;
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(HostState::new(HostBaseline::new(self.start_ns)))
+            }
+        };
         h.bucket.active = true;
         Some(h)
     }

@@ -89,9 +89,12 @@ type Endpoint = (IpAddr, u16);
 
 /// Which endpoint is the service, and the protocol's name.
 fn service_side(o: &Observation, p: &Protocol) -> Option<(Endpoint, Endpoint, &'static str)> {
-    let src = (o.src, o.sport);
-    let dst = (o.dst, o.dport);
-    let lower_is_src = o.sport < o.dport;
+    Some(sides((o.src, o.sport), (o.dst, o.dport), p))
+}
+
+/// The service and the client of a direction from `src` to `dst` carrying `p`.
+fn sides(src: Endpoint, dst: Endpoint, p: &Protocol) -> (Endpoint, Endpoint, &'static str) {
+    let lower_is_src = src.1 < dst.1;
     let (server, client) = match p {
         Protocol::Tls { client_hello: true, .. } | Protocol::HttpRequest { .. } | Protocol::Quic { .. } => {
             (dst, src)
@@ -105,7 +108,34 @@ fn service_side(o: &Observation, p: &Protocol) -> Option<(Endpoint, Endpoint, &'
         Protocol::HttpRequest { method, .. } if method == "PRI" => "http2",
         other => other.name(),
     };
-    Some((server, client, name))
+    (server, client, name)
+}
+
+/// The rule a direction from `src` to `dst` carrying `p` on transport `proto`
+/// breaks, with its confidence; `None` when it breaks none. The capture
+/// thread asks this before sending an identification on, so only the few
+/// that can alert cross to the analysis stage.
+#[must_use]
+pub fn rule_for(
+    src: Endpoint,
+    dst: Endpoint,
+    proto: u8,
+    p: &Protocol,
+    report_nonstandard: bool,
+) -> Option<(&'static str, f64)> {
+    let (server, _, name) = sides(src, dst, p);
+    let port = server.1;
+    let reg = registered(port, proto);
+    if name == "unknown" {
+        let standard_only = (port == 53) || (port == 443 && proto == 6);
+        standard_only.then_some(("not_standard_protocol", 0.55))
+    } else if !reg.is_empty() && !reg.contains(&name) {
+        Some(("cross_protocol", 0.85))
+    } else if reg.is_empty() && report_nonstandard && matches!(name, "ssh" | "smtp" | "ftp") {
+        Some(("nonstandard_port", 0.45))
+    } else {
+        None
+    }
 }
 
 /// Looks at one identified flow direction; returns a finding when the
@@ -125,19 +155,7 @@ pub fn observe(
     let (server, client, name) = service_side(o, p)?;
     let port = server.1;
     let reg = registered(port, o.proto);
-    let (rule, confidence) = if name == "unknown" {
-        let standard_only = (port == 53) || (port == 443 && o.proto == 6);
-        if !standard_only {
-            return None;
-        }
-        ("not_standard_protocol", 0.55)
-    } else if !reg.is_empty() && !reg.contains(&name) {
-        ("cross_protocol", 0.85)
-    } else if reg.is_empty() && s.report_nonstandard && matches!(name, "ssh" | "smtp" | "ftp") {
-        ("nonstandard_port", 0.45)
-    } else {
-        return None;
-    };
+    let (rule, confidence) = rule_for((o.src, o.sport), (o.dst, o.dport), o.proto, p, s.report_nonstandard)?;
     let key = (server.0, port, o.proto);
     let learn_ns = u64::try_from(s.inventory_learn_s).unwrap_or(0).saturating_mul(1_000_000_000);
     match inventory.get(&key) {

@@ -9,7 +9,9 @@
 //! Evaluated when a bucket closes, per source (inside or outside; at most
 //! `max_sources` per bucket): at least `min_hosts` hosts on one port or
 //! `min_ports` ports on one host, with at least `min_failed_ratio` of those
-//! attempts failed; five times the count alerts whatever the failure ratio.
+//! attempts failed. A port or host is followed from its first failed attempt
+//! (a client whose connections succeed costs no memory here), so the ratio
+//! counts the attempts from then on.
 
 use std::net::IpAddr;
 
@@ -63,13 +65,20 @@ pub struct ScanAcc {
 }
 
 impl ScanAcc {
-    /// Accounts one connection attempt.
+    /// Accounts one connection attempt. A port or host is followed from its
+    /// first failed attempt on: a client whose connections all succeed costs
+    /// two lookups per connection and no memory (the failed ratio then
+    /// counts the successes after the first failure).
     pub fn attempt(&mut self, flow: FlowRef, failed: bool) {
         let (dst, port) = flow.b;
-        if self.by_port.len() < MAX_KEYS || self.by_port.contains_key(&(port, flow.proto)) {
+        if let Some(sp) = self.by_port.get_mut(&(port, flow.proto)) {
+            sp.add(dst, failed, flow);
+        } else if failed && self.by_port.len() < MAX_KEYS {
             self.by_port.entry((port, flow.proto)).or_default().add(dst, failed, flow);
         }
-        if self.by_host.len() < MAX_KEYS || self.by_host.contains_key(&dst) {
+        if let Some(sp) = self.by_host.get_mut(&dst) {
+            sp.add(port, failed, flow);
+        } else if failed && self.by_host.len() < MAX_KEYS {
             self.by_host.entry(dst).or_default().add(port, failed, flow);
         }
     }
@@ -88,7 +97,7 @@ pub fn evaluate(source: IpAddr, acc: &ScanAcc, ctx: &BucketCtx<'_>) -> Option<Ca
         .max_by(|a, b| a.1.targets.len().cmp(&b.1.targets.len()).then_with(|| b.0.cmp(a.0)));
     let judge = |count: u64, min: u64, failed: u64, attempts: u64| -> Option<f64> {
         let ratio = failed as f64 / attempts.max(1) as f64;
-        let hit = count >= min && ratio >= s.min_failed_ratio || count >= min.saturating_mul(5);
+        let hit = count >= min && ratio >= s.min_failed_ratio;
         hit.then(|| strength(count as f64, min as f64) * (0.5 + 0.5 * ratio))
     };
     let h = horizontal.and_then(|((port, proto), sp)| {

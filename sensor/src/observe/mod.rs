@@ -2,7 +2,8 @@
 //! carry, taken in the capture thread while the frame is still at hand.
 //!
 //! - the application protocol of each flow direction, from its first payload
-//!   ([`crate::protocol::identify`]);
+//!   ([`crate::protocol::identify`]), when it breaks a port rule of
+//!   [`protocol_mismatch`] (the rest would only be dropped there);
 //! - every DNS message on port 53 (name, type, response code, size);
 //! - every ICMP echo request and reply (payload size);
 //! - every malformed frame whose sender is known, and TCP flag combinations no
@@ -10,9 +11,9 @@
 //!
 //! Cost on the hot path: a packet with neither payload nor anything above to
 //! report costs a few compares. "First payload of a direction" is remembered
-//! in a direct-mapped table of flow-hash tags ([`SEEN_SLOTS`] × 8 bytes): a
-//! collision only makes a direction be identified twice, never missed, so no
-//! per-flow state has to be freed. Observations are batched and sent with the
+//! in a two-way set-associative table of flow-hash tags ([`SEEN_SLOTS`] × 8
+//! bytes, both ways in one cache line): a collision only makes a direction be
+//! identified twice, never missed, so no per-flow state has to be freed. Observations are batched and sent with the
 //! capture clock whenever a batch fills or the clock enters a new second,
 //! which is also when the dispatcher sends every worker its batch; the
 //! analysis stage orders its inputs by those clocks (see
@@ -21,10 +22,11 @@
 use std::net::IpAddr;
 
 use crate::decode::{L4Span, Malformed, PacketMeta};
+use crate::detect::protocol_mismatch;
 use crate::flow::record::addr_of;
 use crate::protocol::{self, Protocol, Transport};
 
-/// Slots of the first-payload table (a power of two).
+/// Slots of the first-payload table (a power of two): 2 MiB, two-way.
 pub const SEEN_SLOTS: usize = 1 << 18;
 /// Observations per batch sent to the analysis stage.
 pub const BATCH: usize = 512;
@@ -154,16 +156,35 @@ impl Observer {
                 let (sport, dport) = ports(meta);
                 let transport = if proto == TCP { Transport::Tcp } else { Transport::Udp };
                 let dns = sport == DNS_PORT || dport == DNS_PORT;
-                if dns {
-                    self.dns(meta, transport, payload);
+                if dns && self.dns(meta, transport, payload) {
+                    // DNS on 53 breaks no port rule: nothing more to learn.
+                    return self.batch.len() >= BATCH;
                 }
-                let tag = (meta.hash & !1) | u64::from(meta.from_lo) | 0x8000_0000_0000_0000;
-                let slot = &mut self.seen[(meta.hash >> 46) as usize & (SEEN_SLOTS - 1)];
-                if *slot != tag {
-                    *slot = tag;
+                // Most payloads are neither a first payload nor able to start
+                // one that breaks a port rule: those skip the table.
+                if !may_break_a_rule(proto, sport, dport, payload) {
+                    return self.batch.len() >= BATCH;
+                }
+                let dir = u64::from(meta.from_lo);
+                let tag = (meta.hash & !1) | dir | 0x8000_0000_0000_0000;
+                // The set depends on the direction too, so a flow's two
+                // directions do not evict each other.
+                let set = ((meta.hash ^ dir.wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 40) as usize
+                    & (SEEN_SLOTS - 1)
+                    & !1;
+                let seen = self.seen[set] == tag || self.seen[set + 1] == tag;
+                if !seen {
+                    // The newer tag goes first; the older one moves to the second way.
+                    self.seen[set + 1] = self.seen[set];
+                    self.seen[set] = tag;
                     self.counters.identified += 1;
                     let found = protocol::identify(transport, payload);
-                    self.push(meta, ObsKind::App(found));
+                    // Only what can break a port rule crosses to the analysis
+                    // stage (TLS on 443 and HTTP on 80 are most of the traffic).
+                    let (src, dst) = self.endpoints(meta);
+                    if protocol_mismatch::rule_for(src, dst, proto, &found, true).is_some() {
+                        self.push(meta, ObsKind::App(found));
+                    }
                 }
             }
             ICMP | ICMPV6 => {
@@ -237,9 +258,10 @@ impl Observer {
         self.push(meta, ObsKind::Evasive(what));
     }
 
-    fn dns(&mut self, meta: &PacketMeta, transport: Transport, payload: &[u8]) {
+    /// Reports a DNS message; false when the payload is not DNS.
+    fn dns(&mut self, meta: &PacketMeta, transport: Transport, payload: &[u8]) -> bool {
         let Protocol::Dns { query, qname, qtype } = protocol::identify(transport, payload) else {
-            return;
+            return false;
         };
         let msg = if transport == Transport::Tcp { payload.get(2..).unwrap_or(&[]) } else { payload };
         let rcode = msg.get(3).map_or(0, |b| b & 0x0f);
@@ -248,6 +270,17 @@ impl Observer {
         self.counters.dns += 1;
         let tcp = transport == Transport::Tcp;
         self.push(meta, ObsKind::Dns(DnsObs { query, qname, qtype, rcode, answers, size, tcp }));
+        true
+    }
+
+    fn endpoints(&self, meta: &PacketMeta) -> ((IpAddr, u16), (IpAddr, u16)) {
+        let (src, dst) = if meta.from_lo {
+            (meta.key.addr_lo, meta.key.addr_hi)
+        } else {
+            (meta.key.addr_hi, meta.key.addr_lo)
+        };
+        let (sport, dport) = ports(meta);
+        ((addr_of(&meta.key, src), sport), (addr_of(&meta.key, dst), dport))
     }
 
     fn push(&mut self, meta: &PacketMeta, kind: ObsKind) {
@@ -267,6 +300,28 @@ impl Observer {
             kind,
         });
     }
+}
+
+/// Whether `payload` could be a first payload that breaks a port rule of
+/// [`protocol_mismatch`]: on TCP 443 anything but a TLS record (TLS is what
+/// 443 should carry; everything else there breaks "not the standard
+/// protocol"), on 53 anything that is not DNS (the caller has tried DNS),
+/// elsewhere only bytes that can start a protocol the identifier knows (a
+/// TLS record, an ASCII banner, command, request or reply, a QUIC long
+/// header). Mid-stream segments mostly fail this test at their first byte.
+#[inline]
+fn may_break_a_rule(proto: u8, sport: u16, dport: u16, payload: &[u8]) -> bool {
+    let Some(&b) = payload.first() else { return false };
+    if proto == TCP && (sport == 443 || dport == 443) {
+        return !matches!(b, 0x14..=0x17);
+    }
+    if sport == DNS_PORT || dport == DNS_PORT {
+        return true;
+    }
+    if proto == UDP {
+        return b & 0x80 != 0 || b.is_ascii_uppercase();
+    }
+    matches!(b, 0x14..=0x17) || b.is_ascii_uppercase() || b.is_ascii_digit()
 }
 
 /// The sender's and the receiver's port.

@@ -3,9 +3,22 @@ use crate::capture::LinkType;
 use crate::config::DecodeSettings;
 use crate::decode::Decoder;
 use crate::flow::FlowHasher;
+use crate::protocol::Protocol;
 
 fn decoder() -> Decoder {
     Decoder::new(&DecodeSettings { gre: true, vxlan: true, vxlan_ports: vec![4789] })
+}
+
+/// An Ethernet/IPv4/TCP segment from 10.0.0.1:40000 to 10.0.0.2:`dport`.
+fn tcp_frame(dport: u16, payload: &[u8]) -> Vec<u8> {
+    let builder = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(40000, dport, 1, 64_000)
+        .psh()
+        .ack(1);
+    let mut out = Vec::new();
+    builder.write(&mut out, payload).expect("frame");
+    out
 }
 
 /// An Ethernet/IPv4/UDP frame from 10.0.0.1:40000 to 10.0.0.2:`dport`.
@@ -38,7 +51,7 @@ fn dns_query(name: &str, qtype: u16) -> Vec<u8> {
 }
 
 #[test]
-fn reports_every_dns_query_and_the_first_payload_of_a_direction_once() {
+fn reports_every_dns_query_on_port_53() {
     let mut obs = Observer::new();
     observe(&mut obs, &udp_frame(53, &dns_query("a1.example.com", 16)));
     observe(&mut obs, &udp_frame(53, &dns_query("b2.example.com", 16)));
@@ -50,7 +63,7 @@ fn reports_every_dns_query_and_the_first_payload_of_a_direction_once() {
     assert_eq!(dns[0].qtype, Some(16));
     assert!(dns[0].query);
     let apps = batch.iter().filter(|o| matches!(o.kind, ObsKind::App(_))).count();
-    assert_eq!(apps, 1, "one flow direction, identified once");
+    assert_eq!(apps, 0, "DNS on 53 breaks no port rule");
     assert_eq!(batch[0].src.to_string(), "10.0.0.1");
     assert_eq!(batch[0].dport, 53);
 }
@@ -73,5 +86,26 @@ fn reports_icmp_echo_payload_sizes() {
 fn empty_payloads_report_nothing() {
     let mut obs = Observer::new();
     observe(&mut obs, &udp_frame(9999, &[]));
+    assert!(obs.take(0).is_empty());
+}
+
+#[test]
+fn ssh_on_443_is_reported_once_per_direction() {
+    let mut obs = Observer::new();
+    let banner = b"SSH-2.0-OpenSSH_9.2\r\n";
+    observe(&mut obs, &tcp_frame(443, banner));
+    observe(&mut obs, &tcp_frame(443, b"Zmore bytes of the session"));
+    let batch = obs.take(0);
+    let apps: Vec<_> = batch.iter().filter(|o| matches!(o.kind, ObsKind::App(_))).collect();
+    assert_eq!(apps.len(), 1, "{batch:?}");
+    assert!(matches!(&apps[0].kind, ObsKind::App(Protocol::Ssh { .. })));
+    assert_eq!(obs.counters.identified, 1);
+}
+
+#[test]
+fn tls_records_on_443_skip_identification() {
+    let mut obs = Observer::new();
+    observe(&mut obs, &tcp_frame(443, &[0x17, 0x03, 0x03, 0x00, 0x10, 1, 2, 3]));
+    assert_eq!(obs.counters.identified, 0);
     assert!(obs.take(0).is_empty());
 }
