@@ -17,6 +17,7 @@
 //!   sensor on a mirror port (`cargo xtask lab`, `tests/tests/lab.rs`).
 
 pub mod corpus;
+pub mod detection;
 pub mod flows;
 pub mod lab;
 pub mod sensor;
