@@ -13,10 +13,14 @@
 //!   and Wireshark's Community IDs.
 //! - [`flows`]: the direction-free flow key both sides are summed under, the
 //!   sensor's flow records read back, and a readable diff.
+//! - [`detection`]: the table of expected alerts per corpus capture, replays
+//!   that return alerts, and long inputs with a learned baseline
+//!   (`tests/tests/detection_corpus.rs`, `cargo xtask detect-report`).
 //! - [`lab`]: a network of namespaces with real clients and servers and the
 //!   sensor on a mirror port (`cargo xtask lab`, `tests/tests/lab.rs`).
 
 pub mod corpus;
+pub mod detection;
 pub mod flows;
 pub mod lab;
 pub mod sensor;

@@ -7,6 +7,7 @@
 mod bench;
 mod cmd;
 mod demo;
+mod detect_report;
 mod lab;
 mod setup;
 mod stats;
@@ -37,6 +38,8 @@ enum Task {
     Test(test::TestArgs),
     /// Build a large benchmark capture from the corpus and measure the sensor against libpcap.
     Bench(bench::BenchArgs),
+    /// Detection figures on the corpus for nbad-sensor and nDPI; updates docs/DETECTION.md.
+    DetectReport(detect_report::DetectReportArgs),
     /// Internal: read a file in 1 MiB chunks and discard it (the bench's raw-read baseline).
     #[command(hide = true)]
     RawRead { file: PathBuf },
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Task::Lab(args) => lab::run(&root, &args),
         Task::Test(args) => test::run(&root, &args),
         Task::Bench(args) => bench::run(&root, &args),
+        Task::DetectReport(args) => detect_report::run(&root, &args),
         Task::RawRead { file } => bench::raw_read::run(&file),
     };
     match result {

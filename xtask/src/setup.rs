@@ -4,7 +4,8 @@
 //! What it installs:
 //! - apt: libpcap-dev (the `pcap` crate links libpcap), pkg-config and build-essential (linking),
 //!   tshark and tcpdump (reading and cross-checking captures), iproute2 (veth/netns lab setups),
-//!   jq (reading the sensor's JSON in scripts). clang is not needed: the XDP program is built by
+//!   jq (reading the sensor's JSON in scripts), libndpi-bin (`ndpiReader`, the comparison in
+//!   `cargo xtask detect-report`). clang is not needed: the XDP program is built by
 //!   rustc and linked by bpf-linker, which loads rustc's own LLVM.
 //! - rustup: clippy and rustfmt for the default toolchain; a `nightly` toolchain (never a dated
 //!   one) with rust-src (`-Z build-std=core` for the BPF target) and clippy (the eBPF lint).
@@ -29,6 +30,7 @@ const APT_PACKAGES: &[&str] = &[
     "tcpdump",
     "iproute2",
     "jq",
+    "libndpi-bin",
     "python3",
     "util-linux",
 ];
