@@ -229,12 +229,12 @@ fn a_dns_burst_after_a_learned_baseline_fires_the_volume_rule_and_the_same_burst
     let built = Built::new(&recipe(&base, &episode, Ipv4Addr::new(192, 168, 0, 10)))?;
     // The tunnel's names (*.example.attack) are allow-listed, which turns off
     // every per-domain rule: what is left is the host's query volume against
-    // its baseline. Names under no public suffix are grouped under one
-    // pseudo-domain, so that is the name the allow-list needs. The proxy
+    // its baseline (`.attack` is no public suffix; such word-like private
+    // TLDs group under their last two labels). The proxy
     // sends 178 queries in its busiest minute, under the shipped volume
     // floor (min_queries = 500): the floor is lowered to 100 so that the
     // band, not the floor, decides.
-    let extra = "\n[detection.dns_tunnel]\nignore_domains = [\"(no public suffix)\"]\nmin_queries = 100\n";
+    let extra = "\n[detection.dns_tunnel]\nignore_domains = [\"example.attack\"]\nmin_queries = 100\n";
     let (without, with) = built.without_and_with_baseline(extra)?;
     ensure!(
         !rules(&without, "dns_tunnel").contains(&"volume"),

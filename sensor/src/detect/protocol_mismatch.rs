@@ -12,7 +12,8 @@
 //!   and the port is registered for something (SSH on 443 or 80, HTTP on 22,
 //!   TLS on 80, HTTP on 5432): confidence 0.85;
 //! - **not the standard protocol**: port 53 carrying something other than DNS,
-//!   or TCP 443 carrying neither TLS nor anything else identified: 0.55;
+//!   or a client sending TCP 443 neither TLS nor anything else identified:
+//!   0.55;
 //! - **non-standard port** (`report_nonstandard`): SSH, SMTP or FTP on a port
 //!   no protocol is registered for: 0.45. TLS and HTTP on unregistered high
 //!   ports are everyday traffic and are not reported.
@@ -127,7 +128,9 @@ pub fn rule_for(
     let port = server.1;
     let reg = registered(port, proto);
     if name == "unknown" {
-        let standard_only = (port == 53) || (port == 443 && proto == 6);
+        // On 443 only what the client sends first counts: a server's
+        // segments continue TLS records that can start with any byte.
+        let standard_only = (port == 53) || (port == 443 && proto == 6 && dst.1 == 443);
         standard_only.then_some(("not_standard_protocol", 0.55))
     } else if !reg.is_empty() && !reg.contains(&name) {
         Some(("cross_protocol", 0.85))

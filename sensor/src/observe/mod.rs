@@ -28,6 +28,9 @@ use crate::protocol::{self, Protocol, Transport};
 
 /// Slots of the first-payload table (a power of two): 2 MiB, two-way.
 pub const SEEN_SLOTS: usize = 1 << 18;
+/// Shortest payload identified: TCP keep-alives carry one byte, and no
+/// protocol the identifier knows starts with fewer than eight.
+pub const MIN_IDENTIFY_LEN: usize = 8;
 /// Observations per batch sent to the analysis stage.
 pub const BATCH: usize = 512;
 
@@ -161,8 +164,17 @@ impl Observer {
                     return self.batch.len() >= BATCH;
                 }
                 // Most payloads are neither a first payload nor able to start
-                // one that breaks a port rule: those skip the table.
-                if !may_break_a_rule(proto, sport, dport, payload) {
+                // one that breaks a port rule: those skip the table. On TCP
+                // 443 every payload goes through it, so that a TLS flow's
+                // direction is marked at its first record and its later
+                // segments (which start anywhere) are not taken for a first
+                // payload of something else.
+                let tls_port = proto == TCP && (sport == 443 || dport == 443);
+                // A TCP keep-alive's single byte (or any payload this short)
+                // says nothing about the protocol.
+                if payload.len() < MIN_IDENTIFY_LEN
+                    || (!tls_port && !may_break_a_rule(proto, sport, dport, payload))
+                {
                     return self.batch.len() >= BATCH;
                 }
                 let dir = u64::from(meta.from_lo);
@@ -177,6 +189,10 @@ impl Observer {
                     // The newer tag goes first; the older one moves to the second way.
                     self.seen[set + 1] = self.seen[set];
                     self.seen[set] = tag;
+                    if tls_port && matches!(payload[0], 0x14..=0x17) {
+                        // A TLS record on 443 breaks no rule.
+                        return self.batch.len() >= BATCH;
+                    }
                     self.counters.identified += 1;
                     let found = protocol::identify(transport, payload);
                     // Only what can break a port rule crosses to the analysis
@@ -303,18 +319,14 @@ impl Observer {
 }
 
 /// Whether `payload` could be a first payload that breaks a port rule of
-/// [`protocol_mismatch`]: on TCP 443 anything but a TLS record (TLS is what
-/// 443 should carry; everything else there breaks "not the standard
-/// protocol"), on 53 anything that is not DNS (the caller has tried DNS),
-/// elsewhere only bytes that can start a protocol the identifier knows (a
-/// TLS record, an ASCII banner, command, request or reply, a QUIC long
-/// header). Mid-stream segments mostly fail this test at their first byte.
+/// [`protocol_mismatch`] (off TCP 443): on 53 anything that is not DNS (the
+/// caller has tried DNS), elsewhere only bytes that can start a protocol the
+/// identifier knows (a TLS record, an ASCII banner, command, request or
+/// reply, a QUIC long header). Mid-stream segments mostly fail this test at
+/// their first byte.
 #[inline]
 fn may_break_a_rule(proto: u8, sport: u16, dport: u16, payload: &[u8]) -> bool {
     let Some(&b) = payload.first() else { return false };
-    if proto == TCP && (sport == 443 || dport == 443) {
-        return !matches!(b, 0x14..=0x17);
-    }
     if sport == DNS_PORT || dport == DNS_PORT {
         return true;
     }

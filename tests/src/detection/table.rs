@@ -98,9 +98,8 @@ const EXFIL_LEARNING: &str = "a lone capture is a host still learning: the domin
 /// Mid-stream re-identification (sensor/src/observe/mod.rs, see
 /// docs/DETECTION.md): "port 443 carrying something other than tls/http2" on
 /// ordinary TLS flows.
-const REIDENT: &str = "protocol_mismatch not_standard_protocol on ordinary TLS/443 flows: the first-payload \
-     table shares one slot per flow between both directions, so each direction is re-identified from \
-     mid-stream payload (known sensor bug); lower to the other alerts' count once fixed";
+const MIDSTREAM: &str = "protocol_mismatch not_standard_protocol on a TLS/443 flow whose start the capture \
+     missed: its first payload seen is mid-stream, unidentifiable";
 
 /// Every row. Order: category, then path.
 pub const CASES: &[Case] = &[
@@ -193,11 +192,11 @@ pub const CASES: &[Case] = &[
     // ---- benign_mixed ----------------------------------------------------
     benign("benign_mixed/ndpi__bot.pcap", 0, "crawler fetching images"),
     benign("benign_mixed/zeek__smb3_multichannel.pcap", 0, ""),
-    benign("benign_mixed/ndpi__teams.pcap", 12, REIDENT),
+    benign("benign_mixed/ndpi__teams.pcap", 0, ""),
     benign("benign_mixed/zeek__modbusBig.pcap", 0, "regular Modbus polling: the beaconing trap"),
     benign("benign_mixed/ndpi__openvpn-1194.pcap", 0, ""),
     benign("benign_mixed/ndpi__dropbox.pcap", 0, ""),
-    benign("benign_mixed/ndpi__443-firefox.pcap", 1, REIDENT),
+    benign("benign_mixed/ndpi__443-firefox.pcap", 0, ""),
     benign(
         "benign_mixed/onetwogleb__doh_29may_benign.pcap",
         1,
@@ -211,22 +210,22 @@ pub const CASES: &[Case] = &[
     benign("benign_mixed/ndpi__NTPv4.pcap", 0, ""),
     benign(
         "benign_mixed/onetwogleb__doh_31may_benign.pcap",
-        3,
-        "2 beaconing to 138.197.232.69:80 (periodic HTTP poll) and 1 protocol_mismatch on 443 (re-identification bug)",
+        2,
+        "2 beaconing to 138.197.232.69:80 (a genuinely periodic HTTP poll)",
     ),
-    benign("benign_mixed/ndpi__1kxun.pcap", 2, REIDENT),
+    benign("benign_mixed/ndpi__1kxun.pcap", 1, MIDSTREAM),
     benign(
         "benign_mixed/zeek__ssh.pcap",
         2,
         "protocol_mismatch nonstandard_port: SSH on 2200 and 40184, which is what that rule reports",
     ),
-    benign("benign_mixed/ja4__http2-with-cookies.pcapng", 1, REIDENT),
+    benign("benign_mixed/ja4__http2-with-cookies.pcapng", 0, ""),
     benign("benign_mixed/zeek__workshop_2011_browse.pcap", 0, ""),
-    benign("benign_mixed/ndpi__reddit.pcap", 2, REIDENT),
+    benign("benign_mixed/ndpi__reddit.pcap", 0, ""),
     benign("benign_mixed/ndpi__bittorrent.pcap", 0, ""),
     benign("benign_mixed/sanders__tcp_ports.pcapng", 0, ""),
     benign("benign_mixed/ndpi__quic.pcap", 0, ""),
-    benign("benign_mixed/mercury__capture2.pcap", 5, REIDENT),
+    benign("benign_mixed/mercury__capture2.pcap", 0, "TCP keep-alives (one byte) on 443 are not identified"),
     benign(
         "benign_mixed/ndpi__ssh.pcap",
         1,
@@ -355,18 +354,18 @@ pub const CASES: &[Case] = &[
     },
     benign(
         "large_background/onetwogleb__doh_20may_benign.pcap",
-        5,
-        "2 beaconing to 138.197.232.69:80 (periodic HTTP poll) and 3 protocol_mismatch on 443 (re-identification bug)",
+        2,
+        "2 beaconing to 138.197.232.69:80 (a genuinely periodic HTTP poll)",
     ),
     benign(
         "large_background/onetwogleb__doh_25may_malicious.pcap",
-        3,
-        "no per-flow labels: 2 beaconing to 138.197.232.69:80 and 1 protocol_mismatch on 443 (re-identification bug)",
+        2,
+        "no per-flow labels: 2 beaconing to 138.197.232.69:80 (a genuinely periodic HTTP poll)",
     ),
     benign(
         "large_background/onetwogleb__doh_04june_benign.pcap",
-        2,
-        "beaconing to 138.197.232.69:80 (periodic HTTP poll) and protocol_mismatch on 443 (re-identification bug)",
+        1,
+        "beaconing to 138.197.232.69:80 (a genuinely periodic HTTP poll)",
     ),
     benign("large_background/sv__smb2-async-read.pcap", 0, ""),
     // ---- proto_nonstandard_port ------------------------------------------
@@ -503,7 +502,12 @@ pub const CASES: &[Case] = &[
         "ARP sweep (not IP) then -sV probes of a few open ports on 7 hosts: under min_hosts and min_ports",
     ),
     alert("scan/sanders__synscan.pcapng", "scan", "172.16.0.8"),
-    alert("scan/zeek__sshguess.pcap", "beaconing", "192.168.56.1"),
+    miss(
+        "scan/zeek__sshguess.pcap",
+        "beaconing",
+        "192.168.56.1",
+        "SSH password guessing: regular enough for RITA's timing score, not for the stricter 2·MAD/median one; no brute-force detector",
+    ),
 ];
 
 #[cfg(test)]
