@@ -15,10 +15,14 @@ use crate::capture::file::FileSource;
 use crate::capture::live::{LiveSource, PromiscuousGuard};
 use crate::capture::xdp::XdpCapture;
 use crate::capture::xdp::source::XdpSource;
+use crate::capture_loss::{LossPolicy, LossWatch};
 use crate::config::{self, CaptureMode, Config, ConfigError, OutputTarget};
 use crate::flow::{EndReason, FlowHasher};
+use crate::metrics;
 use crate::output::{self, flow_json::FlowJsonWriter};
 use crate::pipeline::{self, RunOptions};
+use crate::reload::{ConfigHandle, ReloadableOutput, SighupReloader};
+use crate::stats::StatsHub;
 
 /// Where `run` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/nbad-sensor/sensor.toml";
@@ -112,10 +116,13 @@ pub fn main() -> ExitCode {
 
 fn execute(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run { config, flows, stats } => {
-            let mut cfg = config::load(&config)?;
+        Command::Run { config: path, flows, stats } => {
+            let mut cfg = config::load(&path)?;
             apply_overrides(&mut cfg, flows.as_deref(), stats.as_deref());
-            run_live(&cfg)
+            // A reload rereads the file; the command line still wins over it.
+            let overrides = move |c: &mut Config| apply_overrides(c, flows.as_deref(), stats.as_deref());
+            let handle = Arc::new(ConfigHandle::new(cfg.clone(), overrides));
+            run_live(&cfg, path, &handle)
         }
         Command::Replay { config, flows, stats, pcaps } => {
             let mut cfg = match config {
@@ -168,6 +175,7 @@ fn replay(cfg: &Config, pcaps: &[PathBuf]) -> anyhow::Result<()> {
         stop: Arc::new(AtomicBool::new(false)),
         end_reason: EndReason::EndOfCapture,
         hasher: FlowHasher::random(),
+        hub: None,
     };
     let snapshot = pipeline::run(cfg, &mut source, opts)?;
     if cfg.output.stats != OutputTarget::Stdout {
@@ -176,12 +184,14 @@ fn replay(cfg: &Config, pcaps: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_live(cfg: &Config) -> anyhow::Result<()> {
+fn run_live(cfg: &Config, path: PathBuf, handle: &Arc<ConfigHandle>) -> anyhow::Result<()> {
     let interface = cfg.require_interface()?;
     let stop = Arc::new(AtomicBool::new(false));
+    // SIGTERM is how systemd stops the service: the capture ends, every flow is flushed.
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install signal handlers")?;
     }
+    let _reloader = SighupReloader::start(Arc::clone(handle), path)?;
     let pcap = |why: &str| -> anyhow::Result<()> {
         let source = LiveSource::open(interface, &cfg.capture)?;
         eprintln!(
@@ -189,7 +199,7 @@ fn run_live(cfg: &Config) -> anyhow::Result<()> {
              {} flow workers",
             cfg.capture.promiscuous, cfg.capture.snaplen, cfg.flows.workers
         );
-        run_source(cfg, source, &stop)
+        run_source(cfg, source, &stop, handle)
     };
     if cfg.capture.mode == CaptureMode::Pcap {
         return pcap("");
@@ -205,7 +215,7 @@ fn run_live(cfg: &Config) -> anyhow::Result<()> {
             let _promiscuous =
                 if cfg.capture.promiscuous { Some(PromiscuousGuard::hold(interface)?) } else { None };
             let source = XdpSource::new(capture, xdp.poll_interval, prune_after(cfg));
-            run_source(cfg, source, &stop)
+            run_source(cfg, source, &stop, handle)
         }
         Err(e) if cfg.capture.mode == CaptureMode::Auto => {
             eprintln!("nbad-sensor: XDP cannot be used on {interface}: {e}; falling back to libpcap");
@@ -226,16 +236,59 @@ fn prune_after(cfg: &Config) -> std::time::Duration {
     longest + f.tcp_close_linger + 2 * cfg.capture.xdp.poll_interval
 }
 
-fn run_source<S: PacketSource>(cfg: &Config, mut source: S, stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+fn run_source<S: PacketSource>(
+    cfg: &Config,
+    mut source: S,
+    stop: &Arc<AtomicBool>,
+    handle: &Arc<ConfigHandle>,
+) -> anyhow::Result<()> {
+    let hub = Arc::new(StatsHub::new(cfg.flows.workers.max(1)));
+    let _operations = start_operations(cfg, &hub, handle)?;
+    // Flow records follow `output.flows` through reloads.
+    let flows = FlowJsonWriter::new(Box::new(ReloadableOutput::new(Arc::clone(handle))?), &cfg.sensor.id);
     let opts = RunOptions {
-        flows: flow_writer(cfg)?,
+        flows: Some(flows),
         stats: cfg.output.stats.clone(),
         periodic_stats: Some(cfg.output.stats_interval),
         stop: Arc::clone(stop),
         end_reason: EndReason::Shutdown,
         hasher: FlowHasher::random(),
+        hub: Some(hub),
     };
     let snapshot = pipeline::run(cfg, &mut source, opts)?;
     eprintln!("nbad-sensor: stopped: {}", snapshot.summary());
     Ok(())
+}
+
+/// The live sensor's companions: the metrics endpoint (when `metrics.listen` is set) and the
+/// capture-loss watch. They stop when the returned value is dropped.
+fn start_operations(
+    cfg: &Config,
+    hub: &Arc<StatsHub>,
+    handle: &Arc<ConfigHandle>,
+) -> anyhow::Result<(Option<metrics::HttpServer>, LossWatch)> {
+    let loss_ratio = Arc::new(metrics::SharedRatio::default());
+    let watch = LossWatch::start(
+        Arc::clone(hub),
+        cfg.sensor.id.clone(),
+        LossPolicy::default(),
+        cfg.output.stats_interval,
+        Arc::clone(&loss_ratio),
+    )?;
+    let server = match cfg.metrics.listen {
+        Some(listen) => {
+            let sources = metrics::Sources {
+                hub: Arc::clone(hub),
+                flow_capacity: cfg.flows.max_flows as u64,
+                capture_loss: loss_ratio,
+                hooks: Arc::new(metrics::Hooks::default()),
+                config: Some(Arc::clone(handle)),
+            };
+            let server = metrics::serve(listen, sources)?;
+            eprintln!("nbad-sensor: metrics at http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
+    Ok((server, watch))
 }

@@ -12,7 +12,7 @@ use common::{run_sensor, write_file};
 use nbad_sensor::synth::PcapWriter;
 
 const SUBCOMMANDS: [&str; 4] = ["run", "replay", "check-config", "generate"];
-const SECTIONS: [&str; 5] = ["[sensor]", "[capture]", "[decode]", "[flows]", "[output]"];
+const SECTIONS: [&str; 6] = ["[sensor]", "[capture]", "[decode]", "[flows]", "[output]", "[metrics]"];
 
 fn shipped_configs() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");

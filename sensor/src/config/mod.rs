@@ -30,8 +30,8 @@ use std::path::Path;
 
 pub use error::ConfigError;
 pub use settings::{
-    CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, OutputSettings, OutputTarget,
-    SensorSettings, XdpCaptureSettings,
+    CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, MetricsSettings, OutputSettings,
+    OutputTarget, SensorSettings, XdpCaptureSettings,
 };
 
 /// Reads and validates the configuration file at `path`.

@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use crossbeam_channel::bounded;
 
 use crate::capture::{Next, PacketSource};
+use crate::capture_loss::AckTracker;
 use crate::config::{Config, OutputTarget};
 use crate::decode::Decoder;
 use crate::flow::{EndReason, FlowHasher, FlowRecord, FlowTable, Timeouts};
@@ -45,6 +46,9 @@ pub struct RunOptions {
     pub end_reason: EndReason,
     /// Seed for the flow hash (random by default; fixed in tests).
     pub hasher: FlowHasher,
+    /// Where the stages publish their counters; a fresh hub when `None`. A live sensor passes
+    /// its own, which the metrics endpoint and the capture-loss watch read.
+    pub hub: Option<Arc<StatsHub>>,
 }
 
 /// Runs `source` through the pipeline until it ends (or `stop` is set) and
@@ -55,7 +59,8 @@ pub fn run<S: PacketSource>(
     mut opts: RunOptions,
 ) -> anyhow::Result<StatsSnapshot> {
     let workers = config.flows.workers.max(1);
-    let hub = StatsHub::new(workers);
+    let hub = opts.hub.take().unwrap_or_else(|| Arc::new(StatsHub::new(workers)));
+    let hub = &*hub;
     let timeouts = Timeouts::from_settings(&config.flows);
     let per_shard_cap = config.flows.max_flows.div_ceil(workers);
     let (rec_tx, rec_rx) = bounded::<Vec<FlowRecord>>(RECORD_QUEUE);
@@ -68,7 +73,6 @@ pub fn run<S: PacketSource>(
             let (recycle_tx, recycle_rx) = bounded::<Batch>(config.flows.channel_depth + 2);
             let table = FlowTable::new(timeouts, per_shard_cap, opts.hasher.clone());
             let records = rec_tx.clone();
-            let hub = &hub;
             let handle = std::thread::Builder::new()
                 .name(format!("nbad-flow-{id}"))
                 .spawn_scoped(scope, move || worker::run(id, table, &rx, &recycle_tx, &records, hub))
@@ -79,7 +83,7 @@ pub fn run<S: PacketSource>(
         drop(rec_tx);
 
         let mut writer = opts.flows.take();
-        let hub_ref = &hub;
+        let hub_ref = hub;
         let output = std::thread::Builder::new()
             .name("nbad-output".into())
             .spawn_scoped(scope, move || -> std::io::Result<()> {
@@ -106,7 +110,7 @@ pub fn run<S: PacketSource>(
 
         let mut dispatcher = Dispatcher::new(links, opts.hasher.clone(), config.flows.batch_size);
         let mut decoder = Decoder::new(&config.decode);
-        let capture_result = capture_loop(source, &mut dispatcher, &mut decoder, &hub, &opts);
+        let capture_result = capture_loop(source, &mut dispatcher, &mut decoder, hub, &opts);
         let end_reason =
             if opts.stop.load(Ordering::Relaxed) { EndReason::Shutdown } else { opts.end_reason };
         let finish_result = dispatcher.finish(end_reason);
@@ -136,6 +140,7 @@ fn capture_loop<S: PacketSource>(
     opts: &RunOptions,
 ) -> anyhow::Result<CaptureCounters> {
     let mut c = CaptureCounters::default();
+    let mut loss = AckTracker::new();
     let mut since_housekeeping = 0u32;
     let mut last_report = Instant::now();
     loop {
@@ -144,6 +149,7 @@ fn capture_loop<S: PacketSource>(
                 c.packets_read += 1;
                 c.bytes_read += u64::from(p.wire_len);
                 if let Ok(meta) = decoder.decode(p.link, p.ts_ns, p.data) {
+                    loss.observe(&meta, p.link, p.data);
                     dispatcher.push(meta)?;
                 } else {
                     // Not IP, malformed or an orphan fragment: counted by the
@@ -168,6 +174,7 @@ fn capture_loop<S: PacketSource>(
             }
             take_source_stats(source, &mut c, hub);
             hub.publish_capture(&c, &decoder.counters, &dispatcher.counters, false);
+            hub.publish_capture_loss(&loss.counters, false);
             if let Some(every) = opts.periodic_stats
                 && last_report.elapsed() >= every
             {
@@ -187,6 +194,7 @@ fn capture_loop<S: PacketSource>(
         push_decoded(metas, &mut c, decoder, dispatcher)?;
     }
     take_source_stats(source, &mut c, hub);
+    hub.publish_capture_loss(&loss.counters, true);
     Ok(c)
 }
 
