@@ -6,6 +6,7 @@
 
 mod bench;
 mod cmd;
+mod deb;
 mod demo;
 mod lab;
 mod setup;
@@ -35,6 +36,8 @@ enum Task {
     Lab(lab::LabArgs),
     /// Setup, then fmt check, clippy, eBPF lint and the workspace tests (what CI runs).
     Test(test::TestArgs),
+    /// Build the Debian package (cargo-deb); --check also lints it.
+    Deb(deb::DebArgs),
     /// Build a large benchmark capture from the corpus and measure the sensor against libpcap.
     Bench(bench::BenchArgs),
     /// Internal: read a file in 1 MiB chunks and discard it (the bench's raw-read baseline).
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Task::Demo(args) => demo::run(&root, &args),
         Task::Lab(args) => lab::run(&root, &args),
         Task::Test(args) => test::run(&root, &args),
+        Task::Deb(args) => deb::run(&root, &args),
         Task::Bench(args) => bench::run(&root, &args),
         Task::RawRead { file } => bench::raw_read::run(&file),
     };

@@ -1,0 +1,58 @@
+//! `cargo xtask deb`: the Debian package, built by cargo-deb from `[package.metadata.deb]` in
+//! sensor/Cargo.toml and the files in packaging/.
+//!
+//! - `build.rs`: the assets cargo-deb cannot make itself (the gzipped man page), a check that
+//!   the two unit files share one hardening block, and `cargo deb`.
+//! - `lint.rs`: lintian (`--fail-on error,warning`) and `systemd-analyze verify` / `security`.
+//!
+//! `cargo xtask deb` builds the package; `--check` also lints it.
+
+mod build;
+mod lint;
+
+use std::path::Path;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::cmd::{heading, note};
+
+pub use build::Package;
+
+#[derive(Debug, Args)]
+pub struct DebArgs {
+    /// Also run lintian and systemd-analyze.
+    #[arg(long)]
+    check: bool,
+    /// Skip `cargo xtask setup` (only with --check).
+    #[arg(long)]
+    no_setup: bool,
+}
+
+pub fn run(root: &Path, args: &DebArgs) -> Result<()> {
+    if args.check {
+        if !args.no_setup {
+            crate::setup::run()?;
+        }
+        return check(root);
+    }
+    heading("deb: building the Debian package");
+    let package = Package::build(root, None)?;
+    note(&format!("built {}", package.path.display()));
+    Ok(())
+}
+
+/// Builds the package and lints it.
+pub fn check(root: &Path) -> Result<()> {
+    heading("deb: building the Debian package");
+    let first = Package::build(root, None)?;
+    note(&format!("built {} (version {})", first.path.display(), first.version));
+
+    heading("deb: lintian --fail-on error,warning");
+    lint::lintian(&first)?;
+
+    heading("deb: systemd-analyze security (offline)");
+    let score = lint::analyze_units(root, &first)?;
+    note(&format!("systemd-analyze security: exposure {score:.1} (limit {})", lint::MAX_EXPOSURE));
+    Ok(())
+}
