@@ -36,7 +36,8 @@ enum Task {
     Lab(lab::LabArgs),
     /// Setup, then fmt check, clippy, eBPF lint and the workspace tests (what CI runs).
     Test(test::TestArgs),
-    /// Build the Debian package (cargo-deb); --check also lints it.
+    /// Build the Debian package (cargo-deb); --check also lints it and runs the install,
+    /// upgrade and purge test in a systemd-nspawn container (root).
     Deb(deb::DebArgs),
     /// Build a large benchmark capture from the corpus and measure the sensor against libpcap.
     Bench(bench::BenchArgs),

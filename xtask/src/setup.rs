@@ -4,8 +4,8 @@
 //! What it installs:
 //! - apt: libpcap-dev (the `pcap` crate links libpcap), pkg-config and build-essential (linking),
 //!   tshark and tcpdump (reading and cross-checking captures), iproute2 (veth/netns lab setups),
-//!   jq (reading the sensor's JSON in scripts); lintian and systemd (systemd-analyze: the Debian
-//!   package's checks). clang is not
+//!   jq (reading the sensor's JSON in scripts); lintian, systemd (systemd-analyze), debootstrap
+//!   and systemd-container (the Debian package's checks and its container test). clang is not
 //!   needed: the XDP program is built by rustc and linked by bpf-linker, which loads rustc's own
 //!   LLVM.
 //! - rustup: clippy and rustfmt for the default toolchain; a `nightly` toolchain (never a dated

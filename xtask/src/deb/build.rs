@@ -57,6 +57,17 @@ impl Package {
         }
         Ok(Self { path, version })
     }
+
+    /// The version of the upgrade test's second package: the next Debian revision.
+    pub fn next_version(&self) -> String {
+        match self.version.rsplit_once('-') {
+            Some((upstream, rev)) => match rev.parse::<u32>() {
+                Ok(n) => format!("{upstream}-{}", n + 1),
+                Err(_) => format!("{}.1", self.version),
+            },
+            None => format!("{}-1", self.version),
+        }
+    }
 }
 
 /// `<workspace version>-1`.
@@ -110,7 +121,13 @@ fn hardening_block(unit: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::hardening_block;
+    use super::{Package, hardening_block};
+
+    #[test]
+    fn upgrade_version_is_the_next_revision() {
+        let p = Package { path: "x.deb".into(), version: "0.1.0-1".into() };
+        assert_eq!(p.next_version(), "0.1.0-2");
+    }
 
     #[test]
     fn both_unit_files_share_one_hardening_block() {
