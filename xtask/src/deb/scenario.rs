@@ -1,5 +1,6 @@
-//! The package's life in a booted Debian 12 container: install, configure, start, capture,
-//! reload, upgrade, remove, purge. Each step checks what an operator would look at.
+//! The package's life in a booted Debian 12 container: install, configure, start, capture
+//! (XDP through the main unit, libpcap through a template instance), reload, upgrade, remove,
+//! purge. Each step checks what an operator would look at.
 //!
 //! The capture interface is `span0`, one end of a veth pair made inside the container's own
 //! network namespace; the other end sits in a namespace `gen` inside it, from which a bounded
@@ -53,6 +54,7 @@ pub fn run(root: &Path, first: &Package, second: &Package) -> Result<()> {
 
     install(&c, first)?;
     let pid = start_and_capture(&c)?;
+    template_with_libpcap(&c)?;
     reload(&c, pid)?;
     upgrade(&c, second, pid)?;
     remove(&c)?;
@@ -151,6 +153,43 @@ fn start_and_capture(c: &Container) -> Result<u32> {
     Ok(pid)
 }
 
+/// A second sensor from the per-interface template, on the same interface with libpcap: the
+/// template works, and so does the libpcap path under the same restrictions. It keeps
+/// running, so that removing the package has a template instance to stop.
+fn template_with_libpcap(c: &Container) -> Result<()> {
+    let instance = "nbad-sensor@span-pcap.service";
+    let records = "/var/log/nbad-sensor/span-pcap.json";
+    let config = format!(
+        "[capture]\nmode = \"pcap\"\ninterface = \"span0\"\n\n[flows]\nicmp_idle_timeout_s = 2\n\
+         emergency_idle_timeout_s = 2\n\n[output]\nflows = \"{records}\"\n"
+    );
+    fs::write(c.host_path("/etc/nbad-sensor/span-pcap.toml"), config)
+        .context("writing the instance's configuration")?;
+    c.sh("start the instance", &format!("systemctl start {instance}"))?;
+    wait_for(
+        c,
+        "the libpcap instance capturing",
+        Duration::from_secs(20),
+        &format!("journalctl -u {instance} --no-pager -o cat | grep -q 'capturing on span0 with libpcap'"),
+    )?;
+    c.sh("ping from the generator namespace", PING)?;
+    wait_for(
+        c,
+        "the instance's flow records",
+        Duration::from_secs(30),
+        &format!("grep -q '{GEN_ADDR}' {records}"),
+    )?;
+    let user = c.sh(
+        "the instance's user",
+        &format!("ps -o user= -p $(systemctl show -p MainPID --value {instance})"),
+    )?;
+    if user.trim() != "nbad" {
+        bail!("{instance} runs as {user:?}, not nbad");
+    }
+    note(&format!("{instance}: libpcap on span0 as nbad, flow records in {records}"));
+    Ok(())
+}
+
 /// Waits until the journal says how the sensor captures; fails on the libpcap fallback (the
 /// test is that XDP attaches under the unit's restrictions). Returns the main PID.
 fn wait_for_capture(c: &Container) -> Result<u32> {
@@ -195,6 +234,8 @@ fn reload(c: &Container, pid: u32) -> Result<()> {
 /// package, and the earlier flow records are kept.
 fn upgrade(c: &Container, second: &Package, old_pid: u32) -> Result<()> {
     let lines_before = c.sh("count records", &format!("wc -l < {FLOWS}"))?;
+    let instance_pid =
+        c.sh("instance pid", "systemctl show -p MainPID --value nbad-sensor@span-pcap.service")?;
     c.sh("dpkg -i (upgrade)", &format!("dpkg -i {}", deb_in_container(second)))?;
     let version = c.sh("installed version", "dpkg-query -W -f='${Version}' nbad-sensor")?;
     if version.trim() != second.version {
@@ -206,13 +247,20 @@ fn upgrade(c: &Container, second: &Package, old_pid: u32) -> Result<()> {
     if pid == old_pid {
         bail!("the upgrade did not restart the sensor");
     }
+    let instance_now =
+        c.sh("instance pid", "systemctl show -p MainPID --value nbad-sensor@span-pcap.service")?;
+    if instance_now.trim() == instance_pid.trim() || instance_now.trim() == "0" {
+        bail!(
+            "the upgrade did not restart nbad-sensor@span-pcap.service (pid {instance_pid} -> {instance_now})"
+        );
+    }
     let lines_after = c.sh("count records", &format!("wc -l < {FLOWS}"))?;
     let (before, after): (u64, u64) = (lines_before.trim().parse()?, lines_after.trim().parse()?);
     if after < before {
         bail!("the restart truncated {FLOWS}: {before} records before, {after} after");
     }
     note(&format!(
-        "upgraded to {}: configuration kept, restarted (pid {pid}), {after} records kept",
+        "upgraded to {}: configuration kept, both sensors restarted (pid {pid}), {after} records kept",
         second.version
     ));
     Ok(())
@@ -225,12 +273,13 @@ fn remove(c: &Container) -> Result<()> {
         "after remove",
         &format!(
             "! systemctl is-active --quiet nbad-sensor.service
+             ! systemctl is-active --quiet nbad-sensor@span-pcap.service
              test ! -e /usr/sbin/nbad-sensor
              test -f {CONFIG}
              test -f {FLOWS}"
         ),
     )?;
-    note("removed: stopped, binary gone, configuration and records kept");
+    note("removed: both sensors stopped, binary gone, configuration and records kept");
     Ok(())
 }
 
