@@ -279,7 +279,17 @@ fn remove(c: &Container) -> Result<()> {
              test -f {FLOWS}"
         ),
     )?;
-    note("removed: both sensors stopped, binary gone, configuration and records kept");
+    // SIGTERM from systemd: the sensor flushed its flows and said so on its way out.
+    let stops = c.sh(
+        "graceful stops in the journal",
+        "journalctl -u nbad-sensor.service --no-pager -o cat | grep -c '^nbad-sensor: stopped: ' || true",
+    )?;
+    if stops.trim().parse::<u32>().unwrap_or(0) < 2 {
+        bail!("the journal shows {} graceful stops, expected 2 (upgrade restart, removal)", stops.trim());
+    }
+    note(
+        "removed: both sensors stopped (flows flushed on SIGTERM), binary gone, configuration and records kept",
+    );
     Ok(())
 }
 
