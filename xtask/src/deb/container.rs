@@ -74,7 +74,8 @@ impl Container {
         fs::write(dir.join("etc/hostname"), format!("{name}\n"))
             .context("writing the container's hostname")?;
 
-        let log_path = target.join("nspawn").join(format!("{name}.console.log"));
+        // One console log, the last run's: kept for a look after a failure, replaced by the next run.
+        let log_path = target.join("nspawn").join("last-console.log");
         let log = fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let mut nspawn = Command::new("systemd-nspawn");
         nspawn
