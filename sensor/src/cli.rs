@@ -15,12 +15,16 @@ use crate::capture::file::FileSource;
 use crate::capture::live::{LiveSource, PromiscuousGuard};
 use crate::capture::xdp::XdpCapture;
 use crate::capture::xdp::source::XdpSource;
+use crate::capture_loss::{LossPolicy, LossWatch};
 use crate::config::{self, CaptureMode, Config, ConfigError, OutputTarget};
 use crate::detect::{Engine, state};
 use crate::flow::{EndReason, FlowHasher};
+use crate::metrics;
 use crate::output::{self, flow_json::FlowJsonWriter};
-use crate::pipeline::analysis::AlertWriter;
+use crate::pipeline::analysis::{AlertHook, AlertPull, AlertWriter, SettingsPull};
 use crate::pipeline::{self, RunOptions};
+use crate::reload::{ConfigHandle, ReloadableOutput, SighupReloader};
+use crate::stats::StatsHub;
 
 /// The flow-hash seed of replays: fixed, so that a replay shards flows the
 /// same way every time and its alerts are reproducible byte for byte.
@@ -162,10 +166,13 @@ pub fn main() -> ExitCode {
 
 fn execute(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run { config, flows, stats, alerts } => {
-            let mut cfg = config::load(&config)?;
+        Command::Run { config: path, flows, stats, alerts } => {
+            let mut cfg = config::load(&path)?;
             apply_overrides(&mut cfg, flows.as_deref(), stats.as_deref());
-            run_live(&cfg, alerts.as_deref())
+            // A reload rereads the file; the command line still wins over it.
+            let overrides = move |c: &mut Config| apply_overrides(c, flows.as_deref(), stats.as_deref());
+            let handle = Arc::new(ConfigHandle::new(cfg.clone(), overrides));
+            run_live(&cfg, path, &handle, alerts.as_deref())
         }
         Command::Replay { config, flows, stats, alerts, state, pcaps } => {
             let mut cfg = match config {
@@ -291,6 +298,9 @@ fn replay(cfg: &Config, pcaps: &[PathBuf], alerts: Option<&str>) -> anyhow::Resu
         engine: build_engine(cfg)?,
         alerts: alert_writer(alerts)?,
         on_alerts: None,
+        side_alerts: None,
+        settings: None,
+        hub: None,
     };
     let snapshot = pipeline::run(cfg, &mut source, opts)?;
     if cfg.output.stats != OutputTarget::Stdout {
@@ -299,12 +309,19 @@ fn replay(cfg: &Config, pcaps: &[PathBuf], alerts: Option<&str>) -> anyhow::Resu
     Ok(())
 }
 
-fn run_live(cfg: &Config, alerts: Option<&str>) -> anyhow::Result<()> {
+fn run_live(
+    cfg: &Config,
+    path: PathBuf,
+    handle: &Arc<ConfigHandle>,
+    alerts: Option<&str>,
+) -> anyhow::Result<()> {
     let interface = cfg.require_interface()?;
     let stop = Arc::new(AtomicBool::new(false));
+    // SIGTERM is how systemd stops the service: the capture ends, every flow is flushed.
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install signal handlers")?;
     }
+    let _reloader = SighupReloader::start(Arc::clone(handle), path)?;
     let pcap = |why: &str| -> anyhow::Result<()> {
         let source = LiveSource::open(interface, &cfg.capture)?;
         eprintln!(
@@ -312,7 +329,7 @@ fn run_live(cfg: &Config, alerts: Option<&str>) -> anyhow::Result<()> {
              {} flow workers",
             cfg.capture.promiscuous, cfg.capture.snaplen, cfg.flows.workers
         );
-        run_source(cfg, source, &stop, alerts)
+        run_source(cfg, source, &stop, handle, alerts)
     };
     if cfg.capture.mode == CaptureMode::Pcap {
         return pcap("");
@@ -328,7 +345,7 @@ fn run_live(cfg: &Config, alerts: Option<&str>) -> anyhow::Result<()> {
             let _promiscuous =
                 if cfg.capture.promiscuous { Some(PromiscuousGuard::hold(interface)?) } else { None };
             let source = XdpSource::new(capture, xdp.poll_interval, prune_after(cfg));
-            run_source(cfg, source, &stop, alerts)
+            run_source(cfg, source, &stop, handle, alerts)
         }
         Err(e) if cfg.capture.mode == CaptureMode::Auto => {
             eprintln!("nbad-sensor: XDP cannot be used on {interface}: {e}; falling back to libpcap");
@@ -353,10 +370,38 @@ fn run_source<S: PacketSource>(
     cfg: &Config,
     mut source: S,
     stop: &Arc<AtomicBool>,
+    handle: &Arc<ConfigHandle>,
     alerts: Option<&str>,
 ) -> anyhow::Result<()> {
+    let hub = Arc::new(StatsHub::new(cfg.flows.workers.max(1)));
+    let (_server, loss_watch, hooks) = start_operations(cfg, &hub, handle)?;
+    // A reload's detection settings reach the engine between two messages.
+    let reloads = Arc::clone(handle);
+    let mut seen_version = reloads.version();
+    let settings = SettingsPull(Box::new(move || {
+        let v = reloads.version();
+        (v != seen_version).then(|| {
+            seen_version = v;
+            reloads.load().config.detection.clone()
+        })
+    }));
+    // capture_loss alerts join the engine's on their way out.
+    let side_alerts = AlertPull(Box::new(move || loss_watch.take_alerts()));
+    // Every alert is counted per detector for the metrics endpoint, with its
+    // packet-to-alert latency (the newest packet of its evidence to now).
+    let on_alerts = AlertHook(Box::new(move |alerts: &[crate::alert::Alert]| {
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        for a in alerts {
+            hooks.alerts.raised(a.detector);
+            hooks.latency.record(std::time::Duration::from_nanos(now_ns.saturating_sub(a.timestamp_ns)));
+        }
+    }));
+    // Flow records follow `output.flows` through reloads.
+    let flows = FlowJsonWriter::new(Box::new(ReloadableOutput::new(Arc::clone(handle))?), &cfg.sensor.id);
     let opts = RunOptions {
-        flows: flow_writer(cfg)?,
+        flows: Some(flows),
         stats: cfg.output.stats.clone(),
         periodic_stats: Some(cfg.output.stats_interval),
         stop: Arc::clone(stop),
@@ -364,9 +409,46 @@ fn run_source<S: PacketSource>(
         hasher: FlowHasher::random(),
         engine: build_engine(cfg)?,
         alerts: alert_writer(alerts)?,
-        on_alerts: None,
+        on_alerts: Some(on_alerts),
+        side_alerts: Some(side_alerts),
+        settings: Some(settings),
+        hub: Some(hub),
     };
     let snapshot = pipeline::run(cfg, &mut source, opts)?;
     eprintln!("nbad-sensor: stopped: {}", snapshot.summary());
     Ok(())
+}
+
+/// The live sensor's companions: the metrics endpoint (when `metrics.listen` is set) and the
+/// capture-loss watch. They stop when the returned value is dropped.
+fn start_operations(
+    cfg: &Config,
+    hub: &Arc<StatsHub>,
+    handle: &Arc<ConfigHandle>,
+) -> anyhow::Result<(Option<metrics::HttpServer>, LossWatch, Arc<metrics::Hooks>)> {
+    let loss_ratio = Arc::new(metrics::SharedRatio::default());
+    let watch = LossWatch::start(
+        Arc::clone(hub),
+        cfg.sensor.id.clone(),
+        LossPolicy::default(),
+        cfg.output.stats_interval,
+        Arc::clone(&loss_ratio),
+    )?;
+    let hooks = Arc::new(metrics::Hooks::default());
+    let server = match cfg.metrics.listen {
+        Some(listen) => {
+            let sources = metrics::Sources {
+                hub: Arc::clone(hub),
+                flow_capacity: cfg.flows.max_flows as u64,
+                capture_loss: loss_ratio,
+                hooks: Arc::clone(&hooks),
+                config: Some(Arc::clone(handle)),
+            };
+            let server = metrics::serve(listen, sources)?;
+            eprintln!("nbad-sensor: metrics at http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
+    Ok((server, watch, hooks))
 }

@@ -7,18 +7,23 @@
 //! [`stats`] about every stage. [`protocol`] names what the first payload
 //! bytes of a flow direction carry (TLS, SSH, HTTP, DNS, ...). [`config`] turns a TOML file into validated
 //! settings; [`synth`] makes deterministic traffic for the demo and tests.
+//! For running as a service: [`reload`] rereads the configuration on SIGHUP, [`metrics`]
+//! serves Prometheus metrics, and [`capture_loss`] measures what the capture misses.
 
 pub mod alert;
 pub mod capture;
+pub mod capture_loss;
 pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod flow;
+pub mod metrics;
 pub mod observe;
 pub mod output;
 pub mod pipeline;
 pub mod protocol;
+pub mod reload;
 pub mod selftest;
 pub mod stats;
 pub mod synth;

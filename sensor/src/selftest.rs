@@ -233,6 +233,9 @@ pub fn alerts_of_scenario() -> anyhow::Result<Vec<Alert>> {
         hasher: FlowHasher::with_seed(1),
         engine: Some(Engine::new(&cfg, None)),
         alerts: None,
+        hub: None,
+        side_alerts: None,
+        settings: None,
         on_alerts: Some(AlertHook(Box::new(move |a: &[Alert]| {
             if let Ok(mut v) = sink.lock() {
                 v.extend_from_slice(a);

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+use crate::capture_loss::CaptureLossCounters;
 use crate::decode::{DecodeCounters, Malformed};
 use crate::flow::{EndReason, FlowCounters};
 
@@ -41,6 +42,7 @@ pub struct StatsHub {
     capture: Mutex<CaptureCounters>,
     decode: Mutex<DecodeCounters>,
     dispatch: Mutex<DispatchCounters>,
+    capture_loss: Mutex<CaptureLossCounters>,
     workers: Vec<Mutex<FlowCounters>>,
     worker_active: Vec<AtomicU64>,
     active_peak: AtomicU64,
@@ -70,6 +72,7 @@ impl StatsHub {
             capture: Mutex::default(),
             decode: Mutex::default(),
             dispatch: Mutex::default(),
+            capture_loss: Mutex::default(),
             workers: (0..workers).map(|_| Mutex::default()).collect(),
             worker_active: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             active_peak: AtomicU64::new(0),
@@ -85,6 +88,11 @@ impl StatsHub {
         publish(&self.capture, c, wait);
         publish(&self.decode, d, wait);
         publish(&self.dispatch, x, wait);
+    }
+
+    /// Publishes the capture-loss tracker's counters (capture thread).
+    pub fn publish_capture_loss(&self, c: &CaptureLossCounters, wait: bool) {
+        publish(&self.capture_loss, c, wait);
     }
 
     /// Publishes one worker's flow counters and updates the peak of flows
@@ -124,6 +132,7 @@ impl StatsHub {
         let capture = read(&self.capture);
         let decode = read(&self.decode);
         let dispatch = read(&self.dispatch);
+        let loss = read(&self.capture_loss);
         let mut flows = FlowCounters::default();
         for w in &self.workers {
             let c = read(w);
@@ -174,6 +183,17 @@ impl StatsHub {
                 timer_checks: flows.timer_checks,
                 ended: EndReason::ALL.iter().map(|r| (r.name(), flows.ended[*r as usize])).collect(),
             },
+            capture_loss: CaptureLossJson {
+                ack_events: loss.ack_events,
+                unseen_ack_events: loss.unseen_ack_events,
+                tracked_flows: loss.tracked_flows,
+                table_resets: loss.table_resets,
+                kernel_drop_ratio: ratio(
+                    capture.kernel_dropped,
+                    capture.packets_read + capture.kernel_dropped,
+                ),
+                unseen_ack_ratio: ratio(loss.unseen_ack_events, loss.ack_events),
+            },
             output: OutputJson { flow_records_written: self.records_written.load(Ordering::Relaxed) },
             detection: self.detection.lock().map(|d| d.clone()).unwrap_or_default(),
             workers: self.workers.len(),
@@ -193,6 +213,8 @@ pub struct StatsSnapshot {
     pub dispatch: DispatchJson,
     /// Flow tables, summed over workers.
     pub flows: FlowsJson,
+    /// Capture-loss self-measurement (since the start).
+    pub capture_loss: CaptureLossJson,
     /// Output stage.
     pub output: OutputJson,
     /// Detection counters (absent when detection is off).
@@ -301,6 +323,28 @@ pub struct ObservedJson {
     pub malformed: u64,
     /// Evasive TCP packets.
     pub evasive: u64,
+}
+
+/// Capture-loss counters and ratios since the start; the windowed ratio that alerts is
+/// `LossMonitor`'s (see `crate::capture_loss`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CaptureLossJson {
+    /// TCP ACKs of new data checked.
+    pub ack_events: u64,
+    /// Of those, ACKs of data the sensor never saw.
+    pub unseen_ack_events: u64,
+    /// Flows in the sequence table now.
+    pub tracked_flows: u64,
+    /// Times the sequence table was full and emptied.
+    pub table_resets: u64,
+    /// Kernel drops / (packets read + kernel drops); 0 before any packet.
+    pub kernel_drop_ratio: f64,
+    /// Unseen-ACK events / ACK events; 0 before any ACK.
+    pub unseen_ack_ratio: f64,
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
 }
 
 /// Output counters.

@@ -6,6 +6,7 @@
 
 mod bench;
 mod cmd;
+mod deb;
 mod demo;
 mod detect_report;
 mod lab;
@@ -36,6 +37,9 @@ enum Task {
     Lab(lab::LabArgs),
     /// Setup, then fmt check, clippy, eBPF lint and the workspace tests (what CI runs).
     Test(test::TestArgs),
+    /// Build the Debian package (cargo-deb); --check also lints it and runs the install,
+    /// upgrade and purge test in a systemd-nspawn container (root).
+    Deb(deb::DebArgs),
     /// Build a large benchmark capture from the corpus and measure the sensor against libpcap.
     Bench(bench::BenchArgs),
     /// Detection figures on the corpus for nbad-sensor and nDPI; updates docs/DETECTION.md.
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Task::Demo(args) => demo::run(&root, &args),
         Task::Lab(args) => lab::run(&root, &args),
         Task::Test(args) => test::run(&root, &args),
+        Task::Deb(args) => deb::run(&root, &args),
         Task::Bench(args) => bench::run(&root, &args),
         Task::DetectReport(args) => detect_report::run(&root, &args),
         Task::RawRead { file } => bench::raw_read::run(&file),

@@ -5,11 +5,14 @@
 //! - apt: libpcap-dev (the `pcap` crate links libpcap), pkg-config and build-essential (linking),
 //!   tshark and tcpdump (reading and cross-checking captures), iproute2 (veth/netns lab setups),
 //!   jq (reading the sensor's JSON in scripts), libndpi-bin (`ndpiReader`, the comparison in
-//!   `cargo xtask detect-report`). clang is not needed: the XDP program is built by
-//!   rustc and linked by bpf-linker, which loads rustc's own LLVM.
+//!   `cargo xtask detect-report`); lintian, systemd (systemd-analyze), debootstrap and
+//!   systemd-container (the Debian package's checks and its container test). clang is not
+//!   needed: the XDP program is built by rustc and linked by bpf-linker, which loads rustc's own
+//!   LLVM.
 //! - rustup: clippy and rustfmt for the default toolchain; a `nightly` toolchain (never a dated
 //!   one) with rust-src (`-Z build-std=core` for the BPF target) and clippy (the eBPF lint).
 //! - `cargo install bpf-linker@0.10.0 --locked` unless that version is already installed.
+//! - `cargo install cargo-deb@3.8.0 --locked` likewise (the Debian package).
 
 use std::fs;
 use std::path::PathBuf;
@@ -33,9 +36,17 @@ const APT_PACKAGES: &[&str] = &[
     "libndpi-bin",
     "python3",
     "util-linux",
+    // The Debian package and its container test (`cargo xtask deb --check`): lintian,
+    // systemd-analyze, debootstrap and systemd-nspawn.
+    "lintian",
+    "systemd",
+    "debootstrap",
+    "systemd-container",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.10.0";
+/// cargo-deb builds the Debian package (`cargo xtask deb`).
+const CARGO_DEB_VERSION: &str = "3.8.0";
 
 pub fn run() -> Result<()> {
     heading("setup: checking prerequisites (installing only what is missing)");
@@ -43,6 +54,7 @@ pub fn run() -> Result<()> {
     apt.ensure(APT_PACKAGES, &[])?;
     ensure_rust_toolchains()?;
     ensure_bpf_linker()?;
+    ensure_cargo_deb()?;
     note("setup complete");
     Ok(())
 }
@@ -182,6 +194,17 @@ fn ensure_bpf_linker() -> Result<()> {
     }
     let spec = format!("bpf-linker@{BPF_LINKER_VERSION}");
     cmd::run("install bpf-linker", &mut cmd::cargo(["install", &spec, "--locked"]))
+}
+
+fn ensure_cargo_deb() -> Result<()> {
+    // `cargo deb --version` prints "cargo-deb 3.8.0" (on stdout).
+    let installed = cmd::probe(Command::new("cargo").args(["deb", "--version"]))?;
+    if installed.as_deref().and_then(|v| v.split_whitespace().nth(1)) == Some(CARGO_DEB_VERSION) {
+        note(&format!("cargo-deb {CARGO_DEB_VERSION} present"));
+        return Ok(());
+    }
+    let spec = format!("cargo-deb@{CARGO_DEB_VERSION}");
+    cmd::run("install cargo-deb", &mut cmd::cargo(["install", &spec, "--locked"]))
 }
 
 /// The version `bpf-linker --version` prints, looking on PATH and then in `$CARGO_HOME/bin`.

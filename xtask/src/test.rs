@@ -2,8 +2,10 @@
 //!
 //! Steps, in order, each stopping the run on failure with the step's name: setup, `cargo fmt
 //! --check`, workspace clippy with `-D warnings`, the eBPF crate's own clippy, `cargo test
-//! --workspace`. The test step is last; it ends with one plain line, `N passed, N failed, N
-//! skipped`, summed over every crate's test binaries.
+//! --workspace`, then the Debian package's checks (`cargo xtask deb --check`: lintian,
+//! systemd-analyze, and install/upgrade/purge in a systemd-nspawn container; root only). The
+//! test step prints one plain line, `N passed, N failed, N skipped`, summed over every crate's
+//! test binaries.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +13,7 @@ use std::process::Command;
 use anyhow::{Result, bail};
 use clap::Args;
 
-use crate::cmd::{self, heading};
+use crate::cmd::{self, heading, note};
 use crate::setup;
 
 #[derive(Debug, Args)]
@@ -45,6 +47,14 @@ pub fn run(root: &Path, args: &TestArgs) -> Result<()> {
     println!("{} passed, {} failed, {} skipped", totals.passed, totals.failed, totals.ignored);
     if totals.failed > 0 {
         bail!("step `cargo test` failed: {} tests failed", totals.failed);
+    }
+
+    // Last: the slowest step (a release build, a container boot) runs once everything else passed.
+    heading("test: Debian package (cargo xtask deb --check)");
+    if nbad_tests::lab::preflight::is_root() {
+        crate::deb::check(root)?;
+    } else {
+        note("SKIPPED: the package test boots a systemd-nspawn container and needs root (CI runs as root)");
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ fn string_array<T: Display>(items: &[T]) -> String {
 
 impl Display for Effective<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let Config { sensor, capture, decode, flows, output, detection, origin } = self.0;
+        let Config { sensor, capture, decode, flows, output, metrics, detection, origin } = self.0;
         writeln!(f, "# Effective configuration of {}", origin.display())?;
         writeln!(f, "# Every key is shown, defaults included.")?;
 
@@ -99,6 +99,10 @@ impl Display for Effective<'_> {
         writeln!(f, "flows = {}", toml_string(&output.flows.as_config_str()))?;
         writeln!(f, "stats = {}", toml_string(&output.stats.as_config_str()))?;
         writeln!(f, "stats_interval_s = {}", output.stats_interval.as_secs())?;
+
+        writeln!(f, "\n[metrics]")?;
+        let listen = metrics.listen.map(|a| a.to_string()).unwrap_or_default();
+        writeln!(f, "listen = {}", toml_string(&listen))?;
 
         write!(f, "\n{}", detection.to_toml())
     }

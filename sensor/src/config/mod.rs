@@ -31,8 +31,8 @@ use std::path::Path;
 pub use error::ConfigError;
 pub(crate) use settings::BUILT_IN_ORIGIN;
 pub use settings::{
-    CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, OutputSettings, OutputTarget,
-    SensorSettings, XdpCaptureSettings,
+    CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, MetricsSettings, OutputSettings,
+    OutputTarget, SensorSettings, XdpCaptureSettings,
 };
 
 /// Reads and validates the configuration file at `path`.

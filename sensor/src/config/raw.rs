@@ -22,6 +22,7 @@ pub(crate) struct RawConfig {
     pub decode: RawDecode,
     pub flows: RawFlows,
     pub output: RawOutput,
+    pub metrics: RawMetrics,
     pub detection: crate::detect::config::RawDetection,
 }
 
@@ -179,4 +180,12 @@ impl Default for RawOutput {
     fn default() -> Self {
         Self { flows: "-".to_owned(), stats: String::new(), stats_interval_s: 10 }
     }
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    /// `""` = off (the default); else `ADDRESS:PORT`.
+    pub listen: String,
 }

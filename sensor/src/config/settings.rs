@@ -30,6 +30,8 @@ pub struct Config {
     pub flows: FlowSettings,
     /// `[output]`
     pub output: OutputSettings,
+    /// `[metrics]`
+    pub metrics: MetricsSettings,
     /// `[detection]`
     pub detection: crate::detect::config::DetectionSettings,
     /// The file (or pseudo-origin) this came from, for error messages raised later.
@@ -219,4 +221,11 @@ pub struct OutputSettings {
     pub stats: OutputTarget,
     /// How often live mode prints statistics, 1 s..=1 h.
     pub stats_interval: Duration,
+}
+
+/// `[metrics]`: the Prometheus metrics endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Where `GET /metrics` is served; `None` (the default) serves nothing.
+    pub listen: Option<std::net::SocketAddr>,
 }

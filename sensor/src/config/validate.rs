@@ -12,10 +12,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::error::ConfigError;
-use super::raw::{RawCapture, RawConfig, RawDecode, RawFlows, RawOutput, RawSensor, RawXdp};
+use super::raw::{RawCapture, RawConfig, RawDecode, RawFlows, RawMetrics, RawOutput, RawSensor, RawXdp};
 use super::settings::{
-    CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, OutputSettings, OutputTarget,
-    SensorSettings, XdpCaptureSettings,
+    CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, MetricsSettings, OutputSettings,
+    OutputTarget, SensorSettings, XdpCaptureSettings,
 };
 use crate::capture::xdp::{XdpError, XdpSettings};
 
@@ -39,6 +39,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<Config, ConfigEr
         decode: check.decode(raw.decode)?,
         flows: check.flows(&raw.flows)?,
         output: check.output(raw.output)?,
+        metrics: check.metrics(&raw.metrics)?,
         detection: crate::detect::config::validate(raw.detection, origin)?,
         origin: origin.to_path_buf(),
     })
@@ -350,6 +351,20 @@ impl Check<'_> {
             stats,
             stats_interval: self.secs("output.stats_interval_s", raw.stats_interval_s, 1, 3600)?,
         })
+    }
+
+    fn metrics(&self, raw: &RawMetrics) -> Result<MetricsSettings, ConfigError> {
+        if raw.listen.is_empty() {
+            return Ok(MetricsSettings { listen: None });
+        }
+        let listen = raw.listen.parse().map_err(|_| {
+            self.invalid(
+                "metrics.listen",
+                toml_string(&raw.listen),
+                "\"\" (off) or an IP address and port, e.g. \"127.0.0.1:9109\" or \"[::1]:9109\"",
+            )
+        })?;
+        Ok(MetricsSettings { listen: Some(listen) })
     }
 
     fn target(&self, key: &str, text: String) -> Result<OutputTarget, ConfigError> {

@@ -15,10 +15,11 @@ pub fn open(target: &OutputTarget) -> anyhow::Result<Option<Box<dyn Write + Send
         OutputTarget::None => None,
         OutputTarget::Stdout => Some(Box::new(std::io::stdout())),
         OutputTarget::File(path) => {
+            // Appended, never truncated: a restart (a service restart, an upgrade, a reload
+            // that reopens the file) must not throw away the records already written.
             let file = OpenOptions::new()
                 .create(true)
-                .truncate(true)
-                .write(true)
+                .append(true)
                 .open(path)
                 .with_context(|| format!("{}: cannot open output file for writing", path.display()))?;
             Some(Box::new(file))

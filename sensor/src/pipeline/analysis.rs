@@ -160,6 +160,29 @@ pub struct Analysis {
     pub alerts: Option<AlertWriter>,
     /// Called with every batch of alerts raised (alert delivery hooks in here).
     pub on_alerts: Option<AlertHook>,
+    /// Alerts raised outside the engine (the capture-loss watch), taken
+    /// whenever a message has been handled and written like the engine's.
+    pub side_alerts: Option<AlertPull>,
+    /// New detection settings after a reload (SIGHUP), polled between messages.
+    pub settings: Option<SettingsPull>,
+}
+
+/// A function that returns new detection settings once after each reload.
+pub struct SettingsPull(pub Box<dyn FnMut() -> Option<crate::detect::config::DetectionSettings> + Send>);
+
+impl std::fmt::Debug for SettingsPull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SettingsPull")
+    }
+}
+
+/// A function that hands over alerts raised elsewhere since its last call.
+pub struct AlertPull(pub Box<dyn FnMut() -> Vec<Alert> + Send>);
+
+impl std::fmt::Debug for AlertPull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AlertPull")
+    }
 }
 
 /// What an [`AlertHook`] calls.
@@ -196,11 +219,19 @@ impl Analysis {
                 }
                 hub.add_records_written(records.len() as u64);
                 if self.engine.is_none() {
+                    self.emit()?;
                     continue;
                 }
             }
             if self.engine.is_none() {
+                self.emit()?;
                 continue;
+            }
+            if let (Some(pull), Some(engine)) = (self.settings.as_mut(), self.engine.as_mut())
+                && let Some(new) = (pull.0)()
+            {
+                // Thresholds and allow-lists change; baselines and buckets stay.
+                engine.reconfigure(new);
             }
             merge.push(msg);
             let mut raised = false;
@@ -249,8 +280,10 @@ impl Analysis {
     }
 
     fn emit(&mut self) -> std::io::Result<bool> {
-        let Some(engine) = self.engine.as_mut() else { return Ok(false) };
-        let alerts = engine.take_alerts();
+        let mut alerts = self.engine.as_mut().map(Engine::take_alerts).unwrap_or_default();
+        if let Some(pull) = self.side_alerts.as_mut() {
+            alerts.extend((pull.0)());
+        }
         if alerts.is_empty() {
             return Ok(false);
         }

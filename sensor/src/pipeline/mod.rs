@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use crossbeam_channel::bounded;
 
 use crate::capture::{Next, PacketSource};
+use crate::capture_loss::AckTracker;
 use crate::config::{Config, OutputTarget};
 use crate::decode::{Decoder, Skip};
 use crate::detect::Engine;
@@ -25,7 +26,7 @@ use crate::flow::{EndReason, FlowHasher, FlowTable, Timeouts};
 use crate::observe::Observer;
 use crate::output::flow_json::FlowJsonWriter;
 use crate::stats::{CaptureCounters, StatsHub, StatsSnapshot};
-use analysis::{AlertHook, AlertWriter, Analysis, AnalysisMsg};
+use analysis::{AlertHook, AlertPull, AlertWriter, Analysis, AnalysisMsg, SettingsPull};
 pub use batch::{Batch, WorkerMsg};
 pub use dispatch::Dispatcher;
 
@@ -55,6 +56,13 @@ pub struct RunOptions {
     pub alerts: Option<AlertWriter>,
     /// Called with every batch of alerts (alert delivery).
     pub on_alerts: Option<AlertHook>,
+    /// Alerts raised outside the engine (the capture-loss watch).
+    pub side_alerts: Option<AlertPull>,
+    /// New detection settings after a reload.
+    pub settings: Option<SettingsPull>,
+    /// Where the stages publish their counters; a fresh hub when `None`. A live sensor passes
+    /// its own, which the metrics endpoint and the capture-loss watch read.
+    pub hub: Option<Arc<StatsHub>>,
 }
 
 /// The capture thread's link to the analysis stage: its observer and sender.
@@ -83,7 +91,8 @@ pub fn run<S: PacketSource>(
     mut opts: RunOptions,
 ) -> anyhow::Result<StatsSnapshot> {
     let workers = config.flows.workers.max(1);
-    let hub = StatsHub::new(workers);
+    let hub = opts.hub.take().unwrap_or_else(|| Arc::new(StatsHub::new(workers)));
+    let hub = &*hub;
     let timeouts = Timeouts::from_settings(&config.flows);
     let per_shard_cap = config.flows.max_flows.div_ceil(workers);
     let inputs = workers + 1;
@@ -100,7 +109,6 @@ pub fn run<S: PacketSource>(
             let (recycle_tx, recycle_rx) = bounded::<Batch>(config.flows.channel_depth + 2);
             let table = FlowTable::new(timeouts, per_shard_cap, opts.hasher.clone());
             let records = rec_tx.clone();
-            let hub = &hub;
             let handle = std::thread::Builder::new()
                 .name(format!("nbad-flow-{id}"))
                 .spawn_scoped(scope, move || worker::run(id, table, &rx, &recycle_tx, &records, hub))
@@ -115,8 +123,10 @@ pub fn run<S: PacketSource>(
             engine: opts.engine.take(),
             alerts: opts.alerts.take(),
             on_alerts: opts.on_alerts.take(),
+            side_alerts: opts.side_alerts.take(),
+            settings: opts.settings.take(),
         };
-        let hub_ref = &hub;
+        let hub_ref = hub;
         // With detection on, every input (workers and the capture thread)
         // takes part in the merge; without it, only the workers send.
         let merge_inputs = if detecting { inputs } else { workers };
@@ -128,7 +138,7 @@ pub fn run<S: PacketSource>(
         let mut dispatcher = Dispatcher::new(links, opts.hasher.clone(), config.flows.batch_size);
         let mut decoder = Decoder::new(&config.decode);
         let capture_result =
-            capture_loop(source, &mut dispatcher, &mut decoder, &hub, &opts, obs_link.as_mut());
+            capture_loop(source, &mut dispatcher, &mut decoder, hub, &opts, obs_link.as_mut());
         if let Some(link) = obs_link.as_mut() {
             let clock = dispatcher.now_ns();
             let _ = link.send(clock);
@@ -165,6 +175,7 @@ fn capture_loop<S: PacketSource>(
     mut obs: Option<&mut ObsLink>,
 ) -> anyhow::Result<CaptureCounters> {
     let mut c = CaptureCounters::default();
+    let mut loss = AckTracker::new();
     let mut since_housekeeping = 0u32;
     let mut last_report = Instant::now();
     loop {
@@ -174,6 +185,7 @@ fn capture_loop<S: PacketSource>(
                 c.bytes_read += u64::from(p.wire_len);
                 match decoder.decode(p.link, p.ts_ns, p.data) {
                     Ok(mut meta) => {
+                        loss.observe(&meta, p.link, p.data);
                         if let Some(link) = obs.as_deref_mut() {
                             meta.hash = dispatcher.hash(&meta.key);
                             let full = link.observer.packet(&meta, decoder.last_l4(), p.data);
@@ -227,6 +239,7 @@ fn capture_loop<S: PacketSource>(
             }
             take_source_stats(source, &mut c, hub);
             hub.publish_capture(&c, &decoder.counters, &dispatcher.counters, false);
+            hub.publish_capture_loss(&loss.counters, false);
             if let Some(every) = opts.periodic_stats
                 && last_report.elapsed() >= every
             {
@@ -246,6 +259,7 @@ fn capture_loop<S: PacketSource>(
         push_decoded(metas, &mut c, decoder, dispatcher)?;
     }
     take_source_stats(source, &mut c, hub);
+    hub.publish_capture_loss(&loss.counters, true);
     Ok(c)
 }
 

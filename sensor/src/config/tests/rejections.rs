@@ -183,3 +183,15 @@ fn vxlan_ports_must_be_valid_and_present_while_vxlan_is_on() {
     let off = parse("[decode]\nvxlan = false\nvxlan_ports = []\n").expect("valid while vxlan is off");
     assert!(off.decode.vxlan_ports.is_empty());
 }
+
+#[test]
+fn rejects_a_metrics_address_without_a_port_and_accepts_one_with() {
+    assert_eq!(
+        rejection("[metrics]\nlisten = \"127.0.0.1\"\n"),
+        "configs/x.toml: metrics.listen = \"127.0.0.1\" is invalid: expected \"\" (off) or an IP address \
+         and port, e.g. \"127.0.0.1:9109\" or \"[::1]:9109\""
+    );
+    let config = parse("[metrics]\nlisten = \"[::1]:9109\"\n").expect("valid");
+    assert_eq!(config.metrics.listen, Some("[::1]:9109".parse().expect("address")));
+    assert_eq!(crate::config::default().metrics.listen, None, "off by default");
+}

@@ -1,0 +1,253 @@
+//! What a scrape reports: a fresh [`StatsSnapshot`](crate::stats::StatsSnapshot) of every stage,
+//! the capture-loss ratio, the hooks, and the configuration version. Names follow Prometheus
+//! conventions: `nbad_` prefix, base units, counters end in `_total` (added by the encoder).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+
+use super::hooks::Hooks;
+use crate::reload::ConfigHandle;
+use crate::stats::StatsHub;
+
+/// A ratio shared as the bits of an `f64` (one atomic, no lock).
+#[derive(Debug, Default)]
+pub struct SharedRatio(AtomicU64);
+
+impl SharedRatio {
+    /// Stores `v`.
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The last value stored (0 at first).
+    #[must_use]
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Everything the endpoint reads.
+#[derive(Debug)]
+pub struct Sources {
+    /// Per-stage counters.
+    pub hub: Arc<StatsHub>,
+    /// Flow-table capacity (`flows.max_flows`), for the fill ratio.
+    pub flow_capacity: u64,
+    /// The capture-loss ratio over the alert window, kept by the loss watch.
+    pub capture_loss: Arc<SharedRatio>,
+    /// Alerts, sinks and latency.
+    pub hooks: Arc<Hooks>,
+    /// The running configuration's version.
+    pub config: Option<Arc<ConfigHandle>>,
+}
+
+type Enc<'a> = DescriptorEncoder<'a>;
+
+fn counter(enc: &mut Enc<'_>, name: &str, help: &str, v: u64) -> fmt::Result {
+    enc.encode_descriptor(name, help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, _, u64>(&v, None)
+}
+
+fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
+    enc: &mut Enc<'_>,
+    name: &str,
+    help: &str,
+    v: V,
+) -> fmt::Result {
+    enc.encode_descriptor(name, help, None, MetricType::Gauge)?.encode_gauge(&v)
+}
+
+fn labelled<'a>(
+    enc: &mut Enc<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    label: &str,
+    items: impl IntoIterator<Item = (&'a str, u64)>,
+) -> fmt::Result {
+    let mut metric = enc.encode_descriptor(name, help, None, kind)?;
+    for (value, n) in items {
+        let labels = [(label, value)];
+        let mut family = metric.encode_family(&labels)?;
+        match kind {
+            MetricType::Gauge => family.encode_gauge(&n)?,
+            _ => family.encode_counter::<NoLabelSet, _, u64>(&n, None)?,
+        }
+    }
+    Ok(())
+}
+
+impl Collector for Sources {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let s = self.hub.snapshot();
+        let e = &mut enc;
+        let c = &s.capture;
+        counter(e, "nbad_capture_packets", "Packets read from the capture", c.packets_read)?;
+        counter(e, "nbad_capture_bytes", "Wire bytes of the packets read", c.bytes_read)?;
+        counter(
+            e,
+            "nbad_capture_kernel_dropped",
+            "Packets the kernel dropped (capture buffer full)",
+            c.kernel_dropped,
+        )?;
+        counter(e, "nbad_capture_interface_dropped", "Packets the interface dropped", c.interface_dropped)?;
+        labelled(
+            e,
+            "nbad_capture_source",
+            "The capture source's own counters (the XDP program's outcomes)",
+            MetricType::Counter,
+            "counter",
+            c.source.iter().map(|(k, v)| (*k, *v)),
+        )?;
+        let l = &s.capture_loss;
+        counter(
+            e,
+            "nbad_capture_loss_ack_events",
+            "TCP ACKs of new data checked for capture loss",
+            l.ack_events,
+        )?;
+        counter(
+            e,
+            "nbad_capture_loss_unseen_ack_events",
+            "TCP ACKs of data the sensor never saw",
+            l.unseen_ack_events,
+        )?;
+        gauge(
+            e,
+            "nbad_capture_loss_tracked_flows",
+            "Flows in the capture-loss sequence table",
+            l.tracked_flows,
+        )?;
+        counter(
+            e,
+            "nbad_capture_loss_table_resets",
+            "Times the capture-loss table was full and emptied",
+            l.table_resets,
+        )?;
+        gauge(
+            e,
+            "nbad_capture_loss_ratio",
+            "Estimated fraction of traffic not captured over the alert window (0..1)",
+            self.capture_loss.get(),
+        )?;
+
+        let d = &s.decode;
+        counter(e, "nbad_decode_parsed", "Packets decoded and accounted to flows", d.parsed)?;
+        counter(e, "nbad_decode_non_ip", "Frames without IP", d.non_ip)?;
+        labelled(
+            e,
+            "nbad_decode_malformed",
+            "Malformed packets by reason",
+            MetricType::Counter,
+            "reason",
+            d.malformed.iter().map(|(k, v)| (*k, *v)),
+        )?;
+        counter(e, "nbad_decode_decapsulated", "Packets taken out of GRE or VXLAN tunnels", d.decapsulated)?;
+        counter(e, "nbad_decode_fragments", "IP fragments", d.fragments)?;
+        counter(
+            e,
+            "nbad_decode_orphan_fragments",
+            "Later fragments without their first",
+            d.orphan_fragments,
+        )?;
+
+        counter(e, "nbad_dispatch_batches", "Batches sent to flow workers", s.dispatch.batches)?;
+        counter(
+            e,
+            "nbad_dispatch_channel_full_waits",
+            "Sends that waited on a full worker queue",
+            s.dispatch.channel_full_waits,
+        )?;
+
+        let f = &s.flows;
+        counter(e, "nbad_flows_created", "Flows created", f.created)?;
+        gauge(e, "nbad_flows_active", "Flows tracked now", f.active)?;
+        gauge(e, "nbad_flows_active_peak", "Most flows tracked at once", f.active_peak)?;
+        gauge(e, "nbad_flows_capacity", "Flow-table capacity (flows.max_flows)", self.flow_capacity)?;
+        gauge(
+            e,
+            "nbad_flows_fill_ratio",
+            "Flows tracked now over capacity (0..1)",
+            f.active as f64 / self.flow_capacity.max(1) as f64,
+        )?;
+        counter(e, "nbad_flows_evicted", "Flows evicted from a full table", f.evicted)?;
+        counter(
+            e,
+            "nbad_flows_emergency_entered",
+            "Times a flow table entered emergency mode",
+            f.emergency_entered,
+        )?;
+        labelled(
+            e,
+            "nbad_flows_ended",
+            "Flow records by end reason",
+            MetricType::Counter,
+            "reason",
+            f.ended.iter().map(|(k, v)| (*k, *v)),
+        )?;
+        counter(
+            e,
+            "nbad_output_flow_records_written",
+            "Flow records written",
+            s.output.flow_records_written,
+        )?;
+        gauge(e, "nbad_workers", "Flow worker threads", s.workers as u64)?;
+        gauge(e, "nbad_uptime_seconds", "Seconds since the pipeline started", s.elapsed_s)?;
+        if let Some(config) = &self.config {
+            gauge(
+                e,
+                "nbad_config_version",
+                "Version of the running configuration (1 + accepted reloads)",
+                config.version(),
+            )?;
+        }
+
+        let alerts = self.hooks.alerts.snapshot();
+        labelled(
+            e,
+            "nbad_alerts",
+            "Alerts raised, by detector",
+            MetricType::Counter,
+            "detector",
+            alerts.iter().map(|(d, n)| (d.name(), *n)),
+        )?;
+        let sinks = self.hooks.sinks.snapshot();
+        labelled(
+            e,
+            "nbad_sink_up",
+            "Whether an alert sink can deliver now (1) or not (0)",
+            MetricType::Gauge,
+            "sink",
+            sinks.iter().map(|(k, v)| (k.as_str(), u64::from(v.up))),
+        )?;
+        labelled(
+            e,
+            "nbad_sink_delivered",
+            "Alerts delivered, by sink",
+            MetricType::Counter,
+            "sink",
+            sinks.iter().map(|(k, v)| (k.as_str(), v.delivered)),
+        )?;
+        labelled(
+            e,
+            "nbad_sink_failed",
+            "Failed delivery attempts, by sink",
+            MetricType::Counter,
+            "sink",
+            sinks.iter().map(|(k, v)| (k.as_str(), v.failed)),
+        )?;
+        let h = self.hooks.latency.snapshot();
+        e.encode_descriptor(
+            "nbad_packet_to_alert_latency_seconds",
+            "Time from the newest packet of an alert's evidence to the alert",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(h.sum_s, h.count, &h.buckets, None)
+    }
+}

@@ -1,0 +1,95 @@
+//! Metrics that later stages fill in: alerts per detector, the health of each alert sink, and
+//! the packet-to-alert latency. The endpoint exposes them now (zeros, no sinks) so that
+//! dashboards can be built before the detectors and the delivery stage land.
+//!
+//! Where they are meant to be fed:
+//! - [`AlertCounters::raised`]: once per alert, where the alert stage emits it;
+//! - [`SinkHealth`]: by each sink after a delivery attempt (`delivered`, `failed`) and when
+//!   its connection state changes (`set_up`);
+//! - [`Hooks::latency`]: the time from the newest packet in an alert's evidence to the alert's
+//!   emission, recorded by the alert stage.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::histogram::LatencyHistogram;
+use crate::alert::Detector;
+
+/// Every hook, shared by the stages and the endpoint.
+#[derive(Debug, Default)]
+pub struct Hooks {
+    /// Alerts raised, per detector.
+    pub alerts: AlertCounters,
+    /// Alert sinks.
+    pub sinks: SinkHealth,
+    /// Packet-to-alert latency.
+    pub latency: LatencyHistogram,
+}
+
+/// Alerts raised per detector.
+#[derive(Debug, Default)]
+pub struct AlertCounters {
+    counts: [AtomicU64; Detector::ALL.len()],
+}
+
+impl AlertCounters {
+    /// Counts one alert of `detector`.
+    pub fn raised(&self, detector: Detector) {
+        if let Some(i) = Detector::ALL.iter().position(|d| *d == detector) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `(detector, alerts)` for every detector.
+    #[must_use]
+    pub fn snapshot(&self) -> Vec<(Detector, u64)> {
+        Detector::ALL.iter().zip(&self.counts).map(|(d, n)| (*d, n.load(Ordering::Relaxed))).collect()
+    }
+}
+
+/// One sink's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkState {
+    /// The sink can deliver now.
+    pub up: bool,
+    /// Alerts delivered.
+    pub delivered: u64,
+    /// Delivery attempts that failed.
+    pub failed: u64,
+}
+
+/// Health of the alert sinks, by sink name.
+#[derive(Debug, Default)]
+pub struct SinkHealth {
+    sinks: Mutex<BTreeMap<String, SinkState>>,
+}
+
+impl SinkHealth {
+    fn update(&self, sink: &str, f: impl FnOnce(&mut SinkState)) {
+        if let Ok(mut sinks) = self.sinks.lock() {
+            f(sinks.entry(sink.to_owned()).or_default());
+        }
+    }
+
+    /// Whether `sink` can deliver now.
+    pub fn set_up(&self, sink: &str, up: bool) {
+        self.update(sink, |s| s.up = up);
+    }
+
+    /// Counts `n` alerts delivered by `sink`.
+    pub fn delivered(&self, sink: &str, n: u64) {
+        self.update(sink, |s| s.delivered += n);
+    }
+
+    /// Counts `n` failed delivery attempts of `sink`.
+    pub fn failed(&self, sink: &str, n: u64) {
+        self.update(sink, |s| s.failed += n);
+    }
+
+    /// Every sink's state, by name.
+    #[must_use]
+    pub fn snapshot(&self) -> BTreeMap<String, SinkState> {
+        self.sinks.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
