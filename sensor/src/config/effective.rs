@@ -28,7 +28,7 @@ fn string_array<T: Display>(items: &[T]) -> String {
 
 impl Display for Effective<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let Config { sensor, capture, decode, flows, output, origin } = self.0;
+        let Config { sensor, capture, decode, flows, output, alerts, origin } = self.0;
         writeln!(f, "# Effective configuration of {}", origin.display())?;
         writeln!(f, "# Every key is shown, defaults included.")?;
 
@@ -98,6 +98,7 @@ impl Display for Effective<'_> {
         writeln!(f, "\n[output]")?;
         writeln!(f, "flows = {}", toml_string(&output.flows.as_config_str()))?;
         writeln!(f, "stats = {}", toml_string(&output.stats.as_config_str()))?;
-        writeln!(f, "stats_interval_s = {}", output.stats_interval.as_secs())
+        writeln!(f, "stats_interval_s = {}", output.stats_interval.as_secs())?;
+        alerts.write_effective(f)
     }
 }

@@ -22,6 +22,7 @@ pub(crate) struct RawConfig {
     pub decode: RawDecode,
     pub flows: RawFlows,
     pub output: RawOutput,
+    pub alerts: crate::deliver::config::RawAlerts,
 }
 
 /// `[sensor]`: who this sensor is and which addresses are "ours".

@@ -30,6 +30,8 @@ pub struct Config {
     pub flows: FlowSettings,
     /// `[output]`
     pub output: OutputSettings,
+    /// `[alerts]`: the spool and the sinks alerts are delivered to.
+    pub alerts: crate::deliver::DeliverySettings,
     /// The file (or pseudo-origin) this came from, for error messages raised later.
     pub(crate) origin: PathBuf,
 }

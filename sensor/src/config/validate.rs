@@ -39,6 +39,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<Config, ConfigEr
         decode: check.decode(raw.decode)?,
         flows: check.flows(&raw.flows)?,
         output: check.output(raw.output)?,
+        alerts: crate::deliver::config::validate(raw.alerts, origin)?,
         origin: origin.to_path_buf(),
     })
 }
