@@ -1,4 +1,5 @@
-//! `redis-server` on a free loopback port with no persistence, in a temporary directory.
+//! `redis-server` on a free loopback port, persisting to an append-only file in a temporary
+//! directory (fsync always), so a stopped and restarted Redis still has what it acknowledged.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,9 +23,20 @@ impl Redis {
     pub fn start(dir: &Path, port: u16) -> Result<Option<Self>> {
         let Some(bin) = find_program("redis-server", &[]) else { return Ok(None) };
         let mut cmd = Command::new(bin);
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir);
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ])
+        .arg("--dir")
+        .arg(dir);
         let process = Process::spawn("redis-server", &mut cmd, &dir.join(format!("redis-{port}.log")))?;
         wait_for_port(port, Duration::from_secs(10)).with_context(|| process.log())?;
         Ok(Some(Self { port, process }))
