@@ -8,7 +8,8 @@
 //! killed with SIGKILL loses nothing: on restart the spool is replayed from each cursor before
 //! new alerts. Duplicates can happen (at-least-once) and carry the same `event.id`.
 //!
-//! - [`config`]: `[alerts]` and `[[alerts.sinks]]`, raw and validated.
+//! - [`config`]: `[alerts]` and `[[alerts.sinks]]`, raw and validated (`validate.rs` checks,
+//!   `effective.rs` prints them back).
 //! - [`spool`]: segments, records, cursors, recovery, the full policy.
 //! - `sink/`: one module per receiver, all of one shape (settings → batch → encode → send).
 //! - `format/`: ECS, OCSF 2004, CEF, LEEF 2.0, RFC 5424, and ECS read back for `alerts send`.
@@ -22,12 +23,14 @@
 pub mod cli;
 pub mod config;
 mod dead_letter;
+mod effective;
 pub(crate) mod format;
 pub mod metrics;
 mod retry;
 mod runner;
 mod sink;
 pub mod spool;
+mod validate;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -170,7 +170,12 @@ pub mod send {
 
     /// Starts `nbad-sensor alerts send --config CONFIG --timeout TIMEOUT FILES...`.
     pub fn spawn(config: &Path, timeout_s: u64, files: &[&Path]) -> Result<Child> {
-        let mut cmd = Command::new(sensor_bin()?);
+        spawn_bin(&sensor_bin()?, config, timeout_s, files)
+    }
+
+    /// [`spawn`] with the binary `bin`.
+    pub fn spawn_bin(bin: &Path, config: &Path, timeout_s: u64, files: &[&Path]) -> Result<Child> {
+        let mut cmd = Command::new(bin);
         cmd.args(["alerts", "send", "--config"]).arg(config).args(["--timeout", &timeout_s.to_string()]);
         cmd.args(files).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.spawn().context("starting nbad-sensor alerts send")
@@ -178,7 +183,12 @@ pub mod send {
 
     /// Runs it to the end (killed after `timeout_s` + 30 s: a hang is a failure).
     pub fn run(config: &Path, timeout_s: u64, files: &[&Path]) -> Result<Output> {
-        let mut child = spawn(config, timeout_s, files)?;
+        run_bin(&sensor_bin()?, config, timeout_s, files)
+    }
+
+    /// [`run`] with the binary `bin`.
+    pub fn run_bin(bin: &Path, config: &Path, timeout_s: u64, files: &[&Path]) -> Result<Output> {
+        let mut child = spawn_bin(bin, config, timeout_s, files)?;
         let limit = Duration::from_secs(timeout_s + 30);
         let start = Instant::now();
         while child.try_wait()?.is_none() {
