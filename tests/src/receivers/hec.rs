@@ -5,6 +5,8 @@
 //! (403), 5 No data (400), 6 Invalid data format (400, with `invalid-event-number`), 9 Server
 //! is busy (503), 12 Event field is required (400), 13 Event field cannot be blank (400).
 //!
+//! Bodies with `Content-Encoding: gzip` are decompressed, as HEC does.
+//!
 //! Knobs: answer the first `busy_first` requests with code 9, and sleep `delay` before
 //! answering each request (a slow collector, for the kill tests).
 
@@ -81,7 +83,7 @@ fn handle(
         if reader.read_line(&mut request_line)? == 0 {
             return Ok(());
         }
-        let (mut len, mut auth) = (0usize, None::<String>);
+        let (mut len, mut auth, mut gzip) = (0usize, None::<String>, false);
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line)? == 0 || line == "\r\n" {
@@ -91,12 +93,18 @@ fn handle(
                 match k.to_ascii_lowercase().as_str() {
                     "content-length" => len = v.trim().parse().unwrap_or(0),
                     "authorization" => auth = Some(v.trim().to_owned()),
+                    "content-encoding" => gzip = v.trim().eq_ignore_ascii_case("gzip"),
                     _ => {}
                 }
             }
         }
         let mut body = vec![0; len];
         reader.read_exact(&mut body)?;
+        if gzip {
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut plain)?;
+            body = plain;
+        }
         thread::sleep(delay);
         let n = state.requests.fetch_add(1, Ordering::SeqCst);
         let refuse = |s: &mut TcpStream, status, code, text| {

@@ -6,10 +6,9 @@
 //! sent again); any other 4xx (a mapping error, say) dead-lettered with the item's error. A
 //! request-level failure is classified by its HTTP status.
 
-use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 
-use super::http::{auth_header, client, post};
+use super::http::Endpoint;
 use crate::alert::Alert;
 use crate::deliver::config::{Format, SinkKind, SinkSettings};
 use crate::deliver::format;
@@ -18,11 +17,8 @@ use crate::deliver::retry::{self, SendError, SendResult};
 /// The `_bulk` sink.
 #[derive(Debug)]
 pub(crate) struct ElasticSink {
-    client: reqwest::Client,
-    url: String,
+    endpoint: Endpoint,
     index: String,
-    auth: Option<HeaderValue>,
-    gzip: bool,
     format: Format,
 }
 
@@ -31,14 +27,9 @@ impl ElasticSink {
         let SinkKind::Elasticsearch { url, index, token, gzip, tls } = &s.kind else {
             return Err("not an elasticsearch sink".into());
         };
-        Ok(Self {
-            client: client(tls, s.timeout)?,
-            url: format!("{}/_bulk", url.trim_end_matches('/')),
-            index: index.clone(),
-            auth: auth_header("ApiKey", token)?,
-            gzip: *gzip,
-            format: s.format,
-        })
+        let url = format!("{}/_bulk", url.trim_end_matches('/'));
+        let endpoint = Endpoint::new(url, "ApiKey", token, *gzip, tls, s.timeout)?;
+        Ok(Self { endpoint, index: index.clone(), format: s.format })
     }
 
     fn encode(&self, batch: &[Alert]) -> Vec<u8> {
@@ -54,15 +45,7 @@ impl ElasticSink {
     }
 
     pub(crate) async fn send(&mut self, batch: &[Alert]) -> SendResult {
-        let resp = post(
-            &self.client,
-            &self.url,
-            "application/x-ndjson",
-            self.auth.as_ref(),
-            self.encode(batch),
-            self.gzip,
-        )
-        .await?;
+        let resp = self.endpoint.post("application/x-ndjson", self.encode(batch)).await?;
         if !(200..300).contains(&resp.status) {
             return Err(retry::http_status(resp.status, resp.retry_after, &resp.body));
         }

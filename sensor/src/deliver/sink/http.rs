@@ -109,13 +109,42 @@ pub(crate) fn auth_header(scheme: &str, token: &str) -> Result<Option<HeaderValu
     Ok(Some(v))
 }
 
-/// The generic HTTP sink.
+/// Where an HTTP sink posts: the client, URL, `Authorization` and compression.
 #[derive(Debug)]
-pub(crate) struct HttpSink {
+pub(crate) struct Endpoint {
     client: reqwest::Client,
     url: String,
     auth: Option<HeaderValue>,
     gzip: bool,
+}
+
+impl Endpoint {
+    /// `auth_scheme` prefixes `token` in the `Authorization` header (none when `token` is "").
+    pub(crate) fn new(
+        url: String,
+        auth_scheme: &str,
+        token: &str,
+        gzip: bool,
+        tls: &TlsSettings,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        Ok(Self { client: client(tls, timeout)?, url, auth: auth_header(auth_scheme, token)?, gzip })
+    }
+
+    /// POSTs `body`; see [`post`].
+    pub(crate) async fn post(
+        &self,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Result<Response, SendError> {
+        post(&self.client, &self.url, content_type, self.auth.as_ref(), body, self.gzip).await
+    }
+}
+
+/// The generic HTTP sink.
+#[derive(Debug)]
+pub(crate) struct HttpSink {
+    endpoint: Endpoint,
     format: Format,
 }
 
@@ -123,10 +152,7 @@ impl HttpSink {
     pub(crate) fn new(s: &SinkSettings) -> Result<Self, String> {
         let SinkKind::Http { url, token, gzip, tls } = &s.kind else { return Err("not an http sink".into()) };
         Ok(Self {
-            client: client(tls, s.timeout)?,
-            url: url.clone(),
-            auth: auth_header("Bearer", token)?,
-            gzip: *gzip,
+            endpoint: Endpoint::new(url.clone(), "Bearer", token, *gzip, tls, s.timeout)?,
             format: s.format,
         })
     }
@@ -138,8 +164,7 @@ impl HttpSink {
                 .map_err(|e| SendError::permanent(e.to_string()))?;
             body.push(b'\n');
         }
-        let resp = post(&self.client, &self.url, "application/x-ndjson", self.auth.as_ref(), body, self.gzip)
-            .await?;
+        let resp = self.endpoint.post("application/x-ndjson", body).await?;
         if (200..300).contains(&resp.status) {
             Ok(Vec::new())
         } else {

@@ -10,10 +10,9 @@
 //! is dead-lettered and the ones after it are sent again. A body without a code falls back
 //! to the HTTP status.
 
-use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 
-use super::http::{auth_header, client, post};
+use super::http::Endpoint;
 use crate::alert::Alert;
 use crate::deliver::config::{Format, SinkKind, SinkSettings};
 use crate::deliver::format;
@@ -25,13 +24,10 @@ const RETRIABLE_CODES: [i64; 5] = [8, 9, 18, 19, 20];
 /// The Splunk HEC sink.
 #[derive(Debug)]
 pub(crate) struct SplunkSink {
-    client: reqwest::Client,
-    url: String,
-    auth: Option<HeaderValue>,
+    endpoint: Endpoint,
     index: String,
     sourcetype: String,
     host: String,
-    gzip: bool,
     format: Format,
 }
 
@@ -40,14 +36,12 @@ impl SplunkSink {
         let SinkKind::SplunkHec { url, token, index, sourcetype, gzip, tls } = &s.kind else {
             return Err("not a splunk_hec sink".into());
         };
+        let url = format!("{}/services/collector/event", url.trim_end_matches('/'));
         Ok(Self {
-            client: client(tls, s.timeout)?,
-            url: format!("{}/services/collector/event", url.trim_end_matches('/')),
-            auth: auth_header("Splunk", token)?,
+            endpoint: Endpoint::new(url, "Splunk", token, *gzip, tls, s.timeout)?,
             index: index.clone(),
             sourcetype: sourcetype.clone(),
             host: sensor_id.to_owned(),
-            gzip: *gzip,
             format: s.format,
         })
     }
@@ -74,15 +68,7 @@ impl SplunkSink {
     }
 
     pub(crate) async fn send(&mut self, batch: &[Alert]) -> SendResult {
-        let resp = post(
-            &self.client,
-            &self.url,
-            "application/json",
-            self.auth.as_ref(),
-            self.encode(batch),
-            self.gzip,
-        )
-        .await?;
+        let resp = self.endpoint.post("application/json", self.encode(batch)).await?;
         hec_outcome(resp.status, resp.retry_after, &resp.body, batch.len())
     }
 }
