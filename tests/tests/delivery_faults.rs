@@ -49,16 +49,21 @@ fn nats_stopped_mid_delivery_and_started_again_receives_every_alert() {
     let Some(nats) = Nats::start(dir.path(), port).expect("nats starts") else { return skip("nats-server") };
     let file = dir.path().join("alerts.jsonl");
     let sent = alerts::write(&file, 0xc2, 2000).expect("alerts");
-    let keys = format!("url = \"{}\"\nsubject = \"a\"\nstream = \"A\"\nbatch_max_events = 20", nats.url());
+    let keys = format!("url = \"{}\"\nsubject = \"a\"\nstream = \"A\"\nbatch_max_events = 5", nats.url());
     let cfg = config(dir.path(), &sink("nats", "nats", &keys)).expect("config");
     let child = send::spawn(&cfg, 120, &[&file]).expect("alerts send starts");
-    let started = wait_until(Duration::from_secs(30), || nats.messages("A").is_ok_and(|m| !m.is_empty()));
+    let started = wait_until(Duration::from_secs(30), || nats.count("A").is_ok_and(|n| n > 0));
     assert!(started, "delivery started");
     drop(nats);
     std::thread::sleep(Duration::from_secs(2));
     let nats = Nats::start(dir.path(), port).expect("restart").expect("installed");
     let out = child.wait_with_output().expect("alerts send ends");
-    assert!(out.status.success(), "{}", send::stderr(&out));
+    let err = send::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("cannot deliver") && err.contains("delivers again"),
+        "the outage is reported: {err}"
+    );
     let got = nats.messages("A").expect("read the stream");
     assert_eq!(alerts::ids_in(&got.join("\n"), 0xc2), sent);
 }
