@@ -8,6 +8,20 @@ use std::time::Duration;
 use nbad_tests::receivers::send::{self, config, sink};
 use nbad_tests::receivers::{alerts, free_port, hec::Hec, nats::Nats, redis::Redis, wait_until};
 
+/// How long a receiver stays down.
+const OUTAGE: Duration = Duration::from_secs(2);
+
+/// Waits for `alerts send` and checks that it succeeded and logged the outage and the recovery.
+fn ends_after_a_reported_outage(child: std::process::Child) {
+    let out = child.wait_with_output().expect("alerts send ends");
+    let err = send::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("cannot deliver") && err.contains("delivers again"),
+        "the outage is reported: {err}"
+    );
+}
+
 fn skip(what: &str) {
     eprintln!("skipping: {what} is not installed (cargo xtask setup installs it)");
 }
@@ -30,15 +44,9 @@ fn redis_stopped_mid_delivery_and_started_again_receives_every_alert() {
     });
     assert!(started, "delivery started");
     drop(redis);
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(OUTAGE);
     let redis = Redis::start(dir.path(), port).expect("restart").expect("installed");
-    let out = child.wait_with_output().expect("alerts send ends");
-    let err = send::stderr(&out);
-    assert!(out.status.success(), "{err}");
-    assert!(
-        err.contains("cannot deliver") && err.contains("delivers again"),
-        "the outage is reported: {err}"
-    );
+    ends_after_a_reported_outage(child);
     assert_eq!(alerts::ids_in(&redis.stream_text("s").expect("XRANGE"), 0xc1), sent);
 }
 
@@ -55,15 +63,9 @@ fn nats_stopped_mid_delivery_and_started_again_receives_every_alert() {
     let started = wait_until(Duration::from_secs(30), || nats.count("A").is_ok_and(|n| n > 0));
     assert!(started, "delivery started");
     drop(nats);
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(OUTAGE);
     let nats = Nats::start(dir.path(), port).expect("restart").expect("installed");
-    let out = child.wait_with_output().expect("alerts send ends");
-    let err = send::stderr(&out);
-    assert!(out.status.success(), "{err}");
-    assert!(
-        err.contains("cannot deliver") && err.contains("delivers again"),
-        "the outage is reported: {err}"
-    );
+    ends_after_a_reported_outage(child);
     let got = nats.messages("A").expect("read the stream");
     assert_eq!(alerts::ids_in(&got.join("\n"), 0xc2), sent);
 }
