@@ -4,7 +4,8 @@
 //! over [`cli`]. Packets come from a [`capture`] source (pcap files or a live
 //! interface), are [`decode`]d into flow keys, sharded over [`flow`] tables
 //! by the [`pipeline`], and leave as ECS JSON [`output`] records with
-//! [`stats`] about every stage. [`protocol`] names what the first payload
+//! [`stats`] about every stage; scored alerts
+//! reach collectors and SIEMs through [`deliver`]. [`protocol`] names what the first payload
 //! bytes of a flow direction carry (TLS, SSH, HTTP, DNS, ...). [`config`] turns a TOML file into validated
 //! settings; [`synth`] makes deterministic traffic for the demo and tests.
 //! For running as a service: [`reload`] rereads the configuration on SIGHUP, [`metrics`]
@@ -16,6 +17,7 @@ pub mod capture_loss;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod deliver;
 pub mod detect;
 pub mod flow;
 pub mod metrics;

@@ -12,8 +12,8 @@ use common::{run_sensor, write_file};
 use nbad_sensor::synth::PcapWriter;
 
 const SUBCOMMANDS: [&str; 4] = ["run", "replay", "check-config", "generate"];
-const SECTIONS: [&str; 7] =
-    ["[sensor]", "[capture]", "[decode]", "[flows]", "[output]", "[metrics]", "[detection]"];
+const SECTIONS: [&str; 8] =
+    ["[sensor]", "[capture]", "[decode]", "[flows]", "[output]", "[metrics]", "[detection]", "[alerts]"];
 
 fn shipped_configs() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");

@@ -147,3 +147,49 @@ fn a_state_file_of_another_version_is_refused_with_the_reason() {
     out.assert_code(1, "old state");
     assert!(out.stderr.contains("version 99"), "{}", out.stderr);
 }
+
+#[test]
+fn a_replay_delivers_its_alerts_to_the_configured_sinks_through_the_spool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pcap = write_selftest_capture(dir.path());
+    let delivered = dir.path().join("delivered.jsonl");
+    let config = dir.path().join("deliver.toml");
+    let text = format!(
+        "{}\n[alerts]\nspool_dir = {:?}\n\n[[alerts.sinks]]\ntype = \"file\"\nname = \"siem\"\npath = {:?}\n",
+        nbad_sensor::selftest::CONFIG,
+        dir.path().join("spool").display().to_string(),
+        delivered.display().to_string()
+    );
+    std::fs::write(&config, text).expect("write config");
+    let alerts = dir.path().join("alerts.jsonl");
+    let args: Vec<OsString> = vec![
+        "replay".into(),
+        "-c".into(),
+        config.into(),
+        "--flows".into(),
+        "".into(),
+        "--alerts".into(),
+        alerts.clone().into(),
+        pcap.into(),
+    ];
+    let out = run_sensor(args);
+    out.assert_code(0, "replay with a file sink");
+    assert!(out.stderr.contains("sink siem (file)"), "{}", out.stderr);
+    let ids = |path: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(path).expect("read");
+        let mut ids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).expect("JSON")["event"]["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    let written = ids(&alerts);
+    assert!(written.len() >= 9);
+    assert_eq!(ids(&delivered), written, "every alert raised reached the sink, once");
+}

@@ -18,11 +18,15 @@
 //!   (`tests/tests/detection_corpus.rs`, `cargo xtask detect-report`).
 //! - [`lab`]: a network of namespaces with real clients and servers and the
 //!   sensor on a mirror port (`cargo xtask lab`, `tests/tests/lab.rs`).
+//! - [`receivers`]: real alert receivers (rsyslog, syslog-ng, Redis, NATS,
+//!   an OpenSearch-compatible server, a Splunk HEC contract server) for the
+//!   delivery tests (`tests/tests/delivery*.rs`).
 
 pub mod corpus;
 pub mod detection;
 pub mod flows;
 pub mod lab;
+pub mod receivers;
 pub mod sensor;
 pub mod tshark;
 

@@ -42,6 +42,21 @@ const APT_PACKAGES: &[&str] = &[
     "systemd",
     "debootstrap",
     "systemd-container",
+    // Alert delivery tests (tests/tests/delivery*.rs): real receivers, the test CA, the venv
+    // for osmem-server, and the libraries of syslog-ng-core, which `ensure_delivery_receivers`
+    // unpacks beside rsyslog (the two packages conflict).
+    "rsyslog",
+    "rsyslog-gnutls",
+    "redis-server",
+    "nats-server",
+    "openssl",
+    "python3-venv",
+    "libivykis0",
+    "libjson-c5",
+    "libnet1",
+    "libpcre3",
+    "libwrap0",
+    "libglib2.0-0",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.10.0";
@@ -52,6 +67,7 @@ pub fn run() -> Result<()> {
     heading("setup: checking prerequisites (installing only what is missing)");
     let mut apt = Apt::default();
     apt.ensure(APT_PACKAGES, &[])?;
+    ensure_delivery_receivers()?;
     ensure_rust_toolchains()?;
     ensure_bpf_linker()?;
     ensure_cargo_deb()?;
@@ -120,6 +136,52 @@ fn apt_get() -> Command {
     let mut cmd = Command::new("apt-get");
     cmd.env("DEBIAN_FRONTEND", "noninteractive").args(["-q", "-o", "Dpkg::Use-Pty=0"]).stdin(Stdio::null());
     cmd
+}
+
+/// The alert-delivery receivers that apt cannot install directly: syslog-ng-core (it conflicts
+/// with rsyslog, so its .deb is unpacked under `target/receivers/syslog-ng`; the tests run it
+/// from there with its module path) and osmem-server, an OpenSearch-compatible test server from
+/// PyPI, installed into the venv `target/receivers/venv`.
+fn ensure_delivery_receivers() -> Result<()> {
+    // Where tests/src/receivers looks, whatever CARGO_TARGET_DIR says.
+    let dir = crate::repo_root().join("target/receivers");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let syslog_ng = dir.join("syslog-ng");
+    if syslog_ng.join("usr/sbin/syslog-ng").is_file() {
+        note("syslog-ng: unpacked in target/receivers present");
+    } else {
+        cmd::run(
+            "apt-get download syslog-ng-core",
+            Command::new("apt-get").args(["download", "syslog-ng-core"]).current_dir(&dir),
+        )?;
+        let deb = fs::read_dir(&dir)?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("syslog-ng-core_") && n.ends_with(".deb"))
+            })
+            .context("apt-get download left no syslog-ng-core .deb")?;
+        cmd::run("unpack syslog-ng-core", Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&syslog_ng))?;
+        fs::remove_file(&deb)?;
+    }
+    let venv = dir.join("venv");
+    let python = venv.join("bin/python3");
+    let installed = Command::new(&python)
+        .args(["-c", "import osmem_server"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if installed {
+        note("osmem-server: venv in target/receivers present");
+        return Ok(());
+    }
+    cmd::run("create the receivers venv", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    cmd::run(
+        "pip install osmem-server",
+        Command::new(venv.join("bin/pip")).args(["install", "--quiet", "osmem-server"]),
+    )
 }
 
 fn ensure_rust_toolchains() -> Result<()> {

@@ -24,6 +24,7 @@ pub(crate) struct RawConfig {
     pub output: RawOutput,
     pub metrics: RawMetrics,
     pub detection: crate::detect::config::RawDetection,
+    pub alerts: crate::deliver::config::RawAlerts,
 }
 
 /// `[sensor]`: who this sensor is and which addresses are "ours".

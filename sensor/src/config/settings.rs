@@ -34,6 +34,8 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// `[detection]`
     pub detection: crate::detect::config::DetectionSettings,
+    /// `[alerts]`: the spool and the sinks alerts are delivered to.
+    pub alerts: crate::deliver::DeliverySettings,
     /// The file (or pseudo-origin) this came from, for error messages raised later.
     pub(crate) origin: PathBuf,
 }

@@ -41,6 +41,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<Config, ConfigEr
         output: check.output(raw.output)?,
         metrics: check.metrics(&raw.metrics)?,
         detection: crate::detect::config::validate(raw.detection, origin)?,
+        alerts: crate::deliver::config::validate(raw.alerts, origin)?,
         origin: origin.to_path_buf(),
     })
 }

@@ -77,6 +77,11 @@ impl SinkHealth {
         self.update(sink, |s| s.up = up);
     }
 
+    /// Sets `sink`'s state from the delivery stage's own cumulative counters.
+    pub fn set(&self, sink: &str, up: bool, delivered: u64, failed: u64) {
+        self.update(sink, |s| *s = SinkState { up, delivered, failed });
+    }
+
     /// Counts `n` alerts delivered by `sink`.
     pub fn delivered(&self, sink: &str, n: u64) {
         self.update(sink, |s| s.delivered += n);

@@ -18,6 +18,7 @@
 
 mod capture;
 mod corpus;
+mod delivery;
 mod live;
 mod measure;
 mod pcap_out;
@@ -75,6 +76,9 @@ pub struct BenchArgs {
     /// With `--live`: send only the first N packets of the capture (default: all of them).
     #[arg(long, value_name = "N", requires = "live", value_parser = clap::value_parser!(u64).range(1..))]
     live_packets: Option<u64>,
+    /// Measure alert delivery instead: alerts/s per sink to local receivers (see `delivery`).
+    #[arg(long)]
+    delivery: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +144,9 @@ impl Outcome {
 }
 
 pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
+    if args.delivery {
+        return delivery::run(root, args.no_build);
+    }
     if !args.no_setup && !args.capture_only {
         setup::run()?;
     }
