@@ -35,6 +35,9 @@ pub const FLOWS_MAP_NAME: &str = "NBAD_FLOWS";
 /// Name of the ring buffer carrying [`SampleRecord`]s to userspace.
 pub const SAMPLES_MAP_NAME: &str = "NBAD_SAMPLES";
 
+/// Name of the ring buffer carrying [`ActiveRecord`]s: which flows had packets in an epoch.
+pub const ACTIVE_MAP_NAME: &str = "NBAD_ACTIVE";
+
 /// Name of the one-slot array holding the [`XdpConfig`].
 pub const CONFIG_MAP_NAME: &str = "NBAD_CONFIG";
 
@@ -50,6 +53,10 @@ pub const FLOWS_DEFAULT_MAX_ENTRIES: u32 = 65_536;
 /// Size of [`SAMPLES_MAP_NAME`] in the object, in bytes (a power-of-two number of pages);
 /// the loader overrides it from settings.
 pub const SAMPLES_DEFAULT_BYTES: u32 = 1 << 20;
+
+/// Size of [`ACTIVE_MAP_NAME`] in the object, in bytes; the loader sizes it from the flow map
+/// (see [`ActiveRecord::ring_bytes`]).
+pub const ACTIVE_DEFAULT_BYTES: u32 = 1 << 22;
 
 /// Most bytes of a frame a sample carries; the size of [`SampleRecord::data`].
 pub const SAMPLE_MAX_LEN: usize = 256;
@@ -149,6 +156,10 @@ impl FlowKey {
 ///
 /// Timestamps are `bpf_ktime_get_ns` (CLOCK_MONOTONIC) nanoseconds; 0 means "no packet in
 /// that direction on this CPU yet".
+///
+/// `marked_epoch` is the program's own bookkeeping, not a counter: the [`XdpConfig::epoch`] in
+/// which this CPU last reported the flow to [`ACTIVE_MAP_NAME`]. A new entry starts at 0, which
+/// no epoch ever is, so its first packet always reports it.
 #[repr(C)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct FlowCounters {
@@ -162,8 +173,10 @@ pub struct FlowCounters {
     pub last_ns: [u64; 2],
     /// TCP flags seen per direction, OR-ed (0 for other protocols).
     pub tcp_flags: [u8; 2],
-    /// Explicit padding to the 8-byte alignment; always zero.
-    pub pad: [u8; 6],
+    /// Explicit padding; always zero.
+    pub pad: [u8; 2],
+    /// The epoch in which this CPU last wrote the flow's [`ActiveRecord`] (0: never).
+    pub marked_epoch: u32,
 }
 
 const _: () = assert!(size_of::<FlowCounters>() == 72);
@@ -175,6 +188,7 @@ const _: () = {
     assert!(offset_of!(FlowCounters, last_ns) == 48);
     assert!(offset_of!(FlowCounters, tcp_flags) == 64);
     assert!(offset_of!(FlowCounters, pad) == 66);
+    assert!(offset_of!(FlowCounters, marked_epoch) == 68);
 };
 
 impl FlowCounters {
@@ -188,7 +202,8 @@ impl FlowCounters {
         first_ns: [0; 2],
         last_ns: [0; 2],
         tcp_flags: [0; 2],
-        pad: [0; 6],
+        pad: [0; 2],
+        marked_epoch: 0,
     };
 
     /// Reads one CPU's counters from their map bytes.
@@ -201,7 +216,8 @@ impl FlowCounters {
             first_ns: pair(32),
             last_ns: pair(48),
             tcp_flags: [b[64], b[65]],
-            pad: [0; 6],
+            pad: [0; 2],
+            marked_epoch: u32::from_ne_bytes(arr(b, 68)),
         }
     }
 
@@ -219,6 +235,7 @@ impl FlowCounters {
         }
         out[64] = self.tcp_flags[0];
         out[65] = self.tcp_flags[1];
+        out[68..72].copy_from_slice(&self.marked_epoch.to_ne_bytes());
         out
     }
 }
@@ -240,11 +257,13 @@ pub struct XdpConfig {
     pub rate_per_sec: u32,
     /// Token-bucket depth: always-sampled packets allowed in a burst, per CPU.
     pub burst: u32,
-    /// Explicit padding; always zero.
-    pub pad: u32,
+    /// The current epoch, bumped by userspace at every poll; never 0. The first packet of a
+    /// flow on a CPU in an epoch writes an [`ActiveRecord`] (see [`FlowCounters::marked_epoch`]).
+    pub epoch: u32,
 }
 
 const _: () = assert!(size_of::<XdpConfig>() == 24);
+const _: () = assert!(offset_of!(XdpConfig, epoch) == 20);
 
 impl XdpConfig {
     /// Size of the value in map memory.
@@ -260,7 +279,7 @@ impl XdpConfig {
         sample_len: 256,
         rate_per_sec: 200,
         burst: 64,
-        pad: 0,
+        epoch: 1,
     };
 
     /// The value's bytes as the kernel stores them.
@@ -273,12 +292,62 @@ impl XdpConfig {
             self.sample_len,
             self.rate_per_sec,
             self.burst,
-            self.pad,
+            self.epoch,
         ];
         for (i, v) in fields.into_iter().enumerate() {
             out[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
         }
         out
+    }
+}
+
+/// One record in [`ACTIVE_MAP_NAME`]: `key` had a packet on some CPU in `epoch`.
+///
+/// The program writes one per flow, CPU and epoch (the first packet that finds
+/// [`FlowCounters::marked_epoch`] behind [`XdpConfig::epoch`]), so userspace reads only the
+/// flows that changed instead of walking the whole flow map.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ActiveRecord {
+    /// The flow.
+    pub key: FlowKey,
+    /// The [`XdpConfig::epoch`] the program read for the packet.
+    pub epoch: u32,
+}
+
+const _: () = assert!(size_of::<ActiveRecord>() == 48);
+const _: () = assert!(ACTIVE_DEFAULT_BYTES == ActiveRecord::ring_bytes(FLOWS_DEFAULT_MAX_ENTRIES));
+const _: () = {
+    assert!(offset_of!(ActiveRecord, key) == 0);
+    assert!(offset_of!(ActiveRecord, epoch) == 44);
+};
+
+impl ActiveRecord {
+    /// Size of the record in the ring (without the ring's own 8-byte header).
+    pub const LEN: usize = size_of::<Self>();
+    /// Bytes one record takes in the ring: the record and the ring's 8-byte header, rounded to 8.
+    pub const RING_BYTES: usize = (Self::LEN + 8).next_multiple_of(8);
+    /// Largest [`ACTIVE_MAP_NAME`] the loader creates (64 MiB, about 1.2 M records).
+    pub const MAX_RING_BYTES: u32 = 1 << 26;
+    /// Smallest: one page.
+    pub const MIN_RING_BYTES: u32 = 4096;
+
+    /// The ring size for a flow map of `flow_map_entries`: room for every flow once (a flow is
+    /// reported at most once per CPU and epoch, and userspace drains the ring every poll), as a
+    /// power of two between [`Self::MIN_RING_BYTES`] and [`Self::MAX_RING_BYTES`].
+    #[must_use]
+    pub const fn ring_bytes(flow_map_entries: u32) -> u32 {
+        let want = (flow_map_entries as u64) * (Self::RING_BYTES as u64);
+        let want = if want < Self::MIN_RING_BYTES as u64 { Self::MIN_RING_BYTES as u64 } else { want };
+        let bytes = want.next_power_of_two();
+        if bytes > Self::MAX_RING_BYTES as u64 { Self::MAX_RING_BYTES } else { bytes as u32 }
+    }
+
+    /// Reads a record from the start of its ring bytes; `None` when they are too short.
+    #[must_use]
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let b: &[u8; Self::LEN] = b.get(..Self::LEN)?.try_into().ok()?;
+        Some(Self { key: FlowKey::from_bytes(&arr(b, 0)), epoch: u32::from_ne_bytes(arr(b, 44)) })
     }
 }
 
@@ -375,7 +444,8 @@ const _: () = assert!(align_of::<SampleRecord>() == 8);
 ///
 /// Every frame bumps `Seen` and exactly one of `Parsed`, `NotIp`, `Truncated`, `Malformed`.
 /// A parsed packet may further bump `FlowMapFull` (not accounted), and `Sampled`, `RingFull`
-/// or `RateLimited` (sampling outcome, at most one).
+/// or `RateLimited` (sampling outcome, at most one). `ActiveReported` and `ActiveFull` count
+/// the flow's report to [`ACTIVE_MAP_NAME`] (at most one per packet, most packets neither).
 #[repr(u32)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum XdpCounter {
@@ -397,6 +467,11 @@ pub enum XdpCounter {
     Sampled = 7,
     /// IP packets with an impossible header (IPv4 IHL < 5, TCP data offset < 5, wrong version).
     Malformed = 8,
+    /// Flows reported active for an epoch (one [`ActiveRecord`] written).
+    ActiveReported = 9,
+    /// Active-flow reports lost because [`ACTIVE_MAP_NAME`] was full; userspace then walks the
+    /// whole flow map instead (and the next packet of the flow tries again).
+    ActiveFull = 10,
 }
 
 impl XdpCounter {
@@ -411,6 +486,8 @@ impl XdpCounter {
         Self::RateLimited,
         Self::Sampled,
         Self::Malformed,
+        Self::ActiveReported,
+        Self::ActiveFull,
     ];
 
     /// The counter's name in statistics (snake case, stable).
@@ -431,10 +508,12 @@ pub const XDP_COUNTER_NAMES: [&str; XDP_COUNTER_SLOTS as usize] = [
     "rate_limited",
     "sampled",
     "malformed",
+    "active_reported",
+    "active_full",
 ];
 
 /// Number of slots in the counters map.
-pub const XDP_COUNTER_SLOTS: u32 = 9;
+pub const XDP_COUNTER_SLOTS: u32 = 11;
 
 const _: () = {
     let mut i = 0;
@@ -523,9 +602,29 @@ mod tests {
             first_ns: [5, 6],
             last_ns: [7, 8],
             tcp_flags: [0x12, 0x18],
-            pad: [0; 6],
+            pad: [0; 2],
+            marked_epoch: 9,
         };
         assert_eq!(FlowCounters::from_bytes(&c.to_bytes()), c);
+    }
+
+    #[test]
+    fn active_record_is_read_from_its_ring_bytes() {
+        let key = FlowKey { port_lo: 53, proto: 17, ip_version: IP_V4, ..FlowKey::default() };
+        let mut bytes = [0u8; ActiveRecord::LEN];
+        bytes[..FlowKey::LEN].copy_from_slice(&key.to_bytes());
+        bytes[44..].copy_from_slice(&7u32.to_ne_bytes());
+        assert_eq!(ActiveRecord::from_bytes(&bytes), Some(ActiveRecord { key, epoch: 7 }));
+        assert_eq!(ActiveRecord::from_bytes(&bytes[..40]), None);
+    }
+
+    #[test]
+    fn active_ring_holds_every_flow_once_within_its_bounds() {
+        assert_eq!(ActiveRecord::ring_bytes(1), ActiveRecord::MIN_RING_BYTES);
+        let default = ActiveRecord::ring_bytes(FLOWS_DEFAULT_MAX_ENTRIES);
+        assert!(default.is_power_of_two());
+        assert!(default as usize >= FLOWS_DEFAULT_MAX_ENTRIES as usize * ActiveRecord::RING_BYTES);
+        assert_eq!(ActiveRecord::ring_bytes(1 << 24), ActiveRecord::MAX_RING_BYTES);
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! This crate owns the kernel side of XDP capture and nothing else. For each frame [`parse`]
 //! builds the same canonical [`FlowKey`] as the sensor's userspace decoder
 //! (`sensor/src/decode/mod.rs`); [`account`] adds the packet to the flow's per-CPU
-//! [`FlowCounters`] in `NBAD_FLOWS`; [`sample`] may copy the frame's first bytes to the
-//! `NBAD_SAMPLES` ring buffer. A second program, [`nbad_clock`], is never attached: userspace
+//! [`FlowCounters`] in `NBAD_FLOWS` and, on the flow's first packet on this CPU in the current
+//! epoch, reports the flow to the `NBAD_ACTIVE` ring buffer ([`report_active`]); [`sample`] may
+//! copy the frame's first bytes to the `NBAD_SAMPLES` ring buffer. A second program, [`nbad_clock`], is never attached: userspace
 //! runs it to read the kernel clock.
 //!
 //! Invariants:
@@ -19,6 +20,11 @@
 //! - Map and program names come from `nbad-common`; the attribute macros take only literals,
 //!   so the literals here are checked against those constants at compile time.
 //! - Only helpers that are not GPL-only are called (see [`LICENSE`]).
+//! - The active-flow report costs one compare per packet: it is written only when the entry's
+//!   `marked_epoch` differs from the epoch in `NBAD_CONFIG` (userspace bumps it at every poll),
+//!   so at most once per flow, CPU and poll interval. A full ring loses the report, counted as
+//!   `ActiveFull`; the entry stays unmarked, so the flow's next packet tries again, and userspace
+//!   reads the whole flow map when it sees the counter move.
 //!
 //! Where the key can differ from userspace's (documented so nobody is surprised):
 //! - later IPv4/IPv6 fragments are accounted with ports 0 (userspace remembers the first
@@ -32,20 +38,20 @@ mod parse;
 mod sample;
 
 use aya_ebpf::{
-    bindings::{BPF_NOEXIST, xdp_action},
+    bindings::{BPF_NOEXIST, BPF_RB_NO_WAKEUP, xdp_action},
     helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
     maps::{Array, LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
 use nbad_common::{
-    CLOCK_MAP_NAME, CLOCK_PROGRAM_NAME, CONFIG_MAP_NAME, COUNTERS_MAP_NAME, FLOWS_DEFAULT_MAX_ENTRIES,
-    FLOWS_MAP_NAME, FlowCounters, FlowKey, RATE_MAP_NAME, SAMPLES_DEFAULT_BYTES, SAMPLES_MAP_NAME,
-    XDP_COUNTER_SLOTS, XDP_PROGRAM_NAME, XdpConfig, XdpCounter,
+    ACTIVE_DEFAULT_BYTES, ACTIVE_MAP_NAME, ActiveRecord, CLOCK_MAP_NAME, CLOCK_PROGRAM_NAME, CONFIG_MAP_NAME,
+    COUNTERS_MAP_NAME, FLOWS_DEFAULT_MAX_ENTRIES, FLOWS_MAP_NAME, FlowCounters, FlowKey, RATE_MAP_NAME,
+    SAMPLES_DEFAULT_BYTES, SAMPLES_MAP_NAME, XDP_COUNTER_SLOTS, XDP_PROGRAM_NAME, XdpConfig, XdpCounter,
 };
 
 use parse::{Packet, Skip, parse};
-use sample::{TokenBucket, sample};
+use sample::{TokenBucket, config, sample};
 
 /// Outcome counters, one `u64` per [`XdpCounter`] slot and CPU; userspace sums the CPUs.
 ///
@@ -63,7 +69,13 @@ static NBAD_FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
 #[map]
 pub(crate) static NBAD_SAMPLES: RingBuf = RingBuf::with_byte_size(SAMPLES_DEFAULT_BYTES, 0);
 
-/// Slot 0: the [`XdpConfig`] written by userspace before it attaches the program.
+/// The flows that had packets in an epoch, one [`ActiveRecord`] per flow, CPU and epoch;
+/// userspace drains it every poll and reads only these flows from `NBAD_FLOWS`.
+#[map]
+static NBAD_ACTIVE: RingBuf = RingBuf::with_byte_size(ACTIVE_DEFAULT_BYTES, 0);
+
+/// Slot 0: the [`XdpConfig`] written by userspace before it attaches the program, and again
+/// at every poll with the next epoch.
 #[map]
 pub(crate) static NBAD_CONFIG: Array<XdpConfig> = Array::with_max_entries(1, 0);
 
@@ -80,6 +92,7 @@ static NBAD_CLOCK: Array<u64> = Array::with_max_entries(1, 0);
 const _: () = assert!(str_eq(COUNTERS_MAP_NAME, "NBAD_COUNTERS"));
 const _: () = assert!(str_eq(FLOWS_MAP_NAME, "NBAD_FLOWS"));
 const _: () = assert!(str_eq(SAMPLES_MAP_NAME, "NBAD_SAMPLES"));
+const _: () = assert!(str_eq(ACTIVE_MAP_NAME, "NBAD_ACTIVE"));
 const _: () = assert!(str_eq(CONFIG_MAP_NAME, "NBAD_CONFIG"));
 const _: () = assert!(str_eq(RATE_MAP_NAME, "NBAD_RATE"));
 const _: () = assert!(str_eq(CLOCK_MAP_NAME, "NBAD_CLOCK"));
@@ -130,11 +143,13 @@ fn try_nbad_xdp(ctx: &XdpContext) -> Result<(), Skip> {
     Ok(())
 }
 
-/// Adds the packet to its flow (creating the flow if needed) and samples it if due.
+/// Adds the packet to its flow (creating the flow if needed), reports the flow active if this
+/// CPU has not yet done so in the current epoch, and samples the packet if due.
 #[inline(always)]
 fn account(ctx: &XdpContext, packet: &Packet) {
     // SAFETY: reads the monotonic clock; no memory is involved.
     let now = unsafe { bpf_ktime_get_ns() };
+    let config = config();
     let Some(counters) = flow_counters(&packet.key) else {
         count(XdpCounter::FlowMapFull);
         return;
@@ -148,7 +163,7 @@ fn account(ctx: &XdpContext, packet: &Packet) {
     // SAFETY: the value is this CPU's copy in a per-CPU map, and an XDP program is not
     // preempted or nested on its CPU, so nothing else writes it while we do. (Userspace may
     // read it concurrently and see a half-updated flow; it polls again later.)
-    let local_packets = unsafe {
+    let (local_packets, marked) = unsafe {
         let c = &mut *counters;
         c.packets[dir] += 1;
         c.bytes[dir] += u64::from(packet.ip_len);
@@ -157,9 +172,30 @@ fn account(ctx: &XdpContext, packet: &Packet) {
         }
         c.last_ns[dir] = now;
         c.tcp_flags[dir] |= packet.tcp_flags;
-        c.packets[dir]
+        (c.packets[dir], c.marked_epoch == config.epoch)
     };
-    sample(ctx, packet, dir, now, local_packets);
+    if !marked {
+        report_active(&packet.key, config.epoch, counters);
+    }
+    sample(ctx, packet, dir, now, local_packets, &config);
+}
+
+/// Writes `key`'s [`ActiveRecord`] for `epoch` and marks this CPU's entry, so that the flow's
+/// later packets in the same epoch skip this. A full ring leaves the entry unmarked.
+#[inline(always)]
+fn report_active(key: &FlowKey, epoch: u32, counters: *mut FlowCounters) {
+    let Some(mut entry) = NBAD_ACTIVE.reserve::<ActiveRecord>(0) else {
+        count(XdpCounter::ActiveFull);
+        return;
+    };
+    // SAFETY: `entry` is a reserved ring slot of `size_of::<ActiveRecord>()` bytes; `write`
+    // initialises all of it (the record has no padding).
+    unsafe { entry.as_mut_ptr().write(ActiveRecord { key: *key, epoch }) };
+    // Userspace polls the ring on its own schedule; a wake-up per record would be wasted work.
+    entry.submit(u64::from(BPF_RB_NO_WAKEUP));
+    // SAFETY: this CPU's copy in a per-CPU map, as in `account`.
+    unsafe { (*counters).marked_epoch = epoch };
+    count(XdpCounter::ActiveReported);
 }
 
 /// This CPU's counters for `key`, inserting zeroed counters for a new flow.

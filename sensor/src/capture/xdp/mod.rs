@@ -4,8 +4,11 @@
 //! [`XdpCapture::attach`] loads the embedded object ([`object::EBPF_OBJECT`]) with the map
 //! sizes from [`XdpSettings`], writes the sampling settings, attaches the program in the
 //! requested [`XdpMode`] and measures the kernel clock. From then on:
-//! - [`XdpCapture::poll_flows`] returns, per flow, what changed since the previous poll
-//!   ([`FlowDelta`], timestamps in wall-clock nanoseconds since the Unix epoch);
+//! - [`XdpCapture::poll_flows`] returns, per flow, what changed since it was last read
+//!   ([`FlowDelta`], timestamps in wall-clock nanoseconds since the Unix epoch). It reads only
+//!   the flows the program reported active (see `active`), so a poll costs in proportion to the
+//!   flows that had packets, not to the flows in the map; a packet is returned one or two polls
+//!   after it arrived, and [`XdpCapture::poll_flows_last`] returns everything at shutdown;
 //! - [`XdpCapture::forget`] removes a flow userspace has expired, returning its last delta;
 //! - [`XdpCapture::samples`] drains the sampled packets;
 //! - [`XdpCapture::counters`] sums the program's outcome counters over the CPUs.
@@ -23,6 +26,7 @@
 //!   and its packets since the last poll are lost; polling often enough keeps that rare, and
 //!   the `flow_map_full` counter shows inserts that failed outright.
 
+mod active;
 pub mod error;
 mod loader;
 pub mod object;
@@ -32,10 +36,11 @@ pub mod source;
 use std::fmt;
 
 use nbad_common::{FlowKey, SAMPLE_MAX_LEN, XdpConfig};
+use reader::PollKind;
 
 pub use error::XdpError;
 pub use loader::KernelClock;
-pub use reader::{FlowDelta, Sample, XdpCounters};
+pub use reader::{FlowDelta, PollStats, Sample, XdpCounters};
 
 /// How to attach the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +86,9 @@ pub struct XdpSettings {
     /// Bytes copied from the start of each sampled frame, 0 to 256.
     pub sample_len: u32,
     /// Flows the kernel map holds (LRU), 1 to 16 777 216. Memory: about
-    /// `(72 × CPUs + 100)` bytes per entry.
+    /// `(72 × CPUs + 100)` bytes per entry, plus the active-flow ring sized from it
+    /// (`nbad_common::ActiveRecord::ring_bytes`: 56 bytes per entry rounded up to a power of
+    /// two, 64 MiB at most).
     pub flow_map_entries: u32,
     /// Size of the sample ring buffer in bytes, 4 KiB to 1 GiB; rounded up to a power-of-two
     /// number of pages. Each sample takes 328 bytes of it.
@@ -145,7 +152,7 @@ impl XdpSettings {
             sample_len: self.sample_len,
             rate_per_sec: self.sample_rate_per_sec,
             burst: self.sample_burst,
-            pad: 0,
+            epoch: active::ActiveSet::FIRST_EPOCH,
         }
     }
 }
@@ -209,17 +216,29 @@ impl XdpCapture {
         Ok(self.clock)
     }
 
-    /// What every flow in the kernel map gained since the previous poll (or since attach);
-    /// flows without new packets are left out.
+    /// What the flows with packets gained since they were last read; flows without new
+    /// packets are left out. Packets show up one or two polls after they arrived (see the
+    /// `active` module), or at [`Self::poll_flows_last`].
     pub fn poll_flows(&mut self) -> Result<Vec<FlowDelta>, XdpError> {
-        self.reader.poll_flows(&self.clock, None)
+        self.reader.poll_flows(&self.clock, PollKind::Interval { prune_before_ns: None })
     }
 
-    /// Like [`Self::poll_flows`], and also removes from the kernel map the
-    /// flows without new packets whose last packet came before
+    /// Like [`Self::poll_flows`], and also removes from the kernel map (now and then, not at
+    /// every poll) the flows without new packets whose last packet came before
     /// `idle_before_ns` (wall clock, ns since the epoch).
     pub fn poll_flows_pruning(&mut self, idle_before_ns: u64) -> Result<Vec<FlowDelta>, XdpError> {
-        self.reader.poll_flows(&self.clock, Some(idle_before_ns))
+        self.reader.poll_flows(&self.clock, PollKind::Interval { prune_before_ns: Some(idle_before_ns) })
+    }
+
+    /// The poll at shutdown: like [`Self::poll_flows`], but it also returns the packets of the
+    /// last poll interval, which a later poll would otherwise have returned.
+    pub fn poll_flows_last(&mut self) -> Result<Vec<FlowDelta>, XdpError> {
+        self.reader.poll_flows(&self.clock, PollKind::Last)
+    }
+
+    /// What polling has cost so far (flows read one by one, whole-map walks, ...).
+    pub fn poll_stats(&self) -> PollStats {
+        self.reader.poll_stats()
     }
 
     /// Removes `key` from the kernel map (userspace expired it) and returns what it gained

@@ -1,29 +1,42 @@
 //! Reading the program's maps: flow deltas, samples and outcome counters.
 //!
-//! The kernel keeps cumulative per-CPU counters per flow. [`Reader::poll_flows`] walks
-//! `NBAD_FLOWS`, sums each flow over the CPUs (packets and bytes add, first/last take the
-//! earliest/latest stamp, flags OR) and subtracts what it returned last time, which it
-//! remembers per flow. That memory is rebuilt from every walk, so it never holds more flows
-//! than the kernel map. A flow whose totals went *down* was evicted and re-created by the
-//! kernel between two polls; its whole new total is the delta.
+//! The kernel keeps cumulative per-CPU counters per flow. A poll reads some flows from
+//! `NBAD_FLOWS` (which ones: see [`super::active`]; normally those the program reported active
+//! through `NBAD_ACTIVE`, sometimes all of them), sums each over the CPUs (packets and bytes
+//! add, first/last take the earliest/latest stamp, flags OR) and subtracts what it returned for
+//! that flow before, which it remembers in `known`. A flow whose totals went *down*, or whose
+//! first packet in a direction moved later, was evicted and re-created by the kernel in between;
+//! its whole new total is the delta.
 //!
-//! The walk runs while the program updates the map: a flow can be half-updated (one CPU's
-//! packet counted, its bytes not yet), which the next poll corrects; an evicted key can make
-//! the kernel restart the walk, so duplicates are skipped and the walk is bounded at twice the
-//! map's capacity.
+//! `known` holds one entry per flow read and not yet forgotten. Flows userspace expired
+//! ([`Reader::forget`]) or that sat idle past the prune horizon are removed from it and from the
+//! kernel map together (a `known` entry dropped while its kernel entry lives on would count the
+//! flow twice). Flows the kernel's LRU evicted linger in `known` until pruned; if it outgrows
+//! twice the map, the next poll walks the map and rebuilds it.
+//!
+//! A walk runs while the program updates the map: a flow can be half-updated (one CPU's packet
+//! counted, its bytes not yet), which a later read corrects; an evicted key can make the kernel
+//! restart the walk, so duplicates are skipped and the walk is bounded at twice the map's
+//! capacity.
 
 use std::collections::HashMap;
 
 use aya::Ebpf;
-use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use nbad_common::{
-    COUNTERS_MAP_NAME, FLOWS_MAP_NAME, FlowCounters, FlowKey, SAMPLES_MAP_NAME, SampleHeader, SampleReason,
-    SampleRecord, XDP_COUNTER_NAMES, XDP_COUNTER_SLOTS, XdpCounter,
+    ACTIVE_MAP_NAME, ActiveRecord, CONFIG_MAP_NAME, COUNTERS_MAP_NAME, FLOWS_MAP_NAME, FlowCounters, FlowKey,
+    SAMPLES_MAP_NAME, SampleHeader, SampleReason, SampleRecord, XDP_COUNTER_NAMES, XDP_COUNTER_SLOTS,
+    XdpConfig, XdpCounter,
 };
 
 use super::XdpSettings;
+use super::active::{ActiveSet, Plan};
 use super::error::XdpError;
 use super::loader::KernelClock;
+
+/// Polls between two prunes of idle flows (`known` is scanned in memory; only the flows found
+/// idle cost a syscall each).
+const PRUNE_EVERY: u64 = 16;
 
 /// What one flow gained since the previous poll. Index 0 ([`nbad_common::DIR_FROM_LO`]) is the
 /// direction sent by the key's lower endpoint, 1 the other.
@@ -74,6 +87,45 @@ impl XdpCounters {
     }
 }
 
+/// What the polls have cost so far: the work userspace did, as opposed to the program's
+/// [`XdpCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PollStats {
+    /// Active-flow records drained from `NBAD_ACTIVE`.
+    pub active_records: u64,
+    /// Flows looked up one by one in `NBAD_FLOWS`.
+    pub flows_read: u64,
+    /// Walks of the whole `NBAD_FLOWS`.
+    pub full_walks: u64,
+    /// Entries those walks visited.
+    pub walked: u64,
+    /// Idle flows removed from `NBAD_FLOWS`.
+    pub pruned: u64,
+}
+
+impl PollStats {
+    /// `(name, value)` for every figure, for the statistics.
+    #[must_use]
+    pub fn iter(&self) -> [(&'static str, u64); 5] {
+        [
+            ("poll_active_records", self.active_records),
+            ("poll_flows_read", self.flows_read),
+            ("poll_full_walks", self.full_walks),
+            ("poll_walked", self.walked),
+            ("poll_pruned", self.pruned),
+        ]
+    }
+}
+
+/// Which poll this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PollKind {
+    /// A periodic poll; with `Some(t)`, flows idle since before `t` (wall clock) are pruned.
+    Interval { prune_before_ns: Option<u64> },
+    /// The poll at shutdown: everything reported so far is read now.
+    Last,
+}
+
 /// Cumulative totals of one flow, summed over the CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Totals {
@@ -102,16 +154,32 @@ impl Totals {
         t
     }
 
+    /// Whether these totals can have grown from `before`. A re-created flow has less, or
+    /// started a direction later than `before` had seen it start (a first stamp moves only
+    /// earlier while an entry lives: a slower CPU's packet).
+    fn continues(&self, before: &Self) -> bool {
+        (0..2).all(|d| {
+            self.packets[d] >= before.packets[d]
+                && self.bytes[d] >= before.bytes[d]
+                && (before.first_ns[d] == 0 || self.first_ns[d] <= before.first_ns[d])
+        })
+    }
+
     /// What `self` adds to `before`; all of `self` when the flow was re-created in between.
     fn since(&self, before: Option<&Self>) -> [[u64; 2]; 2] {
         let base = match before {
-            Some(b) if (0..2).all(|d| self.packets[d] >= b.packets[d] && self.bytes[d] >= b.bytes[d]) => *b,
+            Some(b) if self.continues(b) => *b,
             _ => Self::default(),
         };
         [
             [self.packets[0] - base.packets[0], self.packets[1] - base.packets[1]],
             [self.bytes[0] - base.bytes[0], self.bytes[1] - base.bytes[1]],
         ]
+    }
+
+    /// The latest packet in either direction, wall clock.
+    fn last_wall_ns(&self, clock: &KernelClock) -> u64 {
+        clock.to_wall_ns(self.last_ns[0].max(self.last_ns[1]))
     }
 
     fn delta(&self, key: FlowKey, before: Option<&Self>, clock: &KernelClock) -> Option<FlowDelta> {
@@ -129,18 +197,26 @@ impl Totals {
 
 type FlowMap = PerCpuHashMap<MapData, [u8; FlowKey::LEN], [u8; FlowCounters::LEN]>;
 
-/// Owns the maps userspace reads and the per-flow totals of the previous poll.
+/// Owns the maps userspace reads, the epoch it writes, and the per-flow totals it returned.
 pub(super) struct Reader {
     flows: FlowMap,
     counters: PerCpuArray<MapData, u64>,
     ring: RingBuf<MapData>,
-    previous: HashMap<FlowKey, Totals>,
+    active_ring: RingBuf<MapData>,
+    config_map: Array<MapData, [u8; XdpConfig::LEN]>,
+    /// What the program reads from `NBAD_CONFIG`, with the current epoch.
+    config: XdpConfig,
+    active: ActiveSet,
+    known: HashMap<FlowKey, Totals>,
+    stats: PollStats,
     walk_limit: usize,
+    known_limit: usize,
     drain_limit: usize,
+    active_drain_limit: usize,
 }
 
 impl Reader {
-    /// Takes the maps out of the loaded object.
+    /// Takes the maps out of the loaded object (whose config the loader wrote from `settings`).
     pub(super) fn new(ebpf: &mut Ebpf, settings: &XdpSettings) -> Result<Self, XdpError> {
         let mut take = |name: &'static str| {
             ebpf.take_map(name).ok_or(XdpError::Object { name, detail: "not in the object".to_owned() })
@@ -151,30 +227,116 @@ impl Reader {
         let flows = FlowMap::try_from(take(FLOWS_MAP_NAME)?).map_err(wrong(FLOWS_MAP_NAME))?;
         let counters = PerCpuArray::try_from(take(COUNTERS_MAP_NAME)?).map_err(wrong(COUNTERS_MAP_NAME))?;
         let ring = RingBuf::try_from(take(SAMPLES_MAP_NAME)?).map_err(wrong(SAMPLES_MAP_NAME))?;
-        // The ring holds at most this many records (aya may round its size up; the drain
-        // simply stops earlier then, and the next call takes the rest).
+        let active_ring = RingBuf::try_from(take(ACTIVE_MAP_NAME)?).map_err(wrong(ACTIVE_MAP_NAME))?;
+        let config_map = Array::try_from(take(CONFIG_MAP_NAME)?).map_err(wrong(CONFIG_MAP_NAME))?;
+        // A ring holds at most this many records (aya may round its size up; the drain simply
+        // stops earlier then, and the next call takes the rest).
         let record = size_of::<SampleRecord>() + 8;
+        let entries = settings.flow_map_entries as usize;
         Ok(Self {
             flows,
             counters,
             ring,
-            previous: HashMap::new(),
-            walk_limit: 2 * settings.flow_map_entries as usize,
+            active_ring,
+            config_map,
+            config: settings.program_config(),
+            active: ActiveSet::new(),
+            known: HashMap::new(),
+            stats: PollStats::default(),
+            walk_limit: 2 * entries,
+            known_limit: 2 * entries,
             drain_limit: settings.sample_ring_bytes as usize / record + 1,
+            active_drain_limit: ActiveRecord::ring_bytes(settings.flow_map_entries) as usize
+                / ActiveRecord::RING_BYTES
+                + 1,
         })
     }
 
-    /// Deltas since the previous poll. Flows without new packets whose last
-    /// packet (wall clock) is before `prune_before_ns` are removed from the
-    /// kernel map, so that flows userspace has long expired do not linger
-    /// there until the LRU pushes them out.
+    /// What the flows read at this poll gained since they were last read; see the module docs
+    /// and [`super::active`] for which flows those are.
     pub(super) fn poll_flows(
         &mut self,
         clock: &KernelClock,
-        prune_before_ns: Option<u64>,
+        kind: PollKind,
     ) -> Result<Vec<FlowDelta>, XdpError> {
-        let mut current: HashMap<FlowKey, Totals> = HashMap::with_capacity(self.previous.len());
+        self.drain_active();
+        let lost = self.counter(XdpCounter::ActiveFull)?;
+        let too_many_known = self.known.len() > self.known_limit;
+        let prune_before_ns = match kind {
+            PollKind::Interval { prune_before_ns } => prune_before_ns,
+            PollKind::Last => None,
+        };
         let mut deltas = Vec::new();
+        match self.active.plan(lost, too_many_known, kind == PollKind::Last) {
+            Plan::Walk => self.walk(clock, prune_before_ns, &mut deltas)?,
+            Plan::Keys(mut keys) => {
+                for key in keys.drain() {
+                    self.read_flow(key, clock, &mut deltas)?;
+                }
+                self.active.recycle(keys);
+                if let Some(before) = prune_before_ns
+                    && self.active.polls().is_multiple_of(PRUNE_EVERY)
+                {
+                    self.prune(clock, before)?;
+                }
+            }
+        }
+        self.config.epoch = self.active.close_epoch();
+        self.config_map.set(0, self.config.to_bytes(), 0).map_err(|source| XdpError::Map {
+            map: CONFIG_MAP_NAME,
+            action: "writing the next epoch",
+            source,
+        })?;
+        Ok(deltas)
+    }
+
+    /// Files every waiting active-flow record, at most one ring's worth.
+    fn drain_active(&mut self) {
+        for _ in 0..self.active_drain_limit {
+            let Some(item) = self.active_ring.next() else { break };
+            // A shorter record would be a kernel/userspace mismatch (the object tests rule it
+            // out); the walk after a lost report would still find the flow.
+            if let Some(record) = ActiveRecord::from_bytes(&item) {
+                self.active.record(&record);
+                self.stats.active_records += 1;
+            }
+        }
+    }
+
+    /// Reads one flow; a flow no longer in the map is forgotten.
+    fn read_flow(
+        &mut self,
+        key: FlowKey,
+        clock: &KernelClock,
+        deltas: &mut Vec<FlowDelta>,
+    ) -> Result<(), XdpError> {
+        self.stats.flows_read += 1;
+        match self.flows.get(&key.to_bytes(), 0) {
+            Ok(per_cpu) => {
+                let totals = Totals::sum(per_cpu.iter());
+                deltas.extend(totals.delta(key, self.known.get(&key), clock));
+                self.known.insert(key, totals);
+            }
+            Err(aya::maps::MapError::KeyNotFound) => {
+                self.known.remove(&key);
+            }
+            Err(source) => {
+                return Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "reading a flow", source });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every flow in the map and rebuilds `known` from them; flows without news idle
+    /// since before `prune_before_ns` are removed instead.
+    fn walk(
+        &mut self,
+        clock: &KernelClock,
+        prune_before_ns: Option<u64>,
+        deltas: &mut Vec<FlowDelta>,
+    ) -> Result<(), XdpError> {
+        self.stats.full_walks += 1;
+        let mut current: HashMap<FlowKey, Totals> = HashMap::with_capacity(self.known.len());
         let mut stale = Vec::new();
         for entry in self.flows.iter().take(self.walk_limit) {
             let (key, per_cpu) = entry.map_err(|source| XdpError::Map {
@@ -182,16 +344,15 @@ impl Reader {
                 action: "reading flows",
                 source,
             })?;
+            self.stats.walked += 1;
             let key = FlowKey::from_bytes(&key);
             if current.contains_key(&key) {
                 continue;
             }
             let totals = Totals::sum(per_cpu.iter());
-            match totals.delta(key, self.previous.get(&key), clock) {
+            match totals.delta(key, self.known.get(&key), clock) {
                 Some(delta) => deltas.push(delta),
-                None if prune_before_ns
-                    .is_some_and(|t| clock.to_wall_ns(totals.last_ns[0].max(totals.last_ns[1])) < t) =>
-                {
+                None if prune_before_ns.is_some_and(|t| totals.last_wall_ns(clock) < t) => {
                     stale.push(key);
                     continue;
                 }
@@ -199,16 +360,34 @@ impl Reader {
             }
             current.insert(key, totals);
         }
-        for key in stale {
+        self.known = current;
+        self.remove_flows(&stale)
+    }
+
+    /// Removes the flows idle since before `before_ns` that have no report waiting.
+    fn prune(&mut self, clock: &KernelClock, before_ns: u64) -> Result<(), XdpError> {
+        let stale: Vec<FlowKey> = self
+            .known
+            .iter()
+            .filter(|(key, totals)| totals.last_wall_ns(clock) < before_ns && !self.active.pending(key))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in &stale {
+            self.known.remove(key);
+        }
+        self.remove_flows(&stale)
+    }
+
+    fn remove_flows(&mut self, keys: &[FlowKey]) -> Result<(), XdpError> {
+        for key in keys {
             match self.flows.remove(&key.to_bytes()) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => self.stats.pruned += 1,
                 Err(source) => {
                     return Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "removing a flow", source });
                 }
             }
         }
-        self.previous = current;
-        Ok(deltas)
+        Ok(())
     }
 
     pub(super) fn forget(
@@ -230,8 +409,12 @@ impl Reader {
                 return Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "removing a flow", source });
             }
         }
-        let before = self.previous.remove(key);
+        let before = self.known.remove(key);
         Ok(last.and_then(|t| t.delta(*key, before.as_ref(), clock)))
+    }
+
+    pub(super) fn poll_stats(&self) -> PollStats {
+        self.stats
     }
 
     pub(super) fn samples(&mut self, clock: &KernelClock, mut f: impl FnMut(Sample<'_>)) -> usize {
@@ -256,16 +439,20 @@ impl Reader {
 
     pub(super) fn counters(&self) -> Result<XdpCounters, XdpError> {
         let mut out = XdpCounters::default();
-        for (slot, value) in out.0.iter_mut().enumerate() {
-            let index = u32::try_from(slot).unwrap_or(u32::MAX);
-            let per_cpu = self.counters.get(&index, 0).map_err(|source| XdpError::Map {
-                map: COUNTERS_MAP_NAME,
-                action: "reading counters",
-                source,
-            })?;
-            *value = per_cpu.iter().sum();
+        for (counter, value) in XdpCounter::ALL.into_iter().zip(out.0.iter_mut()) {
+            *value = self.counter(counter)?;
         }
         Ok(out)
+    }
+
+    /// One counter, summed over the CPUs.
+    fn counter(&self, counter: XdpCounter) -> Result<u64, XdpError> {
+        let per_cpu = self.counters.get(&(counter as u32), 0).map_err(|source| XdpError::Map {
+            map: COUNTERS_MAP_NAME,
+            action: "reading counters",
+            source,
+        })?;
+        Ok(per_cpu.iter().sum())
     }
 }
 
@@ -274,8 +461,16 @@ mod tests {
     use super::*;
 
     fn cpu(packets: [u64; 2], bytes: [u64; 2], first: [u64; 2], last: [u64; 2], flags: [u8; 2]) -> [u8; 72] {
-        FlowCounters { packets, bytes, first_ns: first, last_ns: last, tcp_flags: flags, pad: [0; 6] }
-            .to_bytes()
+        FlowCounters {
+            packets,
+            bytes,
+            first_ns: first,
+            last_ns: last,
+            tcp_flags: flags,
+            pad: [0; 2],
+            marked_epoch: 3,
+        }
+        .to_bytes()
     }
 
     #[test]
@@ -314,5 +509,17 @@ mod tests {
         let now = Totals { packets: [2, 0], bytes: [200, 0], ..Totals::default() };
         let d = now.delta(FlowKey::default(), Some(&before), &clock).expect("new packets");
         assert_eq!((d.packets, d.bytes), ([2, 0], [200, 0]));
+    }
+
+    #[test]
+    fn a_flow_recreated_and_grown_past_its_old_total_is_told_by_its_later_first_packet() {
+        let clock = KernelClock { offset_ns: 0, uncertainty_ns: 0 };
+        let before = Totals { packets: [2, 0], bytes: [200, 0], first_ns: [10, 0], ..Totals::default() };
+        let now = Totals { packets: [5, 0], bytes: [500, 0], first_ns: [90, 0], ..Totals::default() };
+        let d = now.delta(FlowKey::default(), Some(&before), &clock).expect("new packets");
+        assert_eq!((d.packets, d.bytes), ([5, 0], [500, 0]), "the whole new total");
+        let slower_cpu = Totals { first_ns: [8, 0], ..now };
+        let d = slower_cpu.delta(FlowKey::default(), Some(&before), &clock).expect("new packets");
+        assert_eq!(d.packets, [3, 0], "an earlier first stamp is another CPU, not a new flow");
     }
 }

@@ -93,10 +93,17 @@ impl XdpSource {
         &self.capture
     }
 
-    fn poll(&mut self) -> Result<(), CaptureError> {
-        let now = wall_ns();
-        let prune_before = now.saturating_sub(u64::try_from(self.prune_after.as_nanos()).unwrap_or(u64::MAX));
-        let deltas = self.capture.poll_flows_pruning(prune_before).map_err(|e| CaptureError::Xdp {
+    /// Reads the flows and the samples; `last` at shutdown (see [`XdpCapture::poll_flows_last`]).
+    fn poll(&mut self, last: bool) -> Result<(), CaptureError> {
+        let deltas = if last {
+            self.capture.poll_flows_last()
+        } else {
+            let now = wall_ns();
+            let prune_before =
+                now.saturating_sub(u64::try_from(self.prune_after.as_nanos()).unwrap_or(u64::MAX));
+            self.capture.poll_flows_pruning(prune_before)
+        };
+        let deltas = deltas.map_err(|e| CaptureError::Xdp {
             interface: self.capture.interface().to_owned(),
             reason: e.to_string(),
         })?;
@@ -162,12 +169,12 @@ impl PacketSource for XdpSource {
             return Ok(Next::Idle);
         }
         self.next_poll = now + self.poll_every;
-        self.poll()?;
+        self.poll(false)?;
         Ok(if self.metas.is_empty() { Next::Idle } else { Next::Decoded(&self.metas) })
     }
 
     fn flush(&mut self) -> Result<Next<'_>, CaptureError> {
-        self.poll()?;
+        self.poll(true)?;
         Ok(if self.metas.is_empty() { Next::End } else { Next::Decoded(&self.metas) })
     }
 
@@ -182,6 +189,7 @@ impl PacketSource for XdpSource {
         extra.push(("samples_read", self.samples));
         extra.extend(SAMPLE_KINDS.iter().copied().zip(self.sampled));
         extra.push(("polls", self.polls));
+        extra.extend(self.capture.poll_stats().iter());
         SourceStats { extra, ..SourceStats::default() }
     }
 
