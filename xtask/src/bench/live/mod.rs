@@ -14,7 +14,10 @@
 //! What is sent ([`LiveCapture`]): the benchmark capture without its frames over 1514 bytes
 //! (super-frames that GRO/TSO made on the hosts the corpus was captured on: the veth's
 //! 1500-byte MTU refuses them, and a larger MTU keeps XDP from attaching to a veth in native
-//! mode), optionally only the first `--live-packets` of it.
+//! mode), optionally only the first `--live-packets` of it. With `--live-flows N`, a synthetic
+//! capture instead: `--live-packets` (default 3 000 000) small UDP frames round-robin over N
+//! concurrent flows (see `synthetic`), the shape in which every poll of the XDP path finds
+//! every flow changed.
 //!
 //! One run of a subject: start it in the rx namespace and wait until it captures; read
 //! `/proc/stat` and the rx veth's counters; replay; wait until the subject's count reaches the
@@ -37,6 +40,7 @@ mod counts;
 mod net;
 mod report;
 mod subjects;
+pub(super) mod synthetic;
 
 use std::fs;
 use std::path::Path;
@@ -85,7 +89,12 @@ pub fn run(root: &Path, args: &BenchArgs, capture: &BenchCapture) -> Result<()> 
     }
 
     let bench_dir = target_dir(root).join("bench");
-    let live = LiveCapture::ensure(&bench_dir, capture, args.live_packets)?;
+    let live = match args.live_flows {
+        Some(flows) => {
+            synthetic::ensure(&bench_dir, flows, args.live_packets.unwrap_or(synthetic::DEFAULT_PACKETS))?
+        }
+        None => LiveCapture::ensure(&bench_dir, capture, args.live_packets)?,
+    };
     let run_dir = bench_dir.join("last-live-run");
     if run_dir.exists() {
         fs::remove_dir_all(&run_dir).with_context(|| format!("clearing {}", run_dir.display()))?;
