@@ -20,8 +20,10 @@
 //! capacity.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use aya::Ebpf;
+use foldhash::fast::RandomState;
 use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use nbad_common::{
     ACTIVE_MAP_NAME, ActiveRecord, CONFIG_MAP_NAME, COUNTERS_MAP_NAME, FLOWS_MAP_NAME, FlowCounters, FlowKey,
@@ -207,7 +209,7 @@ pub(super) struct Reader {
     /// What the program reads from `NBAD_CONFIG`, with the current epoch.
     config: XdpConfig,
     active: ActiveSet,
-    known: HashMap<FlowKey, Totals>,
+    known: HashMap<FlowKey, Totals, RandomState>,
     stats: PollStats,
     walk_limit: usize,
     known_limit: usize,
@@ -241,7 +243,7 @@ impl Reader {
             config_map,
             config: settings.program_config(),
             active: ActiveSet::new(),
-            known: HashMap::new(),
+            known: HashMap::default(),
             stats: PollStats::default(),
             walk_limit: 2 * entries,
             known_limit: 2 * entries,
@@ -314,8 +316,16 @@ impl Reader {
         match self.flows.get(&key.to_bytes(), 0) {
             Ok(per_cpu) => {
                 let totals = Totals::sum(per_cpu.iter());
-                deltas.extend(totals.delta(key, self.known.get(&key), clock));
-                self.known.insert(key, totals);
+                match self.known.entry(key) {
+                    Entry::Occupied(mut known) => {
+                        deltas.extend(totals.delta(key, Some(known.get()), clock));
+                        known.insert(totals);
+                    }
+                    Entry::Vacant(slot) => {
+                        deltas.extend(totals.delta(key, None, clock));
+                        slot.insert(totals);
+                    }
+                }
             }
             Err(aya::maps::MapError::KeyNotFound) => {
                 self.known.remove(&key);
@@ -336,7 +346,7 @@ impl Reader {
         deltas: &mut Vec<FlowDelta>,
     ) -> Result<(), XdpError> {
         self.stats.full_walks += 1;
-        let mut current: HashMap<FlowKey, Totals> = HashMap::with_capacity(self.known.len());
+        let mut current = HashMap::with_capacity_and_hasher(self.known.len(), RandomState::default());
         let mut stale = Vec::new();
         for entry in self.flows.iter().take(self.walk_limit) {
             let (key, per_cpu) = entry.map_err(|source| XdpError::Map {

@@ -114,7 +114,8 @@ impl XdpSource {
         }
         // In time order, so the pipeline clock moves forward smoothly and a
         // flow's earlier direction creates it (the client, as for packets).
-        self.metas.sort_by_key(PacketMeta::first_ns);
+        // Unstable: aggregates with equal first stamps have no order to keep.
+        self.metas.sort_unstable_by_key(PacketMeta::first_ns);
         // Each sample's payload is identified and counted by protocol; the
         // detectors will consume the identified samples themselves.
         let sampled = &mut self.sampled;
