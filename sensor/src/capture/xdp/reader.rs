@@ -23,8 +23,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use aya::Ebpf;
-use foldhash::fast::RandomState;
 use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use foldhash::fast::RandomState;
 use nbad_common::{
     ACTIVE_MAP_NAME, ActiveRecord, CONFIG_MAP_NAME, COUNTERS_MAP_NAME, FLOWS_MAP_NAME, FlowCounters, FlowKey,
     SAMPLES_MAP_NAME, SampleHeader, SampleReason, SampleRecord, XDP_COUNTER_NAMES, XDP_COUNTER_SLOTS,
