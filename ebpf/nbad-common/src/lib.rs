@@ -35,8 +35,26 @@ pub const FLOWS_MAP_NAME: &str = "NBAD_FLOWS";
 /// Name of the ring buffer carrying [`SampleRecord`]s to userspace.
 pub const SAMPLES_MAP_NAME: &str = "NBAD_SAMPLES";
 
-/// Name of the ring buffer carrying [`ActiveRecord`]s: which flows had packets in an epoch.
-pub const ACTIVE_MAP_NAME: &str = "NBAD_ACTIVE";
+/// Names of the two hashes `FlowKey` → epoch (`u32`) that hold the flows marked active, one per
+/// epoch parity: the program inserts into `ACTIVE_MAP_NAMES[epoch % 2]`, and
+/// [`COLLECT_PROGRAM_NAME`] reads and empties the other one once its epoch has closed.
+pub const ACTIVE_MAP_NAMES: [&str; 2] = ["NBAD_ACTIVE_0", "NBAD_ACTIVE_1"];
+
+/// Name of the ring buffer carrying [`ReadRecord`]s from [`COLLECT_PROGRAM_NAME`] to userspace.
+pub const READS_MAP_NAME: &str = "NBAD_READS";
+
+/// Name of the XDP program userspace runs with `BPF_PROG_TEST_RUN` at every poll (it is never
+/// attached): it walks the one of [`ACTIVE_MAP_NAMES`] that belongs to the epoch before
+/// [`XdpConfig::epoch`], writes the totals of each flow in it to [`READS_MAP_NAME`] and removes
+/// the flow from it. It returns [`COLLECT_DONE`] or [`COLLECT_RING_FULL`].
+pub const COLLECT_PROGRAM_NAME: &str = "nbad_collect";
+
+/// [`COLLECT_PROGRAM_NAME`]'s return value when every active flow was written.
+pub const COLLECT_DONE: u32 = 0;
+/// Its return value when [`READS_MAP_NAME`] filled up: userspace drains it and runs it again.
+pub const COLLECT_RING_FULL: u32 = 1;
+/// Most CPUs whose copies [`COLLECT_PROGRAM_NAME`] sums; the loader refuses more.
+pub const COLLECT_MAX_CPUS: u32 = 256;
 
 /// Name of the one-slot array holding the [`XdpConfig`].
 pub const CONFIG_MAP_NAME: &str = "NBAD_CONFIG";
@@ -54,9 +72,8 @@ pub const FLOWS_DEFAULT_MAX_ENTRIES: u32 = 65_536;
 /// the loader overrides it from settings.
 pub const SAMPLES_DEFAULT_BYTES: u32 = 1 << 20;
 
-/// Size of [`ACTIVE_MAP_NAME`] in the object, in bytes; the loader sizes it from the flow map
-/// (see [`ActiveRecord::ring_bytes`]).
-pub const ACTIVE_DEFAULT_BYTES: u32 = 1 << 22;
+/// Size of [`READS_MAP_NAME`], in bytes: 32 768 records of 128 bytes.
+pub const READS_BYTES: u32 = 1 << 22;
 
 /// Most bytes of a frame a sample carries; the size of [`SampleRecord::data`].
 pub const SAMPLE_MAX_LEN: usize = 256;
@@ -158,8 +175,8 @@ impl FlowKey {
 /// that direction on this CPU yet".
 ///
 /// `marked_epoch` is the program's own bookkeeping, not a counter: the [`XdpConfig::epoch`] in
-/// which this CPU last reported the flow to [`ACTIVE_MAP_NAME`]. A new entry starts at 0, which
-/// no epoch ever is, so its first packet always reports it.
+/// which this CPU last marked the flow in [`ACTIVE_MAP_NAMES`]. A new entry starts at 0, which
+/// no epoch ever is, so its first packet always marks it.
 #[repr(C)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct FlowCounters {
@@ -175,7 +192,7 @@ pub struct FlowCounters {
     pub tcp_flags: [u8; 2],
     /// Explicit padding; always zero.
     pub pad: [u8; 2],
-    /// The epoch in which this CPU last wrote the flow's [`ActiveRecord`] (0: never).
+    /// The epoch in which this CPU last marked the flow in [`ACTIVE_MAP_NAMES`] (0: never).
     pub marked_epoch: u32,
 }
 
@@ -258,7 +275,8 @@ pub struct XdpConfig {
     /// Token-bucket depth: always-sampled packets allowed in a burst, per CPU.
     pub burst: u32,
     /// The current epoch, bumped by userspace at every poll; never 0. The first packet of a
-    /// flow on a CPU in an epoch writes an [`ActiveRecord`] (see [`FlowCounters::marked_epoch`]).
+    /// flow on a CPU in an epoch marks it in [`ACTIVE_MAP_NAMES`] (see
+    /// [`FlowCounters::marked_epoch`]).
     pub epoch: u32,
 }
 
@@ -301,53 +319,39 @@ impl XdpConfig {
     }
 }
 
-/// One record in [`ACTIVE_MAP_NAME`]: `key` had a packet on some CPU in `epoch`.
-///
-/// The program writes one per flow, CPU and epoch (the first packet that finds
-/// [`FlowCounters::marked_epoch`] behind [`XdpConfig::epoch`]), so userspace reads only the
-/// flows that changed instead of walking the whole flow map.
+/// One record in [`READS_MAP_NAME`]: a flow's counters summed over the CPUs (packets and bytes
+/// added, first stamps the earliest non-zero, last stamps the latest, flags OR-ed;
+/// `marked_epoch` is 0).
 #[repr(C)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct ActiveRecord {
+pub struct ReadRecord {
     /// The flow.
     pub key: FlowKey,
-    /// The [`XdpConfig::epoch`] the program read for the packet.
-    pub epoch: u32,
+    /// Explicit padding; always zero.
+    pub pad: [u8; 4],
+    /// The totals.
+    pub totals: FlowCounters,
 }
 
-const _: () = assert!(size_of::<ActiveRecord>() == 48);
-const _: () = assert!(ACTIVE_DEFAULT_BYTES == ActiveRecord::ring_bytes(FLOWS_DEFAULT_MAX_ENTRIES));
+const _: () = assert!(size_of::<ReadRecord>() == 120);
 const _: () = {
-    assert!(offset_of!(ActiveRecord, key) == 0);
-    assert!(offset_of!(ActiveRecord, epoch) == 44);
+    assert!(offset_of!(ReadRecord, key) == 0);
+    assert!(offset_of!(ReadRecord, totals) == 48);
 };
 
-impl ActiveRecord {
+impl ReadRecord {
     /// Size of the record in the ring (without the ring's own 8-byte header).
     pub const LEN: usize = size_of::<Self>();
-    /// Bytes one record takes in the ring: the record and the ring's 8-byte header, rounded to 8.
-    pub const RING_BYTES: usize = (Self::LEN + 8).next_multiple_of(8);
-    /// Largest [`ACTIVE_MAP_NAME`] the loader creates (64 MiB, about 1.2 M records).
-    pub const MAX_RING_BYTES: u32 = 1 << 26;
-    /// Smallest: one page.
-    pub const MIN_RING_BYTES: u32 = 4096;
-
-    /// The ring size for a flow map of `flow_map_entries`: room for every flow once (a flow is
-    /// reported at most once per CPU and epoch, and userspace drains the ring every poll), as a
-    /// power of two between [`Self::MIN_RING_BYTES`] and [`Self::MAX_RING_BYTES`].
-    #[must_use]
-    pub const fn ring_bytes(flow_map_entries: u32) -> u32 {
-        let want = (flow_map_entries as u64) * (Self::RING_BYTES as u64);
-        let want = if want < Self::MIN_RING_BYTES as u64 { Self::MIN_RING_BYTES as u64 } else { want };
-        let bytes = want.next_power_of_two();
-        if bytes > Self::MAX_RING_BYTES as u64 { Self::MAX_RING_BYTES } else { bytes as u32 }
-    }
 
     /// Reads a record from the start of its ring bytes; `None` when they are too short.
     #[must_use]
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
         let b: &[u8; Self::LEN] = b.get(..Self::LEN)?.try_into().ok()?;
-        Some(Self { key: FlowKey::from_bytes(&arr(b, 0)), epoch: u32::from_ne_bytes(arr(b, 44)) })
+        Some(Self {
+            key: FlowKey::from_bytes(&arr(b, 0)),
+            pad: [0; 4],
+            totals: FlowCounters::from_bytes(&arr(b, 48)),
+        })
     }
 }
 
@@ -445,7 +449,7 @@ const _: () = assert!(align_of::<SampleRecord>() == 8);
 /// Every frame bumps `Seen` and exactly one of `Parsed`, `NotIp`, `Truncated`, `Malformed`.
 /// A parsed packet may further bump `FlowMapFull` (not accounted), and `Sampled`, `RingFull`
 /// or `RateLimited` (sampling outcome, at most one). `ActiveReported` and `ActiveFull` count
-/// the flow's report to [`ACTIVE_MAP_NAME`] (at most one per packet, most packets neither).
+/// the flow's mark in [`ACTIVE_MAP_NAMES`] (at most one per packet, most packets neither).
 #[repr(u32)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum XdpCounter {
@@ -467,10 +471,10 @@ pub enum XdpCounter {
     Sampled = 7,
     /// IP packets with an impossible header (IPv4 IHL < 5, TCP data offset < 5, wrong version).
     Malformed = 8,
-    /// Flows reported active for an epoch (one [`ActiveRecord`] written).
+    /// Flows marked active for an epoch in [`ACTIVE_MAP_NAMES`].
     ActiveReported = 9,
-    /// Active-flow reports lost because [`ACTIVE_MAP_NAME`] was full; userspace then walks the
-    /// whole flow map instead (and the next packet of the flow tries again).
+    /// Marks lost because the epoch's active set was full; userspace then walks the whole flow
+    /// map instead (and the flow's next packet tries again).
     ActiveFull = 10,
 }
 
@@ -609,22 +613,14 @@ mod tests {
     }
 
     #[test]
-    fn active_record_is_read_from_its_ring_bytes() {
+    fn read_record_is_read_from_its_ring_bytes() {
         let key = FlowKey { port_lo: 53, proto: 17, ip_version: IP_V4, ..FlowKey::default() };
-        let mut bytes = [0u8; ActiveRecord::LEN];
+        let totals = FlowCounters { packets: [1, 2], bytes: [60, 120], ..FlowCounters::ZERO };
+        let mut bytes = [0u8; ReadRecord::LEN];
         bytes[..FlowKey::LEN].copy_from_slice(&key.to_bytes());
-        bytes[44..].copy_from_slice(&7u32.to_ne_bytes());
-        assert_eq!(ActiveRecord::from_bytes(&bytes), Some(ActiveRecord { key, epoch: 7 }));
-        assert_eq!(ActiveRecord::from_bytes(&bytes[..40]), None);
-    }
-
-    #[test]
-    fn active_ring_holds_every_flow_once_within_its_bounds() {
-        assert_eq!(ActiveRecord::ring_bytes(1), ActiveRecord::MIN_RING_BYTES);
-        let default = ActiveRecord::ring_bytes(FLOWS_DEFAULT_MAX_ENTRIES);
-        assert!(default.is_power_of_two());
-        assert!(default as usize >= FLOWS_DEFAULT_MAX_ENTRIES as usize * ActiveRecord::RING_BYTES);
-        assert_eq!(ActiveRecord::ring_bytes(1 << 24), ActiveRecord::MAX_RING_BYTES);
+        bytes[48..].copy_from_slice(&totals.to_bytes());
+        assert_eq!(ReadRecord::from_bytes(&bytes), Some(ReadRecord { key, pad: [0; 4], totals }));
+        assert_eq!(ReadRecord::from_bytes(&bytes[..100]), None);
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! builds the same canonical [`FlowKey`] as the sensor's userspace decoder
 //! (`sensor/src/decode/mod.rs`); [`account`] adds the packet to the flow's per-CPU
 //! [`FlowCounters`] in `NBAD_FLOWS` and, on the flow's first packet on this CPU in the current
-//! epoch, reports the flow to the `NBAD_ACTIVE` ring buffer ([`report_active`]); [`sample`] may
-//! copy the frame's first bytes to the `NBAD_SAMPLES` ring buffer. A second program, [`nbad_clock`], is never attached: userspace
-//! runs it to read the kernel clock.
+//! epoch, adds the flow to that epoch's active set ([`mark_active`]); [`sample`] may copy the frame's
+//! first bytes to the `NBAD_SAMPLES` ring buffer. Two more programs are never attached:
+//! userspace runs [`nbad_clock`] to read the kernel clock, and [`collect::nbad_collect`] at every
+//! poll to read the flows marked since it last ran.
 //!
 //! Invariants:
 //! - It fails open: every path, including a frame it cannot parse or account, returns
@@ -20,9 +21,9 @@
 //! - Map and program names come from `nbad-common`; the attribute macros take only literals,
 //!   so the literals here are checked against those constants at compile time.
 //! - Only helpers that are not GPL-only are called (see [`LICENSE`]).
-//! - The active-flow report costs one compare per packet: it is written only when the entry's
+//! - The active mark costs one compare per packet: it is written only when the entry's
 //!   `marked_epoch` differs from the epoch in `NBAD_CONFIG` (userspace bumps it at every poll),
-//!   so at most once per flow, CPU and poll interval. A full ring loses the report, counted as
+//!   so at most once per flow, CPU and poll interval. A mark that cannot be stored is counted as
 //!   `ActiveFull`; the entry stays unmarked, so the flow's next packet tries again, and userspace
 //!   reads the whole flow map when it sees the counter move.
 //!
@@ -34,20 +35,22 @@
 #![no_std]
 #![no_main]
 
+mod collect;
 mod parse;
 mod sample;
 
 use aya_ebpf::{
-    bindings::{BPF_NOEXIST, BPF_RB_NO_WAKEUP, xdp_action},
+    bindings::{BPF_NOEXIST, xdp_action},
     helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
-    maps::{Array, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
 use nbad_common::{
-    ACTIVE_DEFAULT_BYTES, ACTIVE_MAP_NAME, ActiveRecord, CLOCK_MAP_NAME, CLOCK_PROGRAM_NAME, CONFIG_MAP_NAME,
+    ACTIVE_MAP_NAMES, CLOCK_MAP_NAME, CLOCK_PROGRAM_NAME, COLLECT_PROGRAM_NAME, CONFIG_MAP_NAME,
     COUNTERS_MAP_NAME, FLOWS_DEFAULT_MAX_ENTRIES, FLOWS_MAP_NAME, FlowCounters, FlowKey, RATE_MAP_NAME,
-    SAMPLES_DEFAULT_BYTES, SAMPLES_MAP_NAME, XDP_COUNTER_SLOTS, XDP_PROGRAM_NAME, XdpConfig, XdpCounter,
+    READS_BYTES, READS_MAP_NAME, SAMPLES_DEFAULT_BYTES, SAMPLES_MAP_NAME, XDP_COUNTER_SLOTS,
+    XDP_PROGRAM_NAME, XdpConfig, XdpCounter,
 };
 
 use parse::{Packet, Skip, parse};
@@ -62,17 +65,27 @@ static NBAD_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XDP_COUNT
 /// Per-flow, per-CPU counters. LRU: when full, the least recently used flow is evicted (its
 /// counts are lost unless userspace polled them), so an insert fails only in corner cases.
 #[map]
-static NBAD_FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
+pub(crate) static NBAD_FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
     LruPerCpuHashMap::with_max_entries(FLOWS_DEFAULT_MAX_ENTRIES, 0);
 
 /// Samples for userspace, one fixed-size [`nbad_common::SampleRecord`] each.
 #[map]
 pub(crate) static NBAD_SAMPLES: RingBuf = RingBuf::with_byte_size(SAMPLES_DEFAULT_BYTES, 0);
 
-/// The flows that had packets in an epoch, one [`ActiveRecord`] per flow, CPU and epoch;
-/// userspace drains it every poll and reads only these flows from `NBAD_FLOWS`.
+/// The flows marked in even epochs (key → epoch); the loader sizes it like `NBAD_FLOWS`.
+/// [`collect::nbad_collect`] empties it while odd epochs run.
 #[map]
-static NBAD_ACTIVE: RingBuf = RingBuf::with_byte_size(ACTIVE_DEFAULT_BYTES, 0);
+pub(crate) static NBAD_ACTIVE_0: HashMap<FlowKey, u32> =
+    HashMap::with_max_entries(FLOWS_DEFAULT_MAX_ENTRIES, 0);
+
+/// The flows marked in odd epochs.
+#[map]
+pub(crate) static NBAD_ACTIVE_1: HashMap<FlowKey, u32> =
+    HashMap::with_max_entries(FLOWS_DEFAULT_MAX_ENTRIES, 0);
+
+/// Flow totals from [`collect::nbad_collect`] to userspace.
+#[map]
+pub(crate) static NBAD_READS: RingBuf = RingBuf::with_byte_size(READS_BYTES, 0);
 
 /// Slot 0: the [`XdpConfig`] written by userspace before it attaches the program, and again
 /// at every poll with the next epoch.
@@ -92,7 +105,10 @@ static NBAD_CLOCK: Array<u64> = Array::with_max_entries(1, 0);
 const _: () = assert!(str_eq(COUNTERS_MAP_NAME, "NBAD_COUNTERS"));
 const _: () = assert!(str_eq(FLOWS_MAP_NAME, "NBAD_FLOWS"));
 const _: () = assert!(str_eq(SAMPLES_MAP_NAME, "NBAD_SAMPLES"));
-const _: () = assert!(str_eq(ACTIVE_MAP_NAME, "NBAD_ACTIVE"));
+const _: () = assert!(str_eq(ACTIVE_MAP_NAMES[0], "NBAD_ACTIVE_0"));
+const _: () = assert!(str_eq(ACTIVE_MAP_NAMES[1], "NBAD_ACTIVE_1"));
+const _: () = assert!(str_eq(READS_MAP_NAME, "NBAD_READS"));
+const _: () = assert!(str_eq(COLLECT_PROGRAM_NAME, "nbad_collect"));
 const _: () = assert!(str_eq(CONFIG_MAP_NAME, "NBAD_CONFIG"));
 const _: () = assert!(str_eq(RATE_MAP_NAME, "NBAD_RATE"));
 const _: () = assert!(str_eq(CLOCK_MAP_NAME, "NBAD_CLOCK"));
@@ -175,28 +191,32 @@ fn account(ctx: &XdpContext, packet: &Packet) {
         (c.packets[dir], c.marked_epoch == config.epoch)
     };
     if !marked {
-        report_active(&packet.key, config.epoch, counters);
+        mark_active(&packet.key, config.epoch, counters);
     }
     sample(ctx, packet, dir, now, local_packets, &config);
 }
 
-/// Writes `key`'s [`ActiveRecord`] for `epoch` and marks this CPU's entry, so that the flow's
-/// later packets in the same epoch skip this. A full ring leaves the entry unmarked.
+/// Adds `key` to the active set of `epoch` and marks this CPU's entry, so that the flow's later
+/// packets in the same epoch skip this. A full set leaves the entry unmarked.
 #[inline(always)]
-fn report_active(key: &FlowKey, epoch: u32, counters: *mut FlowCounters) {
-    let Some(mut entry) = NBAD_ACTIVE.reserve::<ActiveRecord>(0) else {
-        count(XdpCounter::ActiveFull);
-        return;
-    };
-    // SAFETY: `entry` is a reserved ring slot of `size_of::<ActiveRecord>()` bytes; `write`
-    // initialises all of it (the record has no padding).
-    unsafe { entry.as_mut_ptr().write(ActiveRecord { key: *key, epoch }) };
-    // Userspace polls the ring on its own schedule; a wake-up per record would be wasted work.
-    entry.submit(u64::from(BPF_RB_NO_WAKEUP));
+fn mark_active(key: &FlowKey, epoch: u32, counters: *mut FlowCounters) {
+    let set = if epoch & 1 == 0 { &NBAD_ACTIVE_0 } else { &NBAD_ACTIVE_1 };
+    // Another CPU may have added the flow in this epoch already (EEXIST): it is in the set.
+    match set.insert(key, epoch, u64::from(BPF_NOEXIST)) {
+        Ok(()) => {}
+        Err(err) if err == -EEXIST => {}
+        Err(_) => {
+            count(XdpCounter::ActiveFull);
+            return;
+        }
+    }
     // SAFETY: this CPU's copy in a per-CPU map, as in `account`.
     unsafe { (*counters).marked_epoch = epoch };
     count(XdpCounter::ActiveReported);
 }
+
+/// `EEXIST` from `errno.h`: the key is already in the map.
+const EEXIST: i32 = 17;
 
 /// This CPU's counters for `key`, inserting zeroed counters for a new flow.
 #[inline(always)]

@@ -152,7 +152,7 @@ impl XdpSettings {
             sample_len: self.sample_len,
             rate_per_sec: self.sample_rate_per_sec,
             burst: self.sample_burst,
-            epoch: active::ActiveSet::FIRST_EPOCH,
+            epoch: active::Epochs::FIRST,
         }
     }
 }
@@ -220,20 +220,21 @@ impl XdpCapture {
     /// packets are left out. Packets show up one or two polls after they arrived (see the
     /// `active` module), or at [`Self::poll_flows_last`].
     pub fn poll_flows(&mut self) -> Result<Vec<FlowDelta>, XdpError> {
-        self.reader.poll_flows(&self.clock, PollKind::Interval { prune_before_ns: None })
+        self.reader.poll_flows(&self.clock, PollKind::Interval { prune_before_ns: None }, self.program.ebpf())
     }
 
     /// Like [`Self::poll_flows`], and also removes from the kernel map (now and then, not at
     /// every poll) the flows without new packets whose last packet came before
     /// `idle_before_ns` (wall clock, ns since the epoch).
     pub fn poll_flows_pruning(&mut self, idle_before_ns: u64) -> Result<Vec<FlowDelta>, XdpError> {
-        self.reader.poll_flows(&self.clock, PollKind::Interval { prune_before_ns: Some(idle_before_ns) })
+        let kind = PollKind::Interval { prune_before_ns: Some(idle_before_ns) };
+        self.reader.poll_flows(&self.clock, kind, self.program.ebpf())
     }
 
     /// The poll at shutdown: like [`Self::poll_flows`], but it also returns the packets of the
     /// last poll interval, which a later poll would otherwise have returned.
     pub fn poll_flows_last(&mut self) -> Result<Vec<FlowDelta>, XdpError> {
-        self.reader.poll_flows(&self.clock, PollKind::Last)
+        self.reader.poll_flows(&self.clock, PollKind::Last, self.program.ebpf())
     }
 
     /// What polling has cost so far (flows read one by one, whole-map walks, ...).

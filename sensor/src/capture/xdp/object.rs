@@ -18,8 +18,8 @@ pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DI
 mod tests {
     use aya_obj::{Object, ParseError, ProgramSection, generated::bpf_map_type};
     use nbad_common::{
-        ACTIVE_DEFAULT_BYTES, ACTIVE_MAP_NAME, CLOCK_MAP_NAME, CLOCK_PROGRAM_NAME, CONFIG_MAP_NAME,
-        COUNTERS_MAP_NAME, FLOWS_DEFAULT_MAX_ENTRIES, FLOWS_MAP_NAME, FlowCounters, FlowKey,
+        ACTIVE_MAP_NAMES, CLOCK_MAP_NAME, CLOCK_PROGRAM_NAME, CONFIG_MAP_NAME, COUNTERS_MAP_NAME,
+        FLOWS_DEFAULT_MAX_ENTRIES, FLOWS_MAP_NAME, FlowCounters, FlowKey, READS_BYTES, READS_MAP_NAME,
         SAMPLES_DEFAULT_BYTES, SAMPLES_MAP_NAME, XDP_COUNTER_SLOTS, XDP_PROGRAM_NAME, XdpConfig,
     };
 
@@ -103,11 +103,17 @@ mod tests {
     }
 
     #[test]
-    fn sample_and_active_rings_config_and_clock_maps_have_the_shared_shapes() -> Result<(), ParseError> {
+    fn rings_active_sets_config_and_clock_maps_have_the_shared_shapes() -> Result<(), ParseError> {
         let ring = map_shape(SAMPLES_MAP_NAME)?;
         assert_eq!((ring.0, ring.3), (bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32, SAMPLES_DEFAULT_BYTES));
-        let active = map_shape(ACTIVE_MAP_NAME)?;
-        assert_eq!((active.0, active.3), (bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32, ACTIVE_DEFAULT_BYTES));
+        let reads = map_shape(READS_MAP_NAME)?;
+        assert_eq!((reads.0, reads.3), (bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32, READS_BYTES));
+        for name in ACTIVE_MAP_NAMES {
+            assert_eq!(
+                map_shape(name)?,
+                (bpf_map_type::BPF_MAP_TYPE_HASH as u32, FlowKey::LEN as u32, 4, FLOWS_DEFAULT_MAX_ENTRIES)
+            );
+        }
         assert_eq!(
             map_shape(CONFIG_MAP_NAME)?,
             (bpf_map_type::BPF_MAP_TYPE_ARRAY as u32, 4, XdpConfig::LEN as u32, 1)

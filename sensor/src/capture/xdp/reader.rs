@@ -1,10 +1,12 @@
 //! Reading the program's maps: flow deltas, samples and outcome counters.
 //!
-//! The kernel keeps cumulative per-CPU counters per flow. A poll reads some flows from
-//! `NBAD_FLOWS` (which ones: see [`super::active`]; normally those the program reported active
-//! through `NBAD_ACTIVE`, sometimes all of them), sums each over the CPUs (packets and bytes
-//! add, first/last take the earliest/latest stamp, flags OR) and subtracts what it returned for
-//! that flow before, which it remembers in `known`. A flow whose totals went *down*, or whose
+//! The kernel keeps cumulative per-CPU counters per flow. A poll normally runs the collector
+//! program (`nbad_collect`, with `BPF_PROG_TEST_RUN`): it sums, in the kernel, the flows marked
+//! active since it last read them (packets and bytes add, first/last take the earliest/latest
+//! stamp, flags OR) and hands their totals over through the `NBAD_READS` ring buffer, so that a
+//! poll costs a few syscalls however many flows it reads. Sometimes a poll walks the whole map
+//! instead ([`super::active`]). Either way the poller subtracts what it returned for each flow
+//! before, which it remembers in `known`. A flow whose totals went *down*, or whose
 //! first packet in a direction moved later, was evicted and re-created by the kernel in between;
 //! its whole new total is the delta.
 //!
@@ -24,17 +26,22 @@ use std::collections::hash_map::Entry;
 
 use aya::Ebpf;
 use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use foldhash::fast::RandomState;
 use nbad_common::{
-    ACTIVE_MAP_NAME, ActiveRecord, CONFIG_MAP_NAME, COUNTERS_MAP_NAME, FLOWS_MAP_NAME, FlowCounters, FlowKey,
-    SAMPLES_MAP_NAME, SampleHeader, SampleReason, SampleRecord, XDP_COUNTER_NAMES, XDP_COUNTER_SLOTS,
-    XdpConfig, XdpCounter,
+    COLLECT_DONE, COLLECT_PROGRAM_NAME, CONFIG_MAP_NAME, COUNTERS_MAP_NAME, FLOWS_MAP_NAME, FlowCounters,
+    FlowKey, READS_BYTES, READS_MAP_NAME, ReadRecord, SAMPLES_MAP_NAME, SampleHeader, SampleReason,
+    SampleRecord, XDP_COUNTER_NAMES, XDP_COUNTER_SLOTS, XdpConfig, XdpCounter,
 };
 
 use super::XdpSettings;
-use super::active::{ActiveSet, Plan};
+use super::active::Epochs;
 use super::error::XdpError;
 use super::loader::KernelClock;
+
+/// Most collector runs per poll: each fills at most one `NBAD_READS` (32 768 flows), so a poll
+/// reads at most about 2 M flows; the rest wait for the next poll, still marked.
+const COLLECT_RUNS: usize = 64;
 
 /// Polls between two prunes of idle flows (`known` is scanned in memory; only the flows found
 /// idle cost a syscall each).
@@ -93,9 +100,9 @@ impl XdpCounters {
 /// [`XdpCounters`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PollStats {
-    /// Active-flow records drained from `NBAD_ACTIVE`.
-    pub active_records: u64,
-    /// Flows looked up one by one in `NBAD_FLOWS`.
+    /// Runs of the collector program.
+    pub collector_runs: u64,
+    /// Flow totals read from the collector.
     pub flows_read: u64,
     /// Walks of the whole `NBAD_FLOWS`.
     pub full_walks: u64,
@@ -110,7 +117,7 @@ impl PollStats {
     #[must_use]
     pub fn iter(&self) -> [(&'static str, u64); 5] {
         [
-            ("poll_active_records", self.active_records),
+            ("poll_collector_runs", self.collector_runs),
             ("poll_flows_read", self.flows_read),
             ("poll_full_walks", self.full_walks),
             ("poll_walked", self.walked),
@@ -139,6 +146,17 @@ struct Totals {
 }
 
 impl Totals {
+    /// Totals the collector already summed over the CPUs.
+    fn from_counters(c: &FlowCounters) -> Self {
+        Self {
+            packets: c.packets,
+            bytes: c.bytes,
+            tcp_flags: c.tcp_flags,
+            first_ns: c.first_ns,
+            last_ns: c.last_ns,
+        }
+    }
+
     fn sum<'a>(per_cpu: impl IntoIterator<Item = &'a [u8; FlowCounters::LEN]>) -> Self {
         let mut t = Self::default();
         for bytes in per_cpu {
@@ -204,17 +222,17 @@ pub(super) struct Reader {
     flows: FlowMap,
     counters: PerCpuArray<MapData, u64>,
     ring: RingBuf<MapData>,
-    active_ring: RingBuf<MapData>,
+    reads: RingBuf<MapData>,
     config_map: Array<MapData, [u8; XdpConfig::LEN]>,
     /// What the program reads from `NBAD_CONFIG`, with the current epoch.
     config: XdpConfig,
-    active: ActiveSet,
+    epochs: Epochs,
     known: HashMap<FlowKey, Totals, RandomState>,
     stats: PollStats,
     walk_limit: usize,
     known_limit: usize,
     drain_limit: usize,
-    active_drain_limit: usize,
+    reads_limit: usize,
 }
 
 impl Reader {
@@ -229,7 +247,7 @@ impl Reader {
         let flows = FlowMap::try_from(take(FLOWS_MAP_NAME)?).map_err(wrong(FLOWS_MAP_NAME))?;
         let counters = PerCpuArray::try_from(take(COUNTERS_MAP_NAME)?).map_err(wrong(COUNTERS_MAP_NAME))?;
         let ring = RingBuf::try_from(take(SAMPLES_MAP_NAME)?).map_err(wrong(SAMPLES_MAP_NAME))?;
-        let active_ring = RingBuf::try_from(take(ACTIVE_MAP_NAME)?).map_err(wrong(ACTIVE_MAP_NAME))?;
+        let reads = RingBuf::try_from(take(READS_MAP_NAME)?).map_err(wrong(READS_MAP_NAME))?;
         let config_map = Array::try_from(take(CONFIG_MAP_NAME)?).map_err(wrong(CONFIG_MAP_NAME))?;
         // A ring holds at most this many records (aya may round its size up; the drain simply
         // stops earlier then, and the next call takes the rest).
@@ -239,102 +257,123 @@ impl Reader {
             flows,
             counters,
             ring,
-            active_ring,
+            reads,
             config_map,
             config: settings.program_config(),
-            active: ActiveSet::new(),
+            epochs: Epochs::new(),
             known: HashMap::default(),
             stats: PollStats::default(),
             walk_limit: 2 * entries,
             known_limit: 2 * entries,
             drain_limit: settings.sample_ring_bytes as usize / record + 1,
-            active_drain_limit: ActiveRecord::ring_bytes(settings.flow_map_entries) as usize
-                / ActiveRecord::RING_BYTES
-                + 1,
+            reads_limit: READS_BYTES as usize / (ReadRecord::LEN + 8) + 1,
         })
     }
 
     /// What the flows read at this poll gained since they were last read; see the module docs
-    /// and [`super::active`] for which flows those are.
+    /// and [`super::active`] for which flows those are. `ebpf` holds the collector program.
     pub(super) fn poll_flows(
         &mut self,
         clock: &KernelClock,
         kind: PollKind,
+        ebpf: &Ebpf,
     ) -> Result<Vec<FlowDelta>, XdpError> {
-        self.drain_active();
         let lost = self.counter(XdpCounter::ActiveFull)?;
         let too_many_known = self.known.len() > self.known_limit;
         let prune_before_ns = match kind {
             PollKind::Interval { prune_before_ns } => prune_before_ns,
             PollKind::Last => None,
         };
+        let last = kind == PollKind::Last;
         let mut deltas = Vec::new();
-        match self.active.plan(lost, too_many_known, kind == PollKind::Last) {
-            Plan::Walk => self.walk(clock, prune_before_ns, &mut deltas)?,
-            Plan::Keys(mut keys) => {
-                for key in keys.drain() {
-                    self.read_flow(key, clock, &mut deltas)?;
-                }
-                self.active.recycle(keys);
-                if let Some(before) = prune_before_ns
-                    && self.active.polls().is_multiple_of(PRUNE_EVERY)
-                {
-                    self.prune(clock, before)?;
-                }
+        if self.epochs.walk_now(lost, too_many_known) {
+            self.walk(clock, prune_before_ns, &mut deltas)?;
+        } else {
+            // The collector reads the active set of the epoch that closed at the previous poll.
+            self.collect(clock, ebpf, &mut deltas)?;
+            if last {
+                // And, at the last poll, the current epoch's set: closed first.
+                self.next_epoch()?;
+                self.collect(clock, ebpf, &mut deltas)?;
+            }
+            if let Some(before) = prune_before_ns
+                && self.epochs.polls().is_multiple_of(PRUNE_EVERY)
+            {
+                self.prune(clock, before)?;
             }
         }
-        self.config.epoch = self.active.close_epoch();
+        self.next_epoch()?;
+        Ok(deltas)
+    }
+
+    /// Closes the current epoch: the program marks flows in the next one from now on.
+    fn next_epoch(&mut self) -> Result<(), XdpError> {
+        self.config.epoch = self.epochs.close();
         self.config_map.set(0, self.config.to_bytes(), 0).map_err(|source| XdpError::Map {
             map: CONFIG_MAP_NAME,
             action: "writing the next epoch",
             source,
-        })?;
-        Ok(deltas)
+        })
     }
 
-    /// Files every waiting active-flow record, at most one ring's worth.
-    fn drain_active(&mut self) {
-        for _ in 0..self.active_drain_limit {
-            let Some(item) = self.active_ring.next() else { break };
-            // A shorter record would be a kernel/userspace mismatch (the object tests rule it
-            // out); the walk after a lost report would still find the flow.
-            if let Some(record) = ActiveRecord::from_bytes(&item) {
-                self.active.record(&record);
-                self.stats.active_records += 1;
-            }
-        }
-    }
-
-    /// Reads one flow; a flow no longer in the map is forgotten.
-    fn read_flow(
+    /// Runs the collector until it has read every flow of the previous epoch's active set (or
+    /// [`COLLECT_RUNS`] times), draining `NBAD_READS` after each run.
+    fn collect(
         &mut self,
-        key: FlowKey,
         clock: &KernelClock,
+        ebpf: &Ebpf,
         deltas: &mut Vec<FlowDelta>,
     ) -> Result<(), XdpError> {
-        self.stats.flows_read += 1;
-        match self.flows.get(&key.to_bytes(), 0) {
-            Ok(per_cpu) => {
-                let totals = Totals::sum(per_cpu.iter());
-                match self.known.entry(key) {
-                    Entry::Occupied(mut known) => {
-                        deltas.extend(totals.delta(key, Some(known.get()), clock));
-                        known.insert(totals);
-                    }
-                    Entry::Vacant(slot) => {
-                        deltas.extend(totals.delta(key, None, clock));
-                        slot.insert(totals);
-                    }
-                }
-            }
-            Err(aya::maps::MapError::KeyNotFound) => {
-                self.known.remove(&key);
-            }
-            Err(source) => {
-                return Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "reading a flow", source });
+        let program: &Xdp = ebpf
+            .program(COLLECT_PROGRAM_NAME)
+            .ok_or(XdpError::Object { name: COLLECT_PROGRAM_NAME, detail: "not in the object".to_owned() })?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| XdpError::Object {
+                name: COLLECT_PROGRAM_NAME,
+                detail: e.to_string(),
+            })?;
+        // XDP test runs need at least an Ethernet header's worth of frame.
+        let frame = [0u8; 64];
+        for _ in 0..COLLECT_RUNS {
+            let run = program
+                .test_run(TestRunOptions { data_in: Some(&frame), ..TestRunOptions::default() })
+                .map_err(|source| XdpError::Collect { source })?;
+            self.stats.collector_runs += 1;
+            self.drain_reads(clock, deltas);
+            if run.return_value == COLLECT_DONE {
+                break;
             }
         }
         Ok(())
+    }
+
+    /// Turns every waiting collector record into a delta, at most one ring's worth.
+    fn drain_reads(&mut self, clock: &KernelClock, deltas: &mut Vec<FlowDelta>) {
+        for _ in 0..self.reads_limit {
+            let Some(item) = self.reads.next() else { break };
+            // A shorter record would be a kernel/userspace mismatch (the object tests rule it
+            // out); the flow is read again by the next walk.
+            let record = ReadRecord::from_bytes(&item);
+            drop(item);
+            let Some(record) = record else { continue };
+            self.stats.flows_read += 1;
+            let totals = Totals::from_counters(&record.totals);
+            self.update(record.key, totals, clock, deltas);
+        }
+    }
+
+    /// Records `key`'s new totals, with a delta if it gained packets.
+    fn update(&mut self, key: FlowKey, totals: Totals, clock: &KernelClock, deltas: &mut Vec<FlowDelta>) {
+        match self.known.entry(key) {
+            Entry::Occupied(mut known) => {
+                deltas.extend(totals.delta(key, Some(known.get()), clock));
+                known.insert(totals);
+            }
+            Entry::Vacant(slot) => {
+                deltas.extend(totals.delta(key, None, clock));
+                slot.insert(totals);
+            }
+        }
     }
 
     /// Reads every flow in the map and rebuilds `known` from them; flows without news idle
@@ -379,7 +418,7 @@ impl Reader {
         let stale: Vec<FlowKey> = self
             .known
             .iter()
-            .filter(|(key, totals)| totals.last_wall_ns(clock) < before_ns && !self.active.pending(key))
+            .filter(|(_, totals)| totals.last_wall_ns(clock) < before_ns)
             .map(|(key, _)| *key)
             .collect();
         for key in &stale {
@@ -390,14 +429,19 @@ impl Reader {
 
     fn remove_flows(&mut self, keys: &[FlowKey]) -> Result<(), XdpError> {
         for key in keys {
-            match self.flows.remove(&key.to_bytes()) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => self.stats.pruned += 1,
-                Err(source) => {
-                    return Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "removing a flow", source });
-                }
-            }
+            self.remove_flow(key)?;
+            self.stats.pruned += 1;
         }
         Ok(())
+    }
+
+    /// Removes `key` from `NBAD_FLOWS` (the LRU may have evicted it already). An active set
+    /// still holding it reads it as gone and drops it.
+    fn remove_flow(&mut self, key: &FlowKey) -> Result<(), XdpError> {
+        match self.flows.remove(&key.to_bytes()) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "removing a flow", source }),
+        }
     }
 
     pub(super) fn forget(
@@ -413,12 +457,7 @@ impl Reader {
                 return Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "reading a flow", source });
             }
         };
-        match self.flows.remove(&bytes) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-            Err(source) => {
-                return Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "removing a flow", source });
-            }
-        }
+        self.remove_flow(key)?;
         let before = self.known.remove(key);
         Ok(last.and_then(|t| t.delta(*key, before.as_ref(), clock)))
     }
