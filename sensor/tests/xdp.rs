@@ -267,7 +267,7 @@ fn kernel_flow_keys_match_the_userspace_decoder_for_crafted_frames() {
     assert_eq!(c.get(XdpCounter::Malformed), 2, "IHL 4, TCP data offset 4: {c:?}");
 }
 
-/// The poller reads the flows the program reported active, not the whole map: once the flows
+/// The poller reads the flows the program marked active, not the whole map: once the flows
 /// have been read, polls of an idle link read nothing, and a new packet gets its flow (and only
 /// flows with news) read again, counted exactly.
 #[test]
@@ -292,7 +292,7 @@ fn polls_read_only_the_flows_that_had_packets_since_they_were_last_read() {
         assert_eq!((flow(&flows, key).packets, flow(&flows, key).bytes), ([0, 4], [0, 4 * 60]));
     }
 
-    // Any report still due is read by the next poll; after that an idle link costs no reads.
+    // Any mark still due is read by the next poll; after that an idle link costs no reads.
     capture.poll_flows().expect("poll");
     let before = capture.poll_stats();
     for _ in 0..5 {
@@ -310,7 +310,7 @@ fn polls_read_only_the_flows_that_had_packets_since_they_were_last_read() {
     assert!(stats.flows_read > idle.flows_read, "{stats:?}");
     assert!(stats.flows_read - idle.flows_read <= after.len() as u64, "only flows with news: {stats:?}");
     let c = capture.counters().expect("counters");
-    assert!(c.get(XdpCounter::ActiveReported) >= 4, "one report per flow and epoch: {c:?}");
+    assert!(c.get(XdpCounter::ActiveReported) >= 4, "one mark per flow and epoch: {c:?}");
     assert_eq!(c.get(XdpCounter::ActiveFull), 0, "{c:?}");
 }
 

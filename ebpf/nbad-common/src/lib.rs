@@ -223,6 +223,24 @@ impl FlowCounters {
         marked_epoch: 0,
     };
 
+    /// Adds one CPU's counters for the same flow: packets and bytes add, the first stamp is the
+    /// earliest non-zero one, the last stamp the latest, flags OR. `marked_epoch` is left alone.
+    /// Both the collector program and userspace sum CPUs with this.
+    #[inline(always)]
+    pub fn accumulate(&mut self, c: &Self) {
+        for d in 0..2 {
+            self.packets[d] += c.packets[d];
+            self.bytes[d] += c.bytes[d];
+            self.tcp_flags[d] |= c.tcp_flags[d];
+            if c.first_ns[d] != 0 && (self.first_ns[d] == 0 || c.first_ns[d] < self.first_ns[d]) {
+                self.first_ns[d] = c.first_ns[d];
+            }
+            if c.last_ns[d] > self.last_ns[d] {
+                self.last_ns[d] = c.last_ns[d];
+            }
+        }
+    }
+
     /// Reads one CPU's counters from their map bytes.
     #[must_use]
     pub fn from_bytes(b: &[u8; Self::LEN]) -> Self {
@@ -346,7 +364,7 @@ impl ReadRecord {
     /// Reads a record from the start of its ring bytes; `None` when they are too short.
     #[must_use]
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let b: &[u8; Self::LEN] = b.get(..Self::LEN)?.try_into().ok()?;
+        let b = prefix::<{ Self::LEN }>(b)?;
         Some(Self {
             key: FlowKey::from_bytes(&arr(b, 0)),
             pad: [0; 4],
@@ -417,7 +435,7 @@ impl SampleHeader {
     /// Reads the header from the start of a ring buffer record; `None` when it is too short.
     #[must_use]
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let b: &[u8; Self::LEN] = b.get(..Self::LEN)?.try_into().ok()?;
+        let b = prefix::<{ Self::LEN }>(b)?;
         Some(Self {
             ts_ns: u64::from_ne_bytes(arr(b, 0)),
             wire_len: u32::from_ne_bytes(arr(b, 8)),
@@ -567,6 +585,11 @@ pub const fn icmp_counterpart(v6: bool, icmp_type: u8) -> Option<u8> {
         }
     };
     Some(counterpart)
+}
+
+/// The first `N` bytes of `b`, `None` when it is shorter.
+fn prefix<const N: usize>(b: &[u8]) -> Option<&[u8; N]> {
+    b.get(..N)?.try_into().ok()
 }
 
 /// `N` bytes of `b` from `at`. Callers pass constant offsets inside `b`.

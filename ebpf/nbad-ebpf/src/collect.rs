@@ -75,18 +75,7 @@ unsafe extern "C" fn read_flow(
             break;
         }
         // SAFETY: a non-null result points to this CPU's copy of the value.
-        let c = unsafe { &*per_cpu };
-        for d in 0..2 {
-            t.packets[d] += c.packets[d];
-            t.bytes[d] += c.bytes[d];
-            t.tcp_flags[d] |= c.tcp_flags[d];
-            if c.first_ns[d] != 0 && (t.first_ns[d] == 0 || c.first_ns[d] < t.first_ns[d]) {
-                t.first_ns[d] = c.first_ns[d];
-            }
-            if c.last_ns[d] > t.last_ns[d] {
-                t.last_ns[d] = c.last_ns[d];
-            }
-        }
+        t.accumulate(unsafe { &*per_cpu });
         cpu += 1;
     }
     if cpu == 0 {

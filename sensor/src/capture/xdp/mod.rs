@@ -5,10 +5,11 @@
 //! sizes from [`XdpSettings`], writes the sampling settings, attaches the program in the
 //! requested [`XdpMode`] and measures the kernel clock. From then on:
 //! - [`XdpCapture::poll_flows`] returns, per flow, what changed since it was last read
-//!   ([`FlowDelta`], timestamps in wall-clock nanoseconds since the Unix epoch). It reads only
-//!   the flows the program reported active (see `active`), so a poll costs in proportion to the
-//!   flows that had packets, not to the flows in the map; a packet is returned one or two polls
-//!   after it arrived, and [`XdpCapture::poll_flows_last`] returns everything at shutdown;
+//!   ([`FlowDelta`], timestamps in wall-clock nanoseconds since the Unix epoch). It runs the
+//!   collector program, which reads in the kernel only the flows the program marked active (see
+//!   `active`), so a poll costs a few syscalls and work in proportion to the flows that had
+//!   packets, not to the flows in the map; a packet is returned one or two polls after it
+//!   arrived, and [`XdpCapture::poll_flows_last`] returns everything at shutdown;
 //! - [`XdpCapture::forget`] removes a flow userspace has expired, returning its last delta;
 //! - [`XdpCapture::samples`] drains the sampled packets;
 //! - [`XdpCapture::counters`] sums the program's outcome counters over the CPUs.
@@ -86,9 +87,8 @@ pub struct XdpSettings {
     /// Bytes copied from the start of each sampled frame, 0 to 256.
     pub sample_len: u32,
     /// Flows the kernel map holds (LRU), 1 to 16 777 216. Memory: about
-    /// `(72 × CPUs + 100)` bytes per entry, plus the active-flow ring sized from it
-    /// (`nbad_common::ActiveRecord::ring_bytes`: 56 bytes per entry rounded up to a power of
-    /// two, 64 MiB at most).
+    /// `(72 × CPUs + 100)` bytes per entry, plus about 100 bytes per entry for each of the two
+    /// active sets, which are sized like it (each holds the flows of one epoch).
     pub flow_map_entries: u32,
     /// Size of the sample ring buffer in bytes, 4 KiB to 1 GiB; rounded up to a power-of-two
     /// number of pages. Each sample takes 328 bytes of it.

@@ -158,20 +158,11 @@ impl Totals {
     }
 
     fn sum<'a>(per_cpu: impl IntoIterator<Item = &'a [u8; FlowCounters::LEN]>) -> Self {
-        let mut t = Self::default();
+        let mut t = FlowCounters::ZERO;
         for bytes in per_cpu {
-            let c = FlowCounters::from_bytes(bytes);
-            for d in 0..2 {
-                t.packets[d] += c.packets[d];
-                t.bytes[d] += c.bytes[d];
-                t.tcp_flags[d] |= c.tcp_flags[d];
-                if c.first_ns[d] != 0 && (t.first_ns[d] == 0 || c.first_ns[d] < t.first_ns[d]) {
-                    t.first_ns[d] = c.first_ns[d];
-                }
-                t.last_ns[d] = t.last_ns[d].max(c.last_ns[d]);
-            }
+            t.accumulate(&FlowCounters::from_bytes(bytes));
         }
-        t
+        Self::from_counters(&t)
     }
 
     /// Whether these totals can have grown from `before`. A re-created flow has less, or
@@ -413,7 +404,7 @@ impl Reader {
         self.remove_flows(&stale)
     }
 
-    /// Removes the flows idle since before `before_ns` that have no report waiting.
+    /// Removes the flows idle since before `before_ns`.
     fn prune(&mut self, clock: &KernelClock, before_ns: u64) -> Result<(), XdpError> {
         let stale: Vec<FlowKey> = self
             .known
