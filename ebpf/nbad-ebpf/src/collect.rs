@@ -18,7 +18,7 @@ use core::ptr::{addr_of, addr_of_mut};
 
 use aya_ebpf::{
     bindings::BPF_RB_NO_WAKEUP,
-    helpers::{bpf_for_each_map_elem, bpf_map_delete_elem, bpf_map_lookup_percpu_elem},
+    helpers::{bpf_for_each_map_elem, bpf_loop, bpf_map_delete_elem, bpf_map_lookup_percpu_elem},
     macros::xdp,
     programs::XdpContext,
 };
@@ -52,6 +52,32 @@ pub fn nbad_collect(_ctx: XdpContext) -> u32 {
     if walk.ring_full != 0 { COLLECT_RING_FULL } else { COLLECT_DONE }
 }
 
+/// One flow's counters being summed over the CPUs (on the walk callback's stack).
+#[repr(C)]
+struct Sum {
+    key: FlowKey,
+    totals: FlowCounters,
+    cpus: u32,
+}
+
+/// `bpf_loop`'s callback: adds CPU `cpu`'s counters; 1 (stop) past the last CPU, or when the
+/// flow left NBAD_FLOWS (evicted or pruned).
+unsafe extern "C" fn add_cpu(cpu: u64, sum: *mut Sum) -> i64 {
+    // SAFETY: the helper passes our context, valid for the duration of the call.
+    let sum = unsafe { &mut *sum };
+    let flows = addr_of!(NBAD_FLOWS).cast_mut().cast::<c_void>();
+    // SAFETY: `sum.key` is a key of the same size as NBAD_FLOWS's keys.
+    let per_cpu = unsafe { bpf_map_lookup_percpu_elem(flows, addr_of!(sum.key).cast(), cpu as u32) }
+        .cast::<FlowCounters>();
+    if per_cpu.is_null() {
+        return 1;
+    }
+    // SAFETY: a non-null result points to this CPU's copy of the value.
+    sum.totals.accumulate(unsafe { &*per_cpu });
+    sum.cpus += 1;
+    0
+}
+
 /// The walk's callback: 0 to go on, 1 to stop (the ring is full).
 unsafe extern "C" fn read_flow(
     set: *mut c_void,
@@ -64,20 +90,15 @@ unsafe extern "C" fn read_flow(
         unsafe { (*walk).ring_full = 1 };
         return 1;
     };
-    let flows = addr_of!(NBAD_FLOWS).cast_mut().cast::<c_void>();
-    let mut t = FlowCounters::ZERO;
-    let mut cpu = 0;
-    while cpu < COLLECT_MAX_CPUS {
-        // SAFETY: `key` is a valid key of the same size as NBAD_FLOWS's keys.
-        let per_cpu = unsafe { bpf_map_lookup_percpu_elem(flows, key.cast(), cpu) }.cast::<FlowCounters>();
-        if per_cpu.is_null() {
-            // Past the last possible CPU, or the flow left NBAD_FLOWS (evicted or pruned).
-            break;
-        }
-        // SAFETY: a non-null result points to this CPU's copy of the value.
-        t.accumulate(unsafe { &*per_cpu });
-        cpu += 1;
-    }
+    // SAFETY: `key` is the walked element's key, valid for reads.
+    let mut sum = Sum { key: unsafe { *key }, totals: FlowCounters::ZERO, cpus: 0 };
+    let callback: unsafe extern "C" fn(u64, *mut Sum) -> i64 = add_cpu;
+    // A helper loop rather than a bounded `while`: the verifier checks its body once, not
+    // COLLECT_MAX_CPUS times, which made loading the program take a tenth of a second or more.
+    // SAFETY: the callback has the signature the helper expects, and `sum` lives on this stack
+    // for the whole call.
+    unsafe { bpf_loop(COLLECT_MAX_CPUS, callback as *mut c_void, addr_of_mut!(sum).cast(), 0) };
+    let (t, cpu) = (sum.totals, sum.cpus);
     if cpu == 0 {
         slot.discard(u64::from(BPF_RB_NO_WAKEUP));
     } else {

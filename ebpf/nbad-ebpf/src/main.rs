@@ -118,7 +118,7 @@ const _: () = assert!(str_eq(CLOCK_PROGRAM_NAME, "nbad_clock"));
 /// License string the kernel reads from the object's `license` section.
 ///
 /// The helpers used (map access, `bpf_ktime_get_ns`, `bpf_ringbuf_*`, `bpf_xdp_load_bytes`,
-/// `bpf_xdp_get_buff_len`, and in the collector `bpf_for_each_map_elem` and
+/// `bpf_xdp_get_buff_len`, and in the collector `bpf_for_each_map_elem`, `bpf_loop` and
 /// `bpf_map_lookup_percpu_elem`) are not GPL-only, so the program declares the project's own
 /// license. A GPL-only helper (`bpf_trace_printk`, `bpf_perf_event_output`, ...) would need a
 /// GPL-compatible string here, and a licensing decision first.
