@@ -3,7 +3,8 @@
 //! per flow.
 //!
 //! It reads the active set of the epoch before the current one (`NBAD_ACTIVE_0` or
-//! `NBAD_ACTIVE_1` by parity), which has closed: the program adds to the other one. It walks it with `bpf_for_each_map_elem`; for each flow it sums the per-CPU counters
+//! `NBAD_ACTIVE_1` by parity), which userspace has just closed: the program adds to the other
+//! one. It walks it with `bpf_for_each_map_elem`; for each flow it sums the per-CPU counters
 //! from `NBAD_FLOWS` with `bpf_map_lookup_percpu_elem`, writes a [`ReadRecord`] to the
 //! `NBAD_READS` ring buffer, which userspace drains through shared memory, and removes the flow
 //! from the set. When the ring is full the walk stops and returns [`COLLECT_RING_FULL`]; the

@@ -1,12 +1,10 @@
 //! The poll epoch, and when a poll walks the whole flow map instead of running the collector.
 //!
-//! The program marks a flow in `NBAD_ACTIVE` on its first packet per CPU in each epoch; the
-//! epoch lives in `NBAD_CONFIG`, and userspace bumps it at the end of every poll. Normally a poll
-//! runs the collector program (`nbad_collect`), which reads in the kernel the flows marked in a
-//! closed epoch since it last read them, and hands their totals over through the `NBAD_READS`
-//! ring buffer. Marks of the current epoch wait for the next poll, since a packet of that epoch
-//! may still be updating its counters: packets reach userspace one to two poll intervals after
-//! they arrive. The last poll closes the epoch before it collects, so that it reads everything.
+//! The program adds a flow to the active set of the current epoch (`NBAD_ACTIVE_0`/`_1`, by
+//! parity) on its first packet per CPU in each epoch; the epoch lives in `NBAD_CONFIG`. A poll
+//! closes the epoch, waits a moment for program runs that read it just before to finish their
+//! updates, and runs the collector program (`nbad_collect`), which reads in the kernel the set of
+//! the epoch just closed and hands the totals over through the `NBAD_READS` ring buffer.
 //!
 //! A poll walks the whole flow map instead when the program counted marks it could not store
 //! (`active_full`; the next poll walks too, for what was in flight during the first walk), when

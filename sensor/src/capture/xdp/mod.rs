@@ -8,8 +8,8 @@
 //!   ([`FlowDelta`], timestamps in wall-clock nanoseconds since the Unix epoch). It runs the
 //!   collector program, which reads in the kernel only the flows the program marked active (see
 //!   `active`), so a poll costs a few syscalls and work in proportion to the flows that had
-//!   packets, not to the flows in the map; a packet is returned one or two polls after it
-//!   arrived, and [`XdpCapture::poll_flows_last`] returns everything at shutdown;
+//!   packets, not to the flows in the map; a packet is returned by the first poll after it
+//!   arrived, [`XdpCapture::poll_flows_last`] included;
 //! - [`XdpCapture::forget`] removes a flow userspace has expired, returning its last delta;
 //! - [`XdpCapture::samples`] drains the sampled packets;
 //! - [`XdpCapture::counters`] sums the program's outcome counters over the CPUs.
@@ -217,8 +217,8 @@ impl XdpCapture {
     }
 
     /// What the flows with packets gained since they were last read; flows without new
-    /// packets are left out. Packets show up one or two polls after they arrived (see the
-    /// `active` module), or at [`Self::poll_flows_last`].
+    /// packets are left out. Every packet that arrived before the poll shows up (see the
+    /// `active` module).
     pub fn poll_flows(&mut self) -> Result<Vec<FlowDelta>, XdpError> {
         self.reader.poll_flows(&self.clock, PollKind::Interval { prune_before_ns: None }, self.program.ebpf())
     }
@@ -231,8 +231,7 @@ impl XdpCapture {
         self.reader.poll_flows(&self.clock, kind, self.program.ebpf())
     }
 
-    /// The poll at shutdown: like [`Self::poll_flows`], but it also returns the packets of the
-    /// last poll interval, which a later poll would otherwise have returned.
+    /// The poll at shutdown: like [`Self::poll_flows`], without pruning.
     pub fn poll_flows_last(&mut self) -> Result<Vec<FlowDelta>, XdpError> {
         self.reader.poll_flows(&self.clock, PollKind::Last, self.program.ebpf())
     }

@@ -39,6 +39,12 @@ use super::active::Epochs;
 use super::error::XdpError;
 use super::loader::KernelClock;
 
+/// How long a poll waits between closing an epoch and reading it. A program run that read the
+/// epoch just before it closed finishes its update within microseconds (XDP runs with bottom
+/// halves off); a much later one is not lost but read late: at the flow's next epoch, by a walk,
+/// or when the flow is pruned.
+const EPOCH_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Most collector runs per poll: each fills at most one `NBAD_READS` (32 768 flows), so a poll
 /// reads at most about 2 M flows; the rest wait for the next poll, still marked.
 const COLLECT_RUNS: usize = 64;
@@ -131,7 +137,7 @@ impl PollStats {
 pub(super) enum PollKind {
     /// A periodic poll; with `Some(t)`, flows idle since before `t` (wall clock) are pruned.
     Interval { prune_before_ns: Option<u64> },
-    /// The poll at shutdown: everything reported so far is read now.
+    /// The poll at shutdown (no pruning).
     Last,
 }
 
@@ -275,25 +281,21 @@ impl Reader {
             PollKind::Interval { prune_before_ns } => prune_before_ns,
             PollKind::Last => None,
         };
-        let last = kind == PollKind::Last;
+        // Close the epoch, then give the program runs that read it before the bump time to
+        // finish their updates; the collector then reads the set of the epoch just closed.
+        self.next_epoch()?;
+        std::thread::sleep(EPOCH_GRACE);
         let mut deltas = Vec::new();
         if self.epochs.walk_now(lost, too_many_known) {
             self.walk(clock, prune_before_ns, &mut deltas)?;
         } else {
-            // The collector reads the active set of the epoch that closed at the previous poll.
             self.collect(clock, ebpf, &mut deltas)?;
-            if last {
-                // And, at the last poll, the current epoch's set: closed first.
-                self.next_epoch()?;
-                self.collect(clock, ebpf, &mut deltas)?;
-            }
             if let Some(before) = prune_before_ns
                 && self.epochs.polls().is_multiple_of(PRUNE_EVERY)
             {
-                self.prune(clock, before)?;
+                self.prune(clock, before, &mut deltas)?;
             }
         }
-        self.next_epoch()?;
         Ok(deltas)
     }
 
@@ -307,7 +309,7 @@ impl Reader {
         })
     }
 
-    /// Runs the collector until it has read every flow of the previous epoch's active set (or
+    /// Runs the collector until it has read every flow of the just-closed epoch's active set (or
     /// [`COLLECT_RUNS`] times), draining `NBAD_READS` after each run.
     fn collect(
         &mut self,
@@ -405,17 +407,20 @@ impl Reader {
     }
 
     /// Removes the flows idle since before `before_ns`.
-    fn prune(&mut self, clock: &KernelClock, before_ns: u64) -> Result<(), XdpError> {
+    fn prune(&mut self, clock: &KernelClock, before_ns: u64, deltas: &mut Vec<FlowDelta>) -> Result<(), XdpError> {
         let stale: Vec<FlowKey> = self
             .known
             .iter()
             .filter(|(_, totals)| totals.last_wall_ns(clock) < before_ns)
             .map(|(key, _)| *key)
             .collect();
+        // Read once more as they go: a packet whose update landed after its epoch was read
+        // (past EPOCH_GRACE) would otherwise be lost with the entry.
         for key in &stale {
-            self.known.remove(key);
+            deltas.extend(self.forget(key, clock)?);
+            self.stats.pruned += 1;
         }
-        self.remove_flows(&stale)
+        Ok(())
     }
 
     fn remove_flows(&mut self, keys: &[FlowKey]) -> Result<(), XdpError> {
