@@ -407,7 +407,12 @@ impl Reader {
     }
 
     /// Removes the flows idle since before `before_ns`.
-    fn prune(&mut self, clock: &KernelClock, before_ns: u64, deltas: &mut Vec<FlowDelta>) -> Result<(), XdpError> {
+    fn prune(
+        &mut self,
+        clock: &KernelClock,
+        before_ns: u64,
+        deltas: &mut Vec<FlowDelta>,
+    ) -> Result<(), XdpError> {
         let stale: Vec<FlowKey> = self
             .known
             .iter()
