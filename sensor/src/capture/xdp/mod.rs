@@ -33,6 +33,7 @@ mod loader;
 pub mod object;
 mod reader;
 pub mod source;
+mod totals;
 
 use std::fmt;
 
