@@ -267,6 +267,53 @@ fn kernel_flow_keys_match_the_userspace_decoder_for_crafted_frames() {
     assert_eq!(c.get(XdpCounter::Malformed), 2, "IHL 4, TCP data offset 4: {c:?}");
 }
 
+/// The poller reads the flows the program marked active, not the whole map: once the flows
+/// have been read, polls of an idle link read nothing, and a new packet gets its flow (and only
+/// flows with news) read again, counted exactly.
+#[test]
+fn polls_read_only_the_flows_that_had_packets_since_they_were_last_read() {
+    let Some(link) = VethLink::create('e') else { return };
+    let mut capture =
+        XdpCapture::attach(&link.host, XdpMode::Native, &XdpSettings::default()).expect("attach");
+    let datagram = |sport: u16, seq: u8| {
+        let packet = ipv4(link.v4_ns, link.v4_host, 17, &[], 0, &udp(sport, 9997, &[seq; 32]));
+        eth(&link, &[], 0x0800, &packet)
+    };
+    let ports = [41001, 41002, 41003];
+    let frames: Vec<Vec<u8>> = ports
+        .iter()
+        .flat_map(|&p| (0..4).map(move |seq| (p, seq)))
+        .map(|(p, seq)| datagram(p, seq))
+        .collect();
+    link.send_raw(frames.iter().map(Vec::as_slice));
+    let keys = ports.map(|p| key_v4(link.v4_host, 9997, link.v4_ns, p, 17));
+    let flows = settle(&mut capture, &keys.map(|k| (k, 4)));
+    for key in &keys {
+        assert_eq!((flow(&flows, key).packets, flow(&flows, key).bytes), ([0, 4], [0, 4 * 60]));
+    }
+
+    // Any mark still due is read by the next poll; after that an idle link costs no reads.
+    capture.poll_flows().expect("poll");
+    let before = capture.poll_stats();
+    for _ in 0..5 {
+        assert_eq!(capture.poll_flows().expect("poll"), Vec::new(), "nothing new");
+    }
+    let idle = capture.poll_stats();
+    assert_eq!(idle.flows_read, before.flows_read, "idle flows are not read: {idle:?}");
+    assert_eq!(idle.full_walks, 0, "no walk of the whole map: {idle:?}");
+
+    link.send_raw([datagram(41002, 9).as_slice()]);
+    let after = settle(&mut capture, &[(keys[1], 1)]);
+    assert_eq!((flow(&after, &keys[1]).packets, flow(&after, &keys[1]).bytes), ([0, 1], [0, 60]));
+    assert!(after.iter().all(|f| f.key != keys[0] && f.key != keys[2]), "{after:?}");
+    let stats = capture.poll_stats();
+    assert!(stats.flows_read > idle.flows_read, "{stats:?}");
+    assert!(stats.flows_read - idle.flows_read <= after.len() as u64, "only flows with news: {stats:?}");
+    let c = capture.counters().expect("counters");
+    assert!(c.get(XdpCounter::ActiveReported) >= 4, "one mark per flow and epoch: {c:?}");
+    assert_eq!(c.get(XdpCounter::ActiveFull), 0, "{c:?}");
+}
+
 #[test]
 fn token_bucket_bounds_dns_samples_beyond_the_flow_start() {
     let Some(link) = VethLink::create('c') else { return };

@@ -94,6 +94,7 @@ fn xdp_on_a_mirror_port_sees_both_directions_and_counts_like_libpcap() -> Result
         samples_reach_userspace(&stats_path),
     );
     check("SSH on port 443 raises a protocol_mismatch alert (libpcap sensor)", ssh_on_443_alerts(&pcap));
+    check("SSH on port 443 raises a protocol_mismatch alert from XDP's samples", ssh_on_443_alerts(&xdp));
     if !failures.is_empty() {
         bail!("{}\n\nXDP records:\n{}", failures.join("\n"), summarize(&xdp.records));
     }
@@ -101,14 +102,14 @@ fn xdp_on_a_mirror_port_sees_both_directions_and_counts_like_libpcap() -> Result
 }
 
 /// Real OpenSSH on port 443 is identified from its banner and alerted on.
-fn ssh_on_443_alerts(pcap: &SensorOutput) -> Result<()> {
-    let hit = pcap.alerts.iter().any(|a| {
+fn ssh_on_443_alerts(sensor: &SensorOutput) -> Result<()> {
+    let hit = sensor.alerts.iter().any(|a| {
         a["rule"]["name"] == "protocol_mismatch"
             && a["destination"]["port"] == 443
             && a["nbad"]["evidence"]["details"]["protocol"] == "ssh"
     });
     if !hit {
-        bail!("no protocol_mismatch alert for SSH on 443; alerts: {:?}", pcap.alerts);
+        bail!("no protocol_mismatch alert for SSH on 443; alerts: {:?}", sensor.alerts);
     }
     Ok(())
 }

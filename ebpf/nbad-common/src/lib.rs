@@ -35,6 +35,27 @@ pub const FLOWS_MAP_NAME: &str = "NBAD_FLOWS";
 /// Name of the ring buffer carrying [`SampleRecord`]s to userspace.
 pub const SAMPLES_MAP_NAME: &str = "NBAD_SAMPLES";
 
+/// Names of the two hashes `FlowKey` → epoch (`u32`) that hold the flows marked active, one per
+/// epoch parity: the program inserts into `ACTIVE_MAP_NAMES[epoch % 2]`, and
+/// [`COLLECT_PROGRAM_NAME`] reads and empties the other one once its epoch has closed.
+pub const ACTIVE_MAP_NAMES: [&str; 2] = ["NBAD_ACTIVE_0", "NBAD_ACTIVE_1"];
+
+/// Name of the ring buffer carrying [`ReadRecord`]s from [`COLLECT_PROGRAM_NAME`] to userspace.
+pub const READS_MAP_NAME: &str = "NBAD_READS";
+
+/// Name of the XDP program userspace runs with `BPF_PROG_TEST_RUN` at every poll (it is never
+/// attached): it walks the one of [`ACTIVE_MAP_NAMES`] that belongs to the epoch before
+/// [`XdpConfig::epoch`], writes the totals of each flow in it to [`READS_MAP_NAME`] and removes
+/// the flow from it. It returns [`COLLECT_DONE`] or [`COLLECT_RING_FULL`].
+pub const COLLECT_PROGRAM_NAME: &str = "nbad_collect";
+
+/// [`COLLECT_PROGRAM_NAME`]'s return value when every active flow was written.
+pub const COLLECT_DONE: u32 = 0;
+/// Its return value when [`READS_MAP_NAME`] filled up: userspace drains it and runs it again.
+pub const COLLECT_RING_FULL: u32 = 1;
+/// Most CPUs whose copies [`COLLECT_PROGRAM_NAME`] sums; the loader refuses more.
+pub const COLLECT_MAX_CPUS: u32 = 256;
+
 /// Name of the one-slot array holding the [`XdpConfig`].
 pub const CONFIG_MAP_NAME: &str = "NBAD_CONFIG";
 
@@ -50,6 +71,9 @@ pub const FLOWS_DEFAULT_MAX_ENTRIES: u32 = 65_536;
 /// Size of [`SAMPLES_MAP_NAME`] in the object, in bytes (a power-of-two number of pages);
 /// the loader overrides it from settings.
 pub const SAMPLES_DEFAULT_BYTES: u32 = 1 << 20;
+
+/// Size of [`READS_MAP_NAME`], in bytes: 32 768 records of 128 bytes.
+pub const READS_BYTES: u32 = 1 << 22;
 
 /// Most bytes of a frame a sample carries; the size of [`SampleRecord::data`].
 pub const SAMPLE_MAX_LEN: usize = 256;
@@ -149,6 +173,10 @@ impl FlowKey {
 ///
 /// Timestamps are `bpf_ktime_get_ns` (CLOCK_MONOTONIC) nanoseconds; 0 means "no packet in
 /// that direction on this CPU yet".
+///
+/// `marked_epoch` is the program's own bookkeeping, not a counter: the [`XdpConfig::epoch`] in
+/// which this CPU last marked the flow in [`ACTIVE_MAP_NAMES`]. A new entry starts at 0, which
+/// no epoch ever is, so its first packet always marks it.
 #[repr(C)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct FlowCounters {
@@ -162,8 +190,10 @@ pub struct FlowCounters {
     pub last_ns: [u64; 2],
     /// TCP flags seen per direction, OR-ed (0 for other protocols).
     pub tcp_flags: [u8; 2],
-    /// Explicit padding to the 8-byte alignment; always zero.
-    pub pad: [u8; 6],
+    /// Explicit padding; always zero.
+    pub pad: [u8; 2],
+    /// The epoch in which this CPU last marked the flow in [`ACTIVE_MAP_NAMES`] (0: never).
+    pub marked_epoch: u32,
 }
 
 const _: () = assert!(size_of::<FlowCounters>() == 72);
@@ -175,6 +205,7 @@ const _: () = {
     assert!(offset_of!(FlowCounters, last_ns) == 48);
     assert!(offset_of!(FlowCounters, tcp_flags) == 64);
     assert!(offset_of!(FlowCounters, pad) == 66);
+    assert!(offset_of!(FlowCounters, marked_epoch) == 68);
 };
 
 impl FlowCounters {
@@ -188,8 +219,27 @@ impl FlowCounters {
         first_ns: [0; 2],
         last_ns: [0; 2],
         tcp_flags: [0; 2],
-        pad: [0; 6],
+        pad: [0; 2],
+        marked_epoch: 0,
     };
+
+    /// Adds one CPU's counters for the same flow: packets and bytes add, the first stamp is the
+    /// earliest non-zero one, the last stamp the latest, flags OR. `marked_epoch` is left alone.
+    /// Both the collector program and userspace sum CPUs with this.
+    #[inline(always)]
+    pub fn accumulate(&mut self, c: &Self) {
+        for d in 0..2 {
+            self.packets[d] += c.packets[d];
+            self.bytes[d] += c.bytes[d];
+            self.tcp_flags[d] |= c.tcp_flags[d];
+            if c.first_ns[d] != 0 && (self.first_ns[d] == 0 || c.first_ns[d] < self.first_ns[d]) {
+                self.first_ns[d] = c.first_ns[d];
+            }
+            if c.last_ns[d] > self.last_ns[d] {
+                self.last_ns[d] = c.last_ns[d];
+            }
+        }
+    }
 
     /// Reads one CPU's counters from their map bytes.
     #[must_use]
@@ -201,7 +251,8 @@ impl FlowCounters {
             first_ns: pair(32),
             last_ns: pair(48),
             tcp_flags: [b[64], b[65]],
-            pad: [0; 6],
+            pad: [0; 2],
+            marked_epoch: u32::from_ne_bytes(arr(b, 68)),
         }
     }
 
@@ -219,6 +270,7 @@ impl FlowCounters {
         }
         out[64] = self.tcp_flags[0];
         out[65] = self.tcp_flags[1];
+        out[68..72].copy_from_slice(&self.marked_epoch.to_ne_bytes());
         out
     }
 }
@@ -240,11 +292,14 @@ pub struct XdpConfig {
     pub rate_per_sec: u32,
     /// Token-bucket depth: always-sampled packets allowed in a burst, per CPU.
     pub burst: u32,
-    /// Explicit padding; always zero.
-    pub pad: u32,
+    /// The current epoch, bumped by userspace at every poll; never 0. The first packet of a
+    /// flow on a CPU in an epoch marks it in [`ACTIVE_MAP_NAMES`] (see
+    /// [`FlowCounters::marked_epoch`]).
+    pub epoch: u32,
 }
 
 const _: () = assert!(size_of::<XdpConfig>() == 24);
+const _: () = assert!(offset_of!(XdpConfig, epoch) == 20);
 
 impl XdpConfig {
     /// Size of the value in map memory.
@@ -260,7 +315,7 @@ impl XdpConfig {
         sample_len: 256,
         rate_per_sec: 200,
         burst: 64,
-        pad: 0,
+        epoch: 1,
     };
 
     /// The value's bytes as the kernel stores them.
@@ -273,12 +328,48 @@ impl XdpConfig {
             self.sample_len,
             self.rate_per_sec,
             self.burst,
-            self.pad,
+            self.epoch,
         ];
         for (i, v) in fields.into_iter().enumerate() {
             out[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
         }
         out
+    }
+}
+
+/// One record in [`READS_MAP_NAME`]: a flow's counters summed over the CPUs (packets and bytes
+/// added, first stamps the earliest non-zero, last stamps the latest, flags OR-ed;
+/// `marked_epoch` is 0).
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ReadRecord {
+    /// The flow.
+    pub key: FlowKey,
+    /// Explicit padding; always zero.
+    pub pad: [u8; 4],
+    /// The totals.
+    pub totals: FlowCounters,
+}
+
+const _: () = assert!(size_of::<ReadRecord>() == 120);
+const _: () = {
+    assert!(offset_of!(ReadRecord, key) == 0);
+    assert!(offset_of!(ReadRecord, totals) == 48);
+};
+
+impl ReadRecord {
+    /// Size of the record in the ring (without the ring's own 8-byte header).
+    pub const LEN: usize = size_of::<Self>();
+
+    /// Reads a record from the start of its ring bytes; `None` when they are too short.
+    #[must_use]
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let b = prefix::<{ Self::LEN }>(b)?;
+        Some(Self {
+            key: FlowKey::from_bytes(&arr(b, 0)),
+            pad: [0; 4],
+            totals: FlowCounters::from_bytes(&arr(b, 48)),
+        })
     }
 }
 
@@ -344,7 +435,7 @@ impl SampleHeader {
     /// Reads the header from the start of a ring buffer record; `None` when it is too short.
     #[must_use]
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let b: &[u8; Self::LEN] = b.get(..Self::LEN)?.try_into().ok()?;
+        let b = prefix::<{ Self::LEN }>(b)?;
         Some(Self {
             ts_ns: u64::from_ne_bytes(arr(b, 0)),
             wire_len: u32::from_ne_bytes(arr(b, 8)),
@@ -375,7 +466,8 @@ const _: () = assert!(align_of::<SampleRecord>() == 8);
 ///
 /// Every frame bumps `Seen` and exactly one of `Parsed`, `NotIp`, `Truncated`, `Malformed`.
 /// A parsed packet may further bump `FlowMapFull` (not accounted), and `Sampled`, `RingFull`
-/// or `RateLimited` (sampling outcome, at most one).
+/// or `RateLimited` (sampling outcome, at most one). `ActiveReported` and `ActiveFull` count
+/// the flow's mark in [`ACTIVE_MAP_NAMES`] (at most one per packet, most packets neither).
 #[repr(u32)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum XdpCounter {
@@ -397,6 +489,11 @@ pub enum XdpCounter {
     Sampled = 7,
     /// IP packets with an impossible header (IPv4 IHL < 5, TCP data offset < 5, wrong version).
     Malformed = 8,
+    /// Flows marked active for an epoch in [`ACTIVE_MAP_NAMES`].
+    ActiveReported = 9,
+    /// Marks lost because the epoch's active set was full; userspace then walks the whole flow
+    /// map instead (and the flow's next packet tries again).
+    ActiveFull = 10,
 }
 
 impl XdpCounter {
@@ -411,6 +508,8 @@ impl XdpCounter {
         Self::RateLimited,
         Self::Sampled,
         Self::Malformed,
+        Self::ActiveReported,
+        Self::ActiveFull,
     ];
 
     /// The counter's name in statistics (snake case, stable).
@@ -431,10 +530,12 @@ pub const XDP_COUNTER_NAMES: [&str; XDP_COUNTER_SLOTS as usize] = [
     "rate_limited",
     "sampled",
     "malformed",
+    "active_reported",
+    "active_full",
 ];
 
 /// Number of slots in the counters map.
-pub const XDP_COUNTER_SLOTS: u32 = 9;
+pub const XDP_COUNTER_SLOTS: u32 = 11;
 
 const _: () = {
     let mut i = 0;
@@ -486,6 +587,11 @@ pub const fn icmp_counterpart(v6: bool, icmp_type: u8) -> Option<u8> {
     Some(counterpart)
 }
 
+/// The first `N` bytes of `b`, `None` when it is shorter.
+fn prefix<const N: usize>(b: &[u8]) -> Option<&[u8; N]> {
+    b.get(..N)?.try_into().ok()
+}
+
 /// `N` bytes of `b` from `at`. Callers pass constant offsets inside `b`.
 fn arr<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     let mut out = [0; N];
@@ -523,9 +629,21 @@ mod tests {
             first_ns: [5, 6],
             last_ns: [7, 8],
             tcp_flags: [0x12, 0x18],
-            pad: [0; 6],
+            pad: [0; 2],
+            marked_epoch: 9,
         };
         assert_eq!(FlowCounters::from_bytes(&c.to_bytes()), c);
+    }
+
+    #[test]
+    fn read_record_is_read_from_its_ring_bytes() {
+        let key = FlowKey { port_lo: 53, proto: 17, ip_version: IP_V4, ..FlowKey::default() };
+        let totals = FlowCounters { packets: [1, 2], bytes: [60, 120], ..FlowCounters::ZERO };
+        let mut bytes = [0u8; ReadRecord::LEN];
+        bytes[..FlowKey::LEN].copy_from_slice(&key.to_bytes());
+        bytes[48..].copy_from_slice(&totals.to_bytes());
+        assert_eq!(ReadRecord::from_bytes(&bytes), Some(ReadRecord { key, pad: [0; 4], totals }));
+        assert_eq!(ReadRecord::from_bytes(&bytes[..100]), None);
     }
 
     #[test]

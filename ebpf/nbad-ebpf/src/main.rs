@@ -4,9 +4,11 @@
 //! This crate owns the kernel side of XDP capture and nothing else. For each frame [`parse`]
 //! builds the same canonical [`FlowKey`] as the sensor's userspace decoder
 //! (`sensor/src/decode/mod.rs`); [`account`] adds the packet to the flow's per-CPU
-//! [`FlowCounters`] in `NBAD_FLOWS`; [`sample`] may copy the frame's first bytes to the
-//! `NBAD_SAMPLES` ring buffer. A second program, [`nbad_clock`], is never attached: userspace
-//! runs it to read the kernel clock.
+//! [`FlowCounters`] in `NBAD_FLOWS` and, on the flow's first packet on this CPU in the current
+//! epoch, adds the flow to that epoch's active set ([`mark_active`]); [`sample`] may copy the frame's
+//! first bytes to the `NBAD_SAMPLES` ring buffer. Two more programs are never attached:
+//! userspace runs [`nbad_clock`] to read the kernel clock, and [`collect::nbad_collect`] at every
+//! poll to read the flows marked since it last ran.
 //!
 //! Invariants:
 //! - It fails open: every path, including a frame it cannot parse or account, returns
@@ -19,6 +21,11 @@
 //! - Map and program names come from `nbad-common`; the attribute macros take only literals,
 //!   so the literals here are checked against those constants at compile time.
 //! - Only helpers that are not GPL-only are called (see [`LICENSE`]).
+//! - The active mark costs one compare per packet: it is written only when the entry's
+//!   `marked_epoch` differs from the epoch in `NBAD_CONFIG` (userspace bumps it at every poll),
+//!   so at most once per flow, CPU and poll interval. A mark that cannot be stored is counted as
+//!   `ActiveFull`; the entry stays unmarked, so the flow's next packet tries again, and userspace
+//!   reads the whole flow map when it sees the counter move.
 //!
 //! Where the key can differ from userspace's (documented so nobody is surprised):
 //! - later IPv4/IPv6 fragments are accounted with ports 0 (userspace remembers the first
@@ -28,6 +35,7 @@
 #![no_std]
 #![no_main]
 
+mod collect;
 mod parse;
 mod sample;
 
@@ -35,17 +43,18 @@ use aya_ebpf::{
     bindings::{BPF_NOEXIST, xdp_action},
     helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
-    maps::{Array, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
 use nbad_common::{
-    CLOCK_MAP_NAME, CLOCK_PROGRAM_NAME, CONFIG_MAP_NAME, COUNTERS_MAP_NAME, FLOWS_DEFAULT_MAX_ENTRIES,
-    FLOWS_MAP_NAME, FlowCounters, FlowKey, RATE_MAP_NAME, SAMPLES_DEFAULT_BYTES, SAMPLES_MAP_NAME,
-    XDP_COUNTER_SLOTS, XDP_PROGRAM_NAME, XdpConfig, XdpCounter,
+    ACTIVE_MAP_NAMES, CLOCK_MAP_NAME, CLOCK_PROGRAM_NAME, COLLECT_PROGRAM_NAME, CONFIG_MAP_NAME,
+    COUNTERS_MAP_NAME, FLOWS_DEFAULT_MAX_ENTRIES, FLOWS_MAP_NAME, FlowCounters, FlowKey, RATE_MAP_NAME,
+    READS_BYTES, READS_MAP_NAME, SAMPLES_DEFAULT_BYTES, SAMPLES_MAP_NAME, XDP_COUNTER_SLOTS,
+    XDP_PROGRAM_NAME, XdpConfig, XdpCounter,
 };
 
 use parse::{Packet, Skip, parse};
-use sample::{TokenBucket, sample};
+use sample::{TokenBucket, config, sample};
 
 /// Outcome counters, one `u64` per [`XdpCounter`] slot and CPU; userspace sums the CPUs.
 ///
@@ -56,14 +65,30 @@ static NBAD_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XDP_COUNT
 /// Per-flow, per-CPU counters. LRU: when full, the least recently used flow is evicted (its
 /// counts are lost unless userspace polled them), so an insert fails only in corner cases.
 #[map]
-static NBAD_FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
+pub(crate) static NBAD_FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
     LruPerCpuHashMap::with_max_entries(FLOWS_DEFAULT_MAX_ENTRIES, 0);
 
 /// Samples for userspace, one fixed-size [`nbad_common::SampleRecord`] each.
 #[map]
 pub(crate) static NBAD_SAMPLES: RingBuf = RingBuf::with_byte_size(SAMPLES_DEFAULT_BYTES, 0);
 
-/// Slot 0: the [`XdpConfig`] written by userspace before it attaches the program.
+/// The flows marked in even epochs (key → epoch); the loader sizes it like `NBAD_FLOWS`.
+/// [`collect::nbad_collect`] empties it while odd epochs run.
+#[map]
+pub(crate) static NBAD_ACTIVE_0: HashMap<FlowKey, u32> =
+    HashMap::with_max_entries(FLOWS_DEFAULT_MAX_ENTRIES, 0);
+
+/// The flows marked in odd epochs.
+#[map]
+pub(crate) static NBAD_ACTIVE_1: HashMap<FlowKey, u32> =
+    HashMap::with_max_entries(FLOWS_DEFAULT_MAX_ENTRIES, 0);
+
+/// Flow totals from [`collect::nbad_collect`] to userspace.
+#[map]
+pub(crate) static NBAD_READS: RingBuf = RingBuf::with_byte_size(READS_BYTES, 0);
+
+/// Slot 0: the [`XdpConfig`] written by userspace before it attaches the program, and again
+/// at every poll with the next epoch.
 #[map]
 pub(crate) static NBAD_CONFIG: Array<XdpConfig> = Array::with_max_entries(1, 0);
 
@@ -80,6 +105,10 @@ static NBAD_CLOCK: Array<u64> = Array::with_max_entries(1, 0);
 const _: () = assert!(str_eq(COUNTERS_MAP_NAME, "NBAD_COUNTERS"));
 const _: () = assert!(str_eq(FLOWS_MAP_NAME, "NBAD_FLOWS"));
 const _: () = assert!(str_eq(SAMPLES_MAP_NAME, "NBAD_SAMPLES"));
+const _: () = assert!(str_eq(ACTIVE_MAP_NAMES[0], "NBAD_ACTIVE_0"));
+const _: () = assert!(str_eq(ACTIVE_MAP_NAMES[1], "NBAD_ACTIVE_1"));
+const _: () = assert!(str_eq(READS_MAP_NAME, "NBAD_READS"));
+const _: () = assert!(str_eq(COLLECT_PROGRAM_NAME, "nbad_collect"));
 const _: () = assert!(str_eq(CONFIG_MAP_NAME, "NBAD_CONFIG"));
 const _: () = assert!(str_eq(RATE_MAP_NAME, "NBAD_RATE"));
 const _: () = assert!(str_eq(CLOCK_MAP_NAME, "NBAD_CLOCK"));
@@ -89,7 +118,8 @@ const _: () = assert!(str_eq(CLOCK_PROGRAM_NAME, "nbad_clock"));
 /// License string the kernel reads from the object's `license` section.
 ///
 /// The helpers used (map access, `bpf_ktime_get_ns`, `bpf_ringbuf_*`, `bpf_xdp_load_bytes`,
-/// `bpf_xdp_get_buff_len`) are not GPL-only, so the program declares the project's own
+/// `bpf_xdp_get_buff_len`, and in the collector `bpf_for_each_map_elem`, `bpf_loop` and
+/// `bpf_map_lookup_percpu_elem`) are not GPL-only, so the program declares the project's own
 /// license. A GPL-only helper (`bpf_trace_printk`, `bpf_perf_event_output`, ...) would need a
 /// GPL-compatible string here, and a licensing decision first.
 #[unsafe(link_section = "license")]
@@ -130,11 +160,13 @@ fn try_nbad_xdp(ctx: &XdpContext) -> Result<(), Skip> {
     Ok(())
 }
 
-/// Adds the packet to its flow (creating the flow if needed) and samples it if due.
+/// Adds the packet to its flow (creating the flow if needed), reports the flow active if this
+/// CPU has not yet done so in the current epoch, and samples the packet if due.
 #[inline(always)]
 fn account(ctx: &XdpContext, packet: &Packet) {
     // SAFETY: reads the monotonic clock; no memory is involved.
     let now = unsafe { bpf_ktime_get_ns() };
+    let config = config();
     let Some(counters) = flow_counters(&packet.key) else {
         count(XdpCounter::FlowMapFull);
         return;
@@ -148,7 +180,7 @@ fn account(ctx: &XdpContext, packet: &Packet) {
     // SAFETY: the value is this CPU's copy in a per-CPU map, and an XDP program is not
     // preempted or nested on its CPU, so nothing else writes it while we do. (Userspace may
     // read it concurrently and see a half-updated flow; it polls again later.)
-    let local_packets = unsafe {
+    let (local_packets, marked) = unsafe {
         let c = &mut *counters;
         c.packets[dir] += 1;
         c.bytes[dir] += u64::from(packet.ip_len);
@@ -157,10 +189,35 @@ fn account(ctx: &XdpContext, packet: &Packet) {
         }
         c.last_ns[dir] = now;
         c.tcp_flags[dir] |= packet.tcp_flags;
-        c.packets[dir]
+        (c.packets[dir], c.marked_epoch == config.epoch)
     };
-    sample(ctx, packet, dir, now, local_packets);
+    if !marked {
+        mark_active(&packet.key, config.epoch, counters);
+    }
+    sample(ctx, packet, dir, now, local_packets, &config);
 }
+
+/// Adds `key` to the active set of `epoch` and marks this CPU's entry, so that the flow's later
+/// packets in the same epoch skip this. A full set leaves the entry unmarked.
+#[inline(always)]
+fn mark_active(key: &FlowKey, epoch: u32, counters: *mut FlowCounters) {
+    let set = if epoch & 1 == 0 { &NBAD_ACTIVE_0 } else { &NBAD_ACTIVE_1 };
+    // Another CPU may have added the flow in this epoch already (EEXIST): it is in the set.
+    match set.insert(key, epoch, u64::from(BPF_NOEXIST)) {
+        Ok(()) => {}
+        Err(err) if err == -EEXIST => {}
+        Err(_) => {
+            count(XdpCounter::ActiveFull);
+            return;
+        }
+    }
+    // SAFETY: this CPU's copy in a per-CPU map, as in `account`.
+    unsafe { (*counters).marked_epoch = epoch };
+    count(XdpCounter::ActiveReported);
+}
+
+/// `EEXIST` from `errno.h`: the key is already in the map.
+const EEXIST: i32 = 17;
 
 /// This CPU's counters for `key`, inserting zeroed counters for a new flow.
 #[inline(always)]

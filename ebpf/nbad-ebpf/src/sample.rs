@@ -33,8 +33,14 @@ pub(crate) struct TokenBucket {
 
 /// Copies the frame's first bytes to the ring buffer if the packet is due a sample.
 #[inline(always)]
-pub(crate) fn sample(ctx: &XdpContext, packet: &Packet, dir: usize, now: u64, local_packets: u64) {
-    let config = config();
+pub(crate) fn sample(
+    ctx: &XdpContext,
+    packet: &Packet,
+    dir: usize,
+    now: u64,
+    local_packets: u64,
+    config: &XdpConfig,
+) {
     let reason = if local_packets <= u64::from(config.samples_per_direction) {
         SampleReason::FlowStart
     } else {
@@ -44,7 +50,7 @@ pub(crate) fn sample(ctx: &XdpContext, packet: &Packet, dir: usize, now: u64, lo
             Class::IcmpEcho => SampleReason::IcmpEcho,
         }
     };
-    if reason != SampleReason::FlowStart && !take_token(now, &config) {
+    if reason != SampleReason::FlowStart && !take_token(now, config) {
         count(XdpCounter::RateLimited);
         return;
     }
@@ -93,7 +99,7 @@ pub(crate) fn sample(ctx: &XdpContext, packet: &Packet, dir: usize, now: u64, lo
 
 /// The settings userspace wrote, or the defaults when it wrote none.
 #[inline(always)]
-fn config() -> XdpConfig {
+pub(crate) fn config() -> XdpConfig {
     match NBAD_CONFIG.get(0) {
         Some(config) if config.configured != 0 => *config,
         _ => XdpConfig::DEFAULT,

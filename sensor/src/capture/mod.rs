@@ -77,6 +77,13 @@ pub trait PacketSource {
     fn idle_clock_ns(&self) -> Option<u64> {
         None
     }
+
+    /// Hands over the packet samples taken since the last call (time, frame
+    /// from its link header on) and forgets them. A source whose packets are
+    /// already aggregated (XDP) samples the few that detectors read whole: the
+    /// first packets of each flow direction, DNS, ICMP echo. Sources that hand
+    /// over every packet have none.
+    fn take_samples(&mut self, _f: &mut dyn FnMut(u64, &[u8])) {}
 }
 
 /// Errors of packet sources. Each names the file or interface it concerns.

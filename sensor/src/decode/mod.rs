@@ -164,6 +164,20 @@ impl Decoder {
         result
     }
 
+    /// A decoder with the same tunnel settings, fresh tables and counters.
+    #[must_use]
+    pub fn clone_settings(&self) -> Self {
+        Self {
+            gre: self.gre,
+            vxlan_ports: self.vxlan_ports.clone(),
+            fragments: FragmentTracker::new(FRAGMENT_SLOTS),
+            counters: DecodeCounters::default(),
+            frame_base: 0,
+            last_l4: None,
+            last_src: None,
+        }
+    }
+
     /// Where the transport of the last frame decoded lies (`None` for a
     /// failed frame, a later fragment, or a protocol without one).
     #[must_use]

@@ -176,6 +176,9 @@ fn capture_loop<S: PacketSource>(
 ) -> anyhow::Result<CaptureCounters> {
     let mut c = CaptureCounters::default();
     let mut loss = AckTracker::new();
+    // Decodes the XDP path's samples for the observer; its counters are not
+    // the capture's (the kernel counted those packets already).
+    let mut sample_decoder = decoder.clone_settings();
     let mut since_housekeeping = 0u32;
     let mut last_report = Instant::now();
     loop {
@@ -217,10 +220,8 @@ fn capture_loop<S: PacketSource>(
             Next::Decoded(metas) => {
                 push_decoded(metas, &mut c, decoder, dispatcher)?;
                 since_housekeeping += u32::try_from(metas.len()).unwrap_or(u32::MAX);
-                if let Some(link) = obs.as_deref_mut()
-                    && link.observer.new_second(dispatcher.now_ns())
-                {
-                    link.send(dispatcher.now_ns())?;
+                if let Some(link) = obs.as_deref_mut() {
+                    observe_samples(source, link, &mut sample_decoder, dispatcher)?;
                 }
                 false
             }
@@ -258,9 +259,33 @@ fn capture_loop<S: PacketSource>(
     if let Next::Decoded(metas) = source.flush()? {
         push_decoded(metas, &mut c, decoder, dispatcher)?;
     }
+    if let Some(link) = obs.as_deref_mut() {
+        observe_samples(source, link, &mut sample_decoder, dispatcher)?;
+    }
     take_source_stats(source, &mut c, hub);
     hub.publish_capture_loss(&loss.counters, true);
     Ok(c)
+}
+
+/// Shows the source's packet samples (the XDP path's) to the observer, and
+/// sends the observations when a batch is full or a second has begun.
+fn observe_samples<S: PacketSource>(
+    source: &mut S,
+    link: &mut ObsLink,
+    decoder: &mut Decoder,
+    dispatcher: &Dispatcher,
+) -> anyhow::Result<()> {
+    let mut full = false;
+    source.take_samples(&mut |ts_ns, frame| {
+        if let Ok(mut meta) = decoder.decode(crate::capture::LinkType::Ethernet, ts_ns, frame) {
+            meta.hash = dispatcher.hash(&meta.key);
+            full |= link.observer.packet(&meta, decoder.last_l4(), frame);
+        }
+    });
+    if full || link.observer.new_second(dispatcher.now_ns()) {
+        link.send(dispatcher.now_ns())?;
+    }
+    Ok(())
 }
 
 /// Copies the source's own counters (drops, cut files) into the capture

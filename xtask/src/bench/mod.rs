@@ -79,6 +79,11 @@ pub struct BenchArgs {
     /// Measure alert delivery instead: alerts/s per sink to local receivers (see `delivery`).
     #[arg(long)]
     delivery: bool,
+    /// With `--live`: replay a synthetic capture instead, small UDP frames round-robin over N
+    /// concurrent flows (`--live-packets` of them, default 3 000 000).
+    #[arg(long, value_name = "N", requires = "live",
+          value_parser = clap::value_parser!(u64).range(1..=live::synthetic::MAX_FLOWS))]
+    live_flows: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -129,6 +129,12 @@ pub enum XdpError {
         /// aya's error.
         source: ProgramError,
     },
+    /// Running the collector program to read the active flows failed.
+    #[error("reading the active flows (BPF_PROG_TEST_RUN of nbad_collect) failed: {source}")]
+    Collect {
+        /// aya's error.
+        source: ProgramError,
+    },
 }
 
 /// Classifies a failure of `EbpfLoader::load` (map and BTF creation).

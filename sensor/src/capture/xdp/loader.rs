@@ -24,8 +24,8 @@ use aya::programs::xdp::XdpLinkId;
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use nbad_common::{
-    CLOCK_MAP_NAME, CLOCK_PROGRAM_NAME, CONFIG_MAP_NAME, FLOWS_MAP_NAME, SAMPLES_MAP_NAME, XDP_PROGRAM_NAME,
-    XdpConfig,
+    ACTIVE_MAP_NAMES, CLOCK_MAP_NAME, CLOCK_PROGRAM_NAME, COLLECT_MAX_CPUS, COLLECT_PROGRAM_NAME,
+    CONFIG_MAP_NAME, FLOWS_MAP_NAME, SAMPLES_MAP_NAME, XDP_PROGRAM_NAME, XdpConfig,
 };
 
 use super::error::{XdpError, classify_attach, classify_load, classify_program_load};
@@ -35,7 +35,8 @@ use super::{AttachedMode, XdpMode};
 /// Clock measurements per calibration; the tightest one wins.
 const CLOCK_ROUNDS: usize = 5;
 
-/// Creates the object's maps, `NBAD_FLOWS` and `NBAD_SAMPLES` sized as given.
+/// Creates the object's maps, `NBAD_FLOWS` and `NBAD_SAMPLES` sized as given and the two active
+/// sets like `NBAD_FLOWS` (each can hold every flow once).
 pub(super) fn load(flow_map_entries: u32, sample_ring_bytes: u32) -> Result<Ebpf, XdpError> {
     if EBPF_OBJECT.is_empty() {
         return Err(XdpError::NoProgram);
@@ -43,11 +44,14 @@ pub(super) fn load(flow_map_entries: u32, sample_ring_bytes: u32) -> Result<Ebpf
     EbpfLoader::new()
         .map_max_entries(FLOWS_MAP_NAME, flow_map_entries)
         .map_max_entries(SAMPLES_MAP_NAME, sample_ring_bytes)
+        .map_max_entries(ACTIVE_MAP_NAMES[0], flow_map_entries)
+        .map_max_entries(ACTIVE_MAP_NAMES[1], flow_map_entries)
         .load(EBPF_OBJECT)
         .map_err(classify_load)
 }
 
-/// Writes the sampling settings the program reads on every packet.
+/// Writes the settings the program reads on every packet (the reader writes them again with
+/// each new epoch).
 pub(super) fn configure(ebpf: &mut Ebpf, config: &XdpConfig) -> Result<(), XdpError> {
     let map = ebpf.map_mut(CONFIG_MAP_NAME).ok_or_else(|| missing(CONFIG_MAP_NAME))?;
     let mut array: Array<&mut MapData, [u8; XdpConfig::LEN]> = Array::try_from(map)
@@ -59,9 +63,16 @@ pub(super) fn configure(ebpf: &mut Ebpf, config: &XdpConfig) -> Result<(), XdpEr
     })
 }
 
-/// Loads (verifies) both programs.
+/// Loads (verifies) the three programs, after checking that the collector sums every CPU.
 pub(super) fn load_programs(ebpf: &mut Ebpf) -> Result<(), XdpError> {
-    for name in [XDP_PROGRAM_NAME, CLOCK_PROGRAM_NAME] {
+    let cpus = aya::util::nr_cpus().map_or(usize::MAX, |n| n);
+    if cpus > COLLECT_MAX_CPUS as usize {
+        return Err(XdpError::Object {
+            name: COLLECT_PROGRAM_NAME,
+            detail: format!("sums at most {COLLECT_MAX_CPUS} CPUs, this machine may have {cpus}"),
+        });
+    }
+    for name in [XDP_PROGRAM_NAME, CLOCK_PROGRAM_NAME, COLLECT_PROGRAM_NAME] {
         xdp_program(ebpf, name)?.load().map_err(|e| classify_program_load(name, e))?;
     }
     Ok(())

@@ -4,8 +4,12 @@
 //! [`XdpCapture::attach`] loads the embedded object ([`object::EBPF_OBJECT`]) with the map
 //! sizes from [`XdpSettings`], writes the sampling settings, attaches the program in the
 //! requested [`XdpMode`] and measures the kernel clock. From then on:
-//! - [`XdpCapture::poll_flows`] returns, per flow, what changed since the previous poll
-//!   ([`FlowDelta`], timestamps in wall-clock nanoseconds since the Unix epoch);
+//! - [`XdpCapture::poll_flows`] returns, per flow, what changed since it was last read
+//!   ([`FlowDelta`], timestamps in wall-clock nanoseconds since the Unix epoch). It runs the
+//!   collector program, which reads in the kernel only the flows the program marked active (see
+//!   `active`), so a poll costs a few syscalls and work in proportion to the flows that had
+//!   packets, not to the flows in the map; a packet is returned by the first poll after it
+//!   arrived, [`XdpCapture::poll_flows_last`] included;
 //! - [`XdpCapture::forget`] removes a flow userspace has expired, returning its last delta;
 //! - [`XdpCapture::samples`] drains the sampled packets;
 //! - [`XdpCapture::counters`] sums the program's outcome counters over the CPUs.
@@ -23,19 +27,22 @@
 //!   and its packets since the last poll are lost; polling often enough keeps that rare, and
 //!   the `flow_map_full` counter shows inserts that failed outright.
 
+mod active;
 pub mod error;
 mod loader;
 pub mod object;
 mod reader;
 pub mod source;
+mod totals;
 
 use std::fmt;
 
 use nbad_common::{FlowKey, SAMPLE_MAX_LEN, XdpConfig};
+use reader::PollKind;
 
 pub use error::XdpError;
 pub use loader::KernelClock;
-pub use reader::{FlowDelta, Sample, XdpCounters};
+pub use reader::{FlowDelta, PollStats, Sample, XdpCounters};
 
 /// How to attach the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +88,8 @@ pub struct XdpSettings {
     /// Bytes copied from the start of each sampled frame, 0 to 256.
     pub sample_len: u32,
     /// Flows the kernel map holds (LRU), 1 to 16 777 216. Memory: about
-    /// `(72 × CPUs + 100)` bytes per entry.
+    /// `(72 × CPUs + 100)` bytes per entry, plus about 100 bytes per entry for each of the two
+    /// active sets, which are sized like it (each holds the flows of one epoch).
     pub flow_map_entries: u32,
     /// Size of the sample ring buffer in bytes, 4 KiB to 1 GiB; rounded up to a power-of-two
     /// number of pages. Each sample takes 328 bytes of it.
@@ -145,7 +153,7 @@ impl XdpSettings {
             sample_len: self.sample_len,
             rate_per_sec: self.sample_rate_per_sec,
             burst: self.sample_burst,
-            pad: 0,
+            epoch: active::Epochs::FIRST,
         }
     }
 }
@@ -209,17 +217,29 @@ impl XdpCapture {
         Ok(self.clock)
     }
 
-    /// What every flow in the kernel map gained since the previous poll (or since attach);
-    /// flows without new packets are left out.
+    /// What the flows with packets gained since they were last read; flows without new
+    /// packets are left out. Every packet that arrived before the poll shows up (see the
+    /// `active` module).
     pub fn poll_flows(&mut self) -> Result<Vec<FlowDelta>, XdpError> {
-        self.reader.poll_flows(&self.clock, None)
+        self.reader.poll_flows(&self.clock, PollKind::Interval { prune_before_ns: None }, self.program.ebpf())
     }
 
-    /// Like [`Self::poll_flows`], and also removes from the kernel map the
-    /// flows without new packets whose last packet came before
+    /// Like [`Self::poll_flows`], and also removes from the kernel map (now and then, not at
+    /// every poll) the flows without new packets whose last packet came before
     /// `idle_before_ns` (wall clock, ns since the epoch).
     pub fn poll_flows_pruning(&mut self, idle_before_ns: u64) -> Result<Vec<FlowDelta>, XdpError> {
-        self.reader.poll_flows(&self.clock, Some(idle_before_ns))
+        let kind = PollKind::Interval { prune_before_ns: Some(idle_before_ns) };
+        self.reader.poll_flows(&self.clock, kind, self.program.ebpf())
+    }
+
+    /// The poll at shutdown: like [`Self::poll_flows`], without pruning.
+    pub fn poll_flows_last(&mut self) -> Result<Vec<FlowDelta>, XdpError> {
+        self.reader.poll_flows(&self.clock, PollKind::Last, self.program.ebpf())
+    }
+
+    /// What polling has cost so far (flows read one by one, whole-map walks, ...).
+    pub fn poll_stats(&self) -> PollStats {
+        self.reader.poll_stats()
     }
 
     /// Removes `key` from the kernel map (userspace expired it) and returns what it gained

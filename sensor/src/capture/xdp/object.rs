@@ -18,9 +18,9 @@ pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DI
 mod tests {
     use aya_obj::{Object, ParseError, ProgramSection, generated::bpf_map_type};
     use nbad_common::{
-        CLOCK_MAP_NAME, CLOCK_PROGRAM_NAME, CONFIG_MAP_NAME, COUNTERS_MAP_NAME, FLOWS_DEFAULT_MAX_ENTRIES,
-        FLOWS_MAP_NAME, FlowCounters, FlowKey, SAMPLES_DEFAULT_BYTES, SAMPLES_MAP_NAME, XDP_COUNTER_SLOTS,
-        XDP_PROGRAM_NAME, XdpConfig,
+        ACTIVE_MAP_NAMES, CLOCK_MAP_NAME, CLOCK_PROGRAM_NAME, CONFIG_MAP_NAME, COUNTERS_MAP_NAME,
+        FLOWS_DEFAULT_MAX_ENTRIES, FLOWS_MAP_NAME, FlowCounters, FlowKey, READS_BYTES, READS_MAP_NAME,
+        SAMPLES_DEFAULT_BYTES, SAMPLES_MAP_NAME, XDP_COUNTER_SLOTS, XDP_PROGRAM_NAME, XdpConfig,
     };
 
     use super::EBPF_OBJECT;
@@ -103,9 +103,17 @@ mod tests {
     }
 
     #[test]
-    fn sample_ring_config_and_clock_maps_have_the_shared_shapes() -> Result<(), ParseError> {
+    fn rings_active_sets_config_and_clock_maps_have_the_shared_shapes() -> Result<(), ParseError> {
         let ring = map_shape(SAMPLES_MAP_NAME)?;
         assert_eq!((ring.0, ring.3), (bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32, SAMPLES_DEFAULT_BYTES));
+        let reads = map_shape(READS_MAP_NAME)?;
+        assert_eq!((reads.0, reads.3), (bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32, READS_BYTES));
+        for name in ACTIVE_MAP_NAMES {
+            assert_eq!(
+                map_shape(name)?,
+                (bpf_map_type::BPF_MAP_TYPE_HASH as u32, FlowKey::LEN as u32, 4, FLOWS_DEFAULT_MAX_ENTRIES)
+            );
+        }
         assert_eq!(
             map_shape(CONFIG_MAP_NAME)?,
             (bpf_map_type::BPF_MAP_TYPE_ARRAY as u32, 4, XdpConfig::LEN as u32, 1)

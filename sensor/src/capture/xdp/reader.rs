@@ -1,29 +1,57 @@
 //! Reading the program's maps: flow deltas, samples and outcome counters.
 //!
-//! The kernel keeps cumulative per-CPU counters per flow. [`Reader::poll_flows`] walks
-//! `NBAD_FLOWS`, sums each flow over the CPUs (packets and bytes add, first/last take the
-//! earliest/latest stamp, flags OR) and subtracts what it returned last time, which it
-//! remembers per flow. That memory is rebuilt from every walk, so it never holds more flows
-//! than the kernel map. A flow whose totals went *down* was evicted and re-created by the
-//! kernel between two polls; its whole new total is the delta.
+//! The kernel keeps cumulative per-CPU counters per flow. A poll normally runs the collector
+//! program (`nbad_collect`, with `BPF_PROG_TEST_RUN`): it sums, in the kernel, the flows marked
+//! active since it last read them (packets and bytes add, first/last take the earliest/latest
+//! stamp, flags OR) and hands their totals over through the `NBAD_READS` ring buffer, so that a
+//! poll costs a few syscalls however many flows it reads. Sometimes a poll walks the whole map
+//! instead ([`super::active`]). Either way the poller subtracts what it returned for each flow
+//! before, which it remembers in `known` (see [`super::totals`], which also tells a flow the
+//! kernel evicted and re-created in between).
 //!
-//! The walk runs while the program updates the map: a flow can be half-updated (one CPU's
-//! packet counted, its bytes not yet), which the next poll corrects; an evicted key can make
-//! the kernel restart the walk, so duplicates are skipped and the walk is bounded at twice the
-//! map's capacity.
+//! `known` holds one entry per flow read and not yet forgotten. Flows userspace expired
+//! ([`Reader::forget`]) or that sat idle past the prune horizon are removed from it and from the
+//! kernel map together (a `known` entry dropped while its kernel entry lives on would count the
+//! flow twice). Flows the kernel's LRU evicted linger in `known` until pruned; if it outgrows
+//! twice the map, the next poll walks the map and rebuilds it.
+//!
+//! A walk runs while the program updates the map: a flow can be half-updated (one CPU's packet
+//! counted, its bytes not yet), which a later read corrects; an evicted key can make the kernel
+//! restart the walk, so duplicates are skipped and the walk is bounded at twice the map's
+//! capacity.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use aya::Ebpf;
-use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::programs::{TestRun as _, TestRunOptions, Xdp};
+use foldhash::fast::RandomState;
 use nbad_common::{
-    COUNTERS_MAP_NAME, FLOWS_MAP_NAME, FlowCounters, FlowKey, SAMPLES_MAP_NAME, SampleHeader, SampleReason,
-    SampleRecord, XDP_COUNTER_NAMES, XDP_COUNTER_SLOTS, XdpCounter,
+    COLLECT_DONE, COLLECT_PROGRAM_NAME, CONFIG_MAP_NAME, COUNTERS_MAP_NAME, FLOWS_MAP_NAME, FlowCounters,
+    FlowKey, READS_BYTES, READS_MAP_NAME, ReadRecord, SAMPLES_MAP_NAME, SampleHeader, SampleReason,
+    SampleRecord, XDP_COUNTER_NAMES, XDP_COUNTER_SLOTS, XdpConfig, XdpCounter,
 };
 
 use super::XdpSettings;
+use super::active::Epochs;
 use super::error::XdpError;
 use super::loader::KernelClock;
+use super::totals::Totals;
+
+/// How long a poll waits between closing an epoch and reading it. A program run that read the
+/// epoch just before it closed finishes its update within microseconds (XDP runs with bottom
+/// halves off); a much later one is not lost but read late: at the flow's next epoch, by a walk,
+/// or when the flow is pruned.
+const EPOCH_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Most collector runs per poll: each fills at most one `NBAD_READS` (32 768 flows), so a poll
+/// reads at most about 2 M flows; the rest wait for the next poll, still marked.
+const COLLECT_RUNS: usize = 64;
+
+/// Polls between two prunes of idle flows (`known` is scanned in memory; only the flows found
+/// idle cost a syscall each).
+const PRUNE_EVERY: u64 = 16;
 
 /// What one flow gained since the previous poll. Index 0 ([`nbad_common::DIR_FROM_LO`]) is the
 /// direction sent by the key's lower endpoint, 1 the other.
@@ -74,73 +102,67 @@ impl XdpCounters {
     }
 }
 
-/// Cumulative totals of one flow, summed over the CPUs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Totals {
-    packets: [u64; 2],
-    bytes: [u64; 2],
-    tcp_flags: [u8; 2],
-    first_ns: [u64; 2],
-    last_ns: [u64; 2],
+/// What the polls have cost so far: the work userspace did, as opposed to the program's
+/// [`XdpCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PollStats {
+    /// Runs of the collector program.
+    pub collector_runs: u64,
+    /// Flow totals read from the collector.
+    pub flows_read: u64,
+    /// Walks of the whole `NBAD_FLOWS`.
+    pub full_walks: u64,
+    /// Entries those walks visited.
+    pub walked: u64,
+    /// Idle flows removed from `NBAD_FLOWS`.
+    pub pruned: u64,
 }
 
-impl Totals {
-    fn sum<'a>(per_cpu: impl IntoIterator<Item = &'a [u8; FlowCounters::LEN]>) -> Self {
-        let mut t = Self::default();
-        for bytes in per_cpu {
-            let c = FlowCounters::from_bytes(bytes);
-            for d in 0..2 {
-                t.packets[d] += c.packets[d];
-                t.bytes[d] += c.bytes[d];
-                t.tcp_flags[d] |= c.tcp_flags[d];
-                if c.first_ns[d] != 0 && (t.first_ns[d] == 0 || c.first_ns[d] < t.first_ns[d]) {
-                    t.first_ns[d] = c.first_ns[d];
-                }
-                t.last_ns[d] = t.last_ns[d].max(c.last_ns[d]);
-            }
-        }
-        t
-    }
-
-    /// What `self` adds to `before`; all of `self` when the flow was re-created in between.
-    fn since(&self, before: Option<&Self>) -> [[u64; 2]; 2] {
-        let base = match before {
-            Some(b) if (0..2).all(|d| self.packets[d] >= b.packets[d] && self.bytes[d] >= b.bytes[d]) => *b,
-            _ => Self::default(),
-        };
+impl PollStats {
+    /// `(name, value)` for every figure, for the statistics.
+    #[must_use]
+    pub fn iter(&self) -> [(&'static str, u64); 5] {
         [
-            [self.packets[0] - base.packets[0], self.packets[1] - base.packets[1]],
-            [self.bytes[0] - base.bytes[0], self.bytes[1] - base.bytes[1]],
+            ("poll_collector_runs", self.collector_runs),
+            ("poll_flows_read", self.flows_read),
+            ("poll_full_walks", self.full_walks),
+            ("poll_walked", self.walked),
+            ("poll_pruned", self.pruned),
         ]
     }
+}
 
-    fn delta(&self, key: FlowKey, before: Option<&Self>, clock: &KernelClock) -> Option<FlowDelta> {
-        let [packets, bytes] = self.since(before);
-        (packets != [0, 0]).then(|| FlowDelta {
-            key,
-            packets,
-            bytes,
-            tcp_flags: self.tcp_flags,
-            first_ns: self.first_ns.map(|t| clock.to_wall_ns(t)),
-            last_ns: self.last_ns.map(|t| clock.to_wall_ns(t)),
-        })
-    }
+/// Which poll this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PollKind {
+    /// A periodic poll; with `Some(t)`, flows idle since before `t` (wall clock) are pruned.
+    Interval { prune_before_ns: Option<u64> },
+    /// The poll at shutdown (no pruning).
+    Last,
 }
 
 type FlowMap = PerCpuHashMap<MapData, [u8; FlowKey::LEN], [u8; FlowCounters::LEN]>;
 
-/// Owns the maps userspace reads and the per-flow totals of the previous poll.
+/// Owns the maps userspace reads, the epoch it writes, and the per-flow totals it returned.
 pub(super) struct Reader {
     flows: FlowMap,
     counters: PerCpuArray<MapData, u64>,
     ring: RingBuf<MapData>,
-    previous: HashMap<FlowKey, Totals>,
+    reads: RingBuf<MapData>,
+    config_map: Array<MapData, [u8; XdpConfig::LEN]>,
+    /// What the program reads from `NBAD_CONFIG`, with the current epoch.
+    config: XdpConfig,
+    epochs: Epochs,
+    known: HashMap<FlowKey, Totals, RandomState>,
+    stats: PollStats,
     walk_limit: usize,
+    known_limit: usize,
     drain_limit: usize,
+    reads_limit: usize,
 }
 
 impl Reader {
-    /// Takes the maps out of the loaded object.
+    /// Takes the maps out of the loaded object (whose config the loader wrote from `settings`).
     pub(super) fn new(ebpf: &mut Ebpf, settings: &XdpSettings) -> Result<Self, XdpError> {
         let mut take = |name: &'static str| {
             ebpf.take_map(name).ok_or(XdpError::Object { name, detail: "not in the object".to_owned() })
@@ -151,30 +173,141 @@ impl Reader {
         let flows = FlowMap::try_from(take(FLOWS_MAP_NAME)?).map_err(wrong(FLOWS_MAP_NAME))?;
         let counters = PerCpuArray::try_from(take(COUNTERS_MAP_NAME)?).map_err(wrong(COUNTERS_MAP_NAME))?;
         let ring = RingBuf::try_from(take(SAMPLES_MAP_NAME)?).map_err(wrong(SAMPLES_MAP_NAME))?;
-        // The ring holds at most this many records (aya may round its size up; the drain
-        // simply stops earlier then, and the next call takes the rest).
+        let reads = RingBuf::try_from(take(READS_MAP_NAME)?).map_err(wrong(READS_MAP_NAME))?;
+        let config_map = Array::try_from(take(CONFIG_MAP_NAME)?).map_err(wrong(CONFIG_MAP_NAME))?;
+        // A ring holds at most this many records (aya may round its size up; the drain simply
+        // stops earlier then, and the next call takes the rest).
         let record = size_of::<SampleRecord>() + 8;
+        let entries = settings.flow_map_entries as usize;
         Ok(Self {
             flows,
             counters,
             ring,
-            previous: HashMap::new(),
-            walk_limit: 2 * settings.flow_map_entries as usize,
+            reads,
+            config_map,
+            config: settings.program_config(),
+            epochs: Epochs::new(),
+            known: HashMap::default(),
+            stats: PollStats::default(),
+            walk_limit: 2 * entries,
+            known_limit: 2 * entries,
             drain_limit: settings.sample_ring_bytes as usize / record + 1,
+            reads_limit: READS_BYTES as usize / (ReadRecord::LEN + 8) + 1,
         })
     }
 
-    /// Deltas since the previous poll. Flows without new packets whose last
-    /// packet (wall clock) is before `prune_before_ns` are removed from the
-    /// kernel map, so that flows userspace has long expired do not linger
-    /// there until the LRU pushes them out.
+    /// What the flows read at this poll gained since they were last read; see the module docs
+    /// and [`super::active`] for which flows those are. `ebpf` holds the collector program.
     pub(super) fn poll_flows(
         &mut self,
         clock: &KernelClock,
-        prune_before_ns: Option<u64>,
+        kind: PollKind,
+        ebpf: &Ebpf,
     ) -> Result<Vec<FlowDelta>, XdpError> {
-        let mut current: HashMap<FlowKey, Totals> = HashMap::with_capacity(self.previous.len());
+        let lost = self.counter(XdpCounter::ActiveFull)?;
+        let too_many_known = self.known.len() > self.known_limit;
+        let prune_before_ns = match kind {
+            PollKind::Interval { prune_before_ns } => prune_before_ns,
+            PollKind::Last => None,
+        };
+        // Close the epoch, then give the program runs that read it before the bump time to
+        // finish their updates; the collector then reads the set of the epoch just closed.
+        self.next_epoch()?;
+        std::thread::sleep(EPOCH_GRACE);
         let mut deltas = Vec::new();
+        if self.epochs.walk_now(lost, too_many_known) {
+            self.walk(clock, prune_before_ns, &mut deltas)?;
+        } else {
+            self.collect(clock, ebpf, &mut deltas)?;
+            if let Some(before) = prune_before_ns
+                && self.epochs.polls().is_multiple_of(PRUNE_EVERY)
+            {
+                self.prune(clock, before, &mut deltas)?;
+            }
+        }
+        Ok(deltas)
+    }
+
+    /// Closes the current epoch: the program marks flows in the next one from now on.
+    fn next_epoch(&mut self) -> Result<(), XdpError> {
+        self.config.epoch = self.epochs.close();
+        self.config_map.set(0, self.config.to_bytes(), 0).map_err(|source| XdpError::Map {
+            map: CONFIG_MAP_NAME,
+            action: "writing the next epoch",
+            source,
+        })
+    }
+
+    /// Runs the collector until it has read every flow of the just-closed epoch's active set (or
+    /// [`COLLECT_RUNS`] times), draining `NBAD_READS` after each run.
+    fn collect(
+        &mut self,
+        clock: &KernelClock,
+        ebpf: &Ebpf,
+        deltas: &mut Vec<FlowDelta>,
+    ) -> Result<(), XdpError> {
+        let program: &Xdp = ebpf
+            .program(COLLECT_PROGRAM_NAME)
+            .ok_or(XdpError::Object { name: COLLECT_PROGRAM_NAME, detail: "not in the object".to_owned() })?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| XdpError::Object {
+                name: COLLECT_PROGRAM_NAME,
+                detail: e.to_string(),
+            })?;
+        // XDP test runs need at least an Ethernet header's worth of frame.
+        let frame = [0u8; 64];
+        for _ in 0..COLLECT_RUNS {
+            let run = program
+                .test_run(TestRunOptions { data_in: Some(&frame), ..TestRunOptions::default() })
+                .map_err(|source| XdpError::Collect { source })?;
+            self.stats.collector_runs += 1;
+            self.drain_reads(clock, deltas);
+            if run.return_value == COLLECT_DONE {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns every waiting collector record into a delta, at most one ring's worth.
+    fn drain_reads(&mut self, clock: &KernelClock, deltas: &mut Vec<FlowDelta>) {
+        for _ in 0..self.reads_limit {
+            let Some(item) = self.reads.next() else { break };
+            // A shorter record would be a kernel/userspace mismatch (the object tests rule it
+            // out); the flow is read again by the next walk.
+            let record = ReadRecord::from_bytes(&item);
+            drop(item);
+            let Some(record) = record else { continue };
+            self.stats.flows_read += 1;
+            let totals = Totals::from_counters(&record.totals);
+            self.update(record.key, totals, clock, deltas);
+        }
+    }
+
+    /// Records `key`'s new totals, with a delta if it gained packets.
+    fn update(&mut self, key: FlowKey, totals: Totals, clock: &KernelClock, deltas: &mut Vec<FlowDelta>) {
+        match self.known.entry(key) {
+            Entry::Occupied(mut known) => {
+                deltas.extend(totals.delta(key, Some(known.get()), clock));
+                known.insert(totals);
+            }
+            Entry::Vacant(slot) => {
+                deltas.extend(totals.delta(key, None, clock));
+                slot.insert(totals);
+            }
+        }
+    }
+
+    /// Reads every flow in the map and rebuilds `known` from them; flows without news idle
+    /// since before `prune_before_ns` are removed instead.
+    fn walk(
+        &mut self,
+        clock: &KernelClock,
+        prune_before_ns: Option<u64>,
+        deltas: &mut Vec<FlowDelta>,
+    ) -> Result<(), XdpError> {
+        self.stats.full_walks += 1;
+        let mut current = HashMap::with_capacity_and_hasher(self.known.len(), RandomState::default());
         let mut stale = Vec::new();
         for entry in self.flows.iter().take(self.walk_limit) {
             let (key, per_cpu) = entry.map_err(|source| XdpError::Map {
@@ -182,16 +315,15 @@ impl Reader {
                 action: "reading flows",
                 source,
             })?;
+            self.stats.walked += 1;
             let key = FlowKey::from_bytes(&key);
             if current.contains_key(&key) {
                 continue;
             }
             let totals = Totals::sum(per_cpu.iter());
-            match totals.delta(key, self.previous.get(&key), clock) {
+            match totals.delta(key, self.known.get(&key), clock) {
                 Some(delta) => deltas.push(delta),
-                None if prune_before_ns
-                    .is_some_and(|t| clock.to_wall_ns(totals.last_ns[0].max(totals.last_ns[1])) < t) =>
-                {
+                None if prune_before_ns.is_some_and(|t| totals.last_wall_ns(clock) < t) => {
                     stale.push(key);
                     continue;
                 }
@@ -199,16 +331,47 @@ impl Reader {
             }
             current.insert(key, totals);
         }
-        for key in stale {
-            match self.flows.remove(&key.to_bytes()) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(source) => {
-                    return Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "removing a flow", source });
-                }
-            }
+        self.known = current;
+        self.remove_flows(&stale)
+    }
+
+    /// Removes the flows idle since before `before_ns`.
+    fn prune(
+        &mut self,
+        clock: &KernelClock,
+        before_ns: u64,
+        deltas: &mut Vec<FlowDelta>,
+    ) -> Result<(), XdpError> {
+        let stale: Vec<FlowKey> = self
+            .known
+            .iter()
+            .filter(|(_, totals)| totals.last_wall_ns(clock) < before_ns)
+            .map(|(key, _)| *key)
+            .collect();
+        // Read once more as they go: a packet whose update landed after its epoch was read
+        // (past EPOCH_GRACE) would otherwise be lost with the entry.
+        for key in &stale {
+            deltas.extend(self.forget(key, clock)?);
+            self.stats.pruned += 1;
         }
-        self.previous = current;
-        Ok(deltas)
+        Ok(())
+    }
+
+    fn remove_flows(&mut self, keys: &[FlowKey]) -> Result<(), XdpError> {
+        for key in keys {
+            self.remove_flow(key)?;
+            self.stats.pruned += 1;
+        }
+        Ok(())
+    }
+
+    /// Removes `key` from `NBAD_FLOWS` (the LRU may have evicted it already). An active set
+    /// still holding it reads it as gone and drops it.
+    fn remove_flow(&mut self, key: &FlowKey) -> Result<(), XdpError> {
+        match self.flows.remove(&key.to_bytes()) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "removing a flow", source }),
+        }
     }
 
     pub(super) fn forget(
@@ -224,14 +387,13 @@ impl Reader {
                 return Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "reading a flow", source });
             }
         };
-        match self.flows.remove(&bytes) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-            Err(source) => {
-                return Err(XdpError::Map { map: FLOWS_MAP_NAME, action: "removing a flow", source });
-            }
-        }
-        let before = self.previous.remove(key);
+        self.remove_flow(key)?;
+        let before = self.known.remove(key);
         Ok(last.and_then(|t| t.delta(*key, before.as_ref(), clock)))
+    }
+
+    pub(super) fn poll_stats(&self) -> PollStats {
+        self.stats
     }
 
     pub(super) fn samples(&mut self, clock: &KernelClock, mut f: impl FnMut(Sample<'_>)) -> usize {
@@ -256,63 +418,19 @@ impl Reader {
 
     pub(super) fn counters(&self) -> Result<XdpCounters, XdpError> {
         let mut out = XdpCounters::default();
-        for (slot, value) in out.0.iter_mut().enumerate() {
-            let index = u32::try_from(slot).unwrap_or(u32::MAX);
-            let per_cpu = self.counters.get(&index, 0).map_err(|source| XdpError::Map {
-                map: COUNTERS_MAP_NAME,
-                action: "reading counters",
-                source,
-            })?;
-            *value = per_cpu.iter().sum();
+        for (counter, value) in XdpCounter::ALL.into_iter().zip(out.0.iter_mut()) {
+            *value = self.counter(counter)?;
         }
         Ok(out)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cpu(packets: [u64; 2], bytes: [u64; 2], first: [u64; 2], last: [u64; 2], flags: [u8; 2]) -> [u8; 72] {
-        FlowCounters { packets, bytes, first_ns: first, last_ns: last, tcp_flags: flags, pad: [0; 6] }
-            .to_bytes()
-    }
-
-    #[test]
-    fn per_cpu_counters_sum_and_stamps_take_the_extremes() {
-        let a = cpu([2, 0], [200, 0], [50, 0], [60, 0], [0x02, 0]);
-        let b = cpu([1, 3], [100, 300], [40, 70], [45, 90], [0x10, 0x12]);
-        let t = Totals::sum([&a, &b]);
-        assert_eq!(t.packets, [3, 3]);
-        assert_eq!(t.bytes, [300, 300]);
-        assert_eq!(t.first_ns, [40, 70]);
-        assert_eq!(t.last_ns, [60, 90]);
-        assert_eq!(t.tcp_flags, [0x12, 0x12]);
-    }
-
-    #[test]
-    fn delta_is_what_was_added_since_the_previous_poll() {
-        let clock = KernelClock { offset_ns: 1_000, uncertainty_ns: 0 };
-        let before = Totals { packets: [1, 0], bytes: [100, 0], ..Totals::default() };
-        let now = Totals {
-            packets: [3, 1],
-            bytes: [300, 60],
-            first_ns: [5, 7],
-            last_ns: [9, 7],
-            ..Totals::default()
-        };
-        let d = now.delta(FlowKey::default(), Some(&before), &clock).expect("new packets");
-        assert_eq!((d.packets, d.bytes), ([2, 1], [200, 60]));
-        assert_eq!((d.first_ns, d.last_ns), ([1_005, 1_007], [1_009, 1_007]));
-        assert!(now.delta(FlowKey::default(), Some(&now), &clock).is_none(), "no news, no delta");
-    }
-
-    #[test]
-    fn a_flow_recreated_between_polls_reports_its_whole_new_total() {
-        let clock = KernelClock { offset_ns: 0, uncertainty_ns: 0 };
-        let before = Totals { packets: [10, 0], bytes: [1_000, 0], ..Totals::default() };
-        let now = Totals { packets: [2, 0], bytes: [200, 0], ..Totals::default() };
-        let d = now.delta(FlowKey::default(), Some(&before), &clock).expect("new packets");
-        assert_eq!((d.packets, d.bytes), ([2, 0], [200, 0]));
+    /// One counter, summed over the CPUs.
+    fn counter(&self, counter: XdpCounter) -> Result<u64, XdpError> {
+        let per_cpu = self.counters.get(&(counter as u32), 0).map_err(|source| XdpError::Map {
+            map: COUNTERS_MAP_NAME,
+            action: "reading counters",
+            source,
+        })?;
+        Ok(per_cpu.iter().sum())
     }
 }

@@ -33,6 +33,10 @@ pub struct XdpSource {
     prune_after: Duration,
     metas: Vec<PacketMeta>,
     samples: u64,
+    /// The last poll's sample frames, back to back, and each one's
+    /// (time, start, end) in it: no allocation per sample.
+    sample_bytes: Vec<u8>,
+    sample_index: Vec<(u64, usize, usize)>,
     /// Samples by the protocol their payload carries, in [`SAMPLE_KINDS`] order.
     sampled: [u64; SAMPLE_KINDS.len()],
     polls: u64,
@@ -83,6 +87,8 @@ impl XdpSource {
             prune_after,
             metas: Vec::new(),
             samples: 0,
+            sample_bytes: Vec::new(),
+            sample_index: Vec::new(),
             sampled: [0; SAMPLE_KINDS.len()],
             polls: 0,
         }
@@ -93,10 +99,17 @@ impl XdpSource {
         &self.capture
     }
 
-    fn poll(&mut self) -> Result<(), CaptureError> {
-        let now = wall_ns();
-        let prune_before = now.saturating_sub(u64::try_from(self.prune_after.as_nanos()).unwrap_or(u64::MAX));
-        let deltas = self.capture.poll_flows_pruning(prune_before).map_err(|e| CaptureError::Xdp {
+    /// Reads the flows and the samples; `last` at shutdown (see [`XdpCapture::poll_flows_last`]).
+    fn poll(&mut self, last: bool) -> Result<(), CaptureError> {
+        let deltas = if last {
+            self.capture.poll_flows_last()
+        } else {
+            let now = wall_ns();
+            let prune_before =
+                now.saturating_sub(u64::try_from(self.prune_after.as_nanos()).unwrap_or(u64::MAX));
+            self.capture.poll_flows_pruning(prune_before)
+        };
+        let deltas = deltas.map_err(|e| CaptureError::Xdp {
             interface: self.capture.interface().to_owned(),
             reason: e.to_string(),
         })?;
@@ -107,11 +120,18 @@ impl XdpSource {
         }
         // In time order, so the pipeline clock moves forward smoothly and a
         // flow's earlier direction creates it (the client, as for packets).
-        self.metas.sort_by_key(PacketMeta::first_ns);
-        // Each sample's payload is identified and counted by protocol; the
-        // detectors will consume the identified samples themselves.
-        let sampled = &mut self.sampled;
-        self.samples += self.capture.samples(|s| sampled[sample_kind(s.data)] += 1) as u64;
+        // Unstable: aggregates with equal first stamps have no order to keep.
+        self.metas.sort_unstable_by_key(PacketMeta::first_ns);
+        // Each sample's payload is identified and counted by protocol, and
+        // kept for the detectors' observer (`take_samples`). The buffer is
+        // bounded by one ring's worth per poll.
+        let (sampled, bytes, index) = (&mut self.sampled, &mut self.sample_bytes, &mut self.sample_index);
+        self.samples += self.capture.samples(|s| {
+            sampled[sample_kind(s.data)] += 1;
+            let start = bytes.len();
+            bytes.extend_from_slice(s.data);
+            index.push((s.ts_ns, start, bytes.len()));
+        }) as u64;
         Ok(())
     }
 }
@@ -155,6 +175,16 @@ fn wall_ns() -> u64 {
 }
 
 impl PacketSource for XdpSource {
+    fn take_samples(&mut self, f: &mut dyn FnMut(u64, &[u8])) {
+        for &(ts, start, end) in &self.sample_index {
+            if let Some(frame) = self.sample_bytes.get(start..end) {
+                f(ts, frame);
+            }
+        }
+        self.sample_index.clear();
+        self.sample_bytes.clear();
+    }
+
     fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
         let now = Instant::now();
         if now < self.next_poll {
@@ -162,12 +192,12 @@ impl PacketSource for XdpSource {
             return Ok(Next::Idle);
         }
         self.next_poll = now + self.poll_every;
-        self.poll()?;
+        self.poll(false)?;
         Ok(if self.metas.is_empty() { Next::Idle } else { Next::Decoded(&self.metas) })
     }
 
     fn flush(&mut self) -> Result<Next<'_>, CaptureError> {
-        self.poll()?;
+        self.poll(true)?;
         Ok(if self.metas.is_empty() { Next::End } else { Next::Decoded(&self.metas) })
     }
 
@@ -182,6 +212,7 @@ impl PacketSource for XdpSource {
         extra.push(("samples_read", self.samples));
         extra.extend(SAMPLE_KINDS.iter().copied().zip(self.sampled));
         extra.push(("polls", self.polls));
+        extra.extend(self.capture.poll_stats().iter());
         SourceStats { extra, ..SourceStats::default() }
     }
 

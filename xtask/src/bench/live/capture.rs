@@ -26,9 +26,17 @@ pub(super) struct LiveCapture {
     bytes: u64,
     /// Frames over [`MAX_FRAME`] bytes skipped among those read.
     pub(super) left_out: u64,
+    /// Concurrent flows of a synthetic capture (`--live-flows`); `None` for the corpus replay.
+    #[serde(default)]
+    pub(super) flows: Option<u64>,
 }
 
 impl LiveCapture {
+    /// A synthetic capture (see `synthetic`) of `packets` frames over `flows` flows.
+    pub(super) fn synthetic(path: PathBuf, packets: u64, bytes: u64, flows: u64) -> Self {
+        Self { path, packets, bytes, left_out: 0, flows: Some(flows) }
+    }
+
     pub(super) fn ensure(bench_dir: &Path, capture: &BenchCapture, limit: Option<u64>) -> Result<Self> {
         heading("bench --live: capture to replay");
         let stem = capture.pcap.file_stem().and_then(|s| s.to_str()).context("capture file name")?;
@@ -48,7 +56,7 @@ impl LiveCapture {
         let partial = path.with_extension("pcap.partial");
         let (packets, left_out, bytes) = copy_small_frames(&capture.pcap, &partial, limit)?;
         fs::rename(&partial, &path).with_context(|| format!("renaming to {}", path.display()))?;
-        let live = Self { path, packets, bytes, left_out };
+        let live = Self { path, packets, bytes, left_out, flows: None };
         fs::write(&meta_path, serde_json::to_string_pretty(&live)?)
             .with_context(|| format!("writing {}", meta_path.display()))?;
         live.describe();

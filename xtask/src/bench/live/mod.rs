@@ -14,7 +14,13 @@
 //! What is sent ([`LiveCapture`]): the benchmark capture without its frames over 1514 bytes
 //! (super-frames that GRO/TSO made on the hosts the corpus was captured on: the veth's
 //! 1500-byte MTU refuses them, and a larger MTU keeps XDP from attaching to a veth in native
-//! mode), optionally only the first `--live-packets` of it.
+//! mode), optionally only the first `--live-packets` of it. With `--live-flows N`, a synthetic
+//! capture instead: `--live-packets` (default 3 000 000) small UDP frames round-robin over N
+//! concurrent flows (see `synthetic`), the shape in which every poll of the XDP path finds
+//! every flow changed.
+//!
+//! The XDP path runs twice: at the bench configuration's 200 ms poll interval and at the
+//! sensor's default of 1 s, because its cost grows with the number of flows read per poll.
 //!
 //! One run of a subject: start it in the rx namespace and wait until it captures; read
 //! `/proc/stat` and the rx veth's counters; replay; wait until the subject's count reaches the
@@ -37,6 +43,7 @@ mod counts;
 mod net;
 mod report;
 mod subjects;
+pub(super) mod synthetic;
 
 use std::fs;
 use std::path::Path;
@@ -85,19 +92,30 @@ pub fn run(root: &Path, args: &BenchArgs, capture: &BenchCapture) -> Result<()> 
     }
 
     let bench_dir = target_dir(root).join("bench");
-    let live = LiveCapture::ensure(&bench_dir, capture, args.live_packets)?;
+    let live = match args.live_flows {
+        Some(flows) => {
+            synthetic::ensure(&bench_dir, flows, args.live_packets.unwrap_or(synthetic::DEFAULT_PACKETS))?
+        }
+        None => LiveCapture::ensure(&bench_dir, capture, args.live_packets)?,
+    };
     let run_dir = bench_dir.join("last-live-run");
     if run_dir.exists() {
         fs::remove_dir_all(&run_dir).with_context(|| format!("clearing {}", run_dir.display()))?;
     }
     fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let base = fs::read_to_string(root.join(CONFIG)).with_context(|| format!("reading {CONFIG}"))?;
-    for subject in [Subject::Xdp, Subject::Libpcap] {
+    let sensors = [Subject::Xdp, Subject::XdpDefaultPoll, Subject::Libpcap];
+    for subject in sensors {
         let mode = subject.mode().context("a sensor subject")?;
-        fs::write(run_dir.join(format!("{mode}.toml")), config_with(&base, mode, RX_IF)?)
+        let mut config = config_with(&base, mode, RX_IF)?;
+        if let Some(ms) = subject.poll_interval_ms() {
+            config = with_poll_interval(&config, ms)?;
+        }
+        fs::write(run_dir.join(format!("{}.toml", subject.key())), config)
             .context("writing a sensor configuration")?;
     }
-    let mut subjects = vec![Subject::SenderOnly, Subject::Xdp, Subject::Libpcap];
+    let mut subjects = vec![Subject::SenderOnly];
+    subjects.extend(sensors);
     if args.peers {
         subjects.push(Subject::Suricata);
         if suricata_missing.is_none() {
@@ -147,4 +165,22 @@ pub fn run(root: &Path, args: &BenchArgs, capture: &BenchCapture) -> Result<()> 
         bail!("bench --live incomplete: {}", failures.join("; "));
     }
     Ok(())
+}
+
+/// `config` with its `poll_interval_ms` line (in `[capture.xdp]`) set to `ms`.
+fn with_poll_interval(config: &str, ms: u32) -> Result<String> {
+    let mut found = false;
+    let lines: Vec<String> = config
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("poll_interval_ms") {
+                found = true;
+                format!("poll_interval_ms = {ms}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    ensure!(found, "{CONFIG} sets no capture.xdp.poll_interval_ms to override");
+    Ok(lines.join("\n") + "\n")
 }

@@ -90,13 +90,15 @@ pub(super) fn write_report(
     let git = probe(Command::new("git").args(["rev-parse", "--short", "HEAD"])).unwrap_or_default();
 
     let mut md = format!("\n## nbad-sensor live capture bench, {date}\n\n");
+    let shape = match live.flows {
+        Some(flows) => format!("synthetic: 60-byte UDP frames round-robin over {flows} concurrent flows"),
+        None => format!("frames over {MAX_FRAME} bytes left out: {}", live.left_out),
+    };
     md.push_str(&format!(
-        "- sent: `{}`: {} packets (frames over {MAX_FRAME} bytes left out: {}), once per run, by \
-         `tcpreplay --topspeed` into a veth pair between two namespaces; the subject captures the \
-         receiving end\n",
+        "- sent: `{}`: {} packets ({shape}), once per run, by `tcpreplay --topspeed` into a veth \
+         pair between two namespaces; the subject captures the receiving end\n",
         live.path.display(),
         live.packets,
-        live.left_out
     ));
     md.push_str(&format!(
         "- machine: {cpus} CPUs, Linux {kernel}; git {git}; {repeat} run(s) of each subject; the \
@@ -189,7 +191,12 @@ pub(super) fn write_report(
     all.push(json!({
         "date": date,
         "machine": { "cpus": cpus, "kernel": kernel, "git": git },
-        "capture": { "path": live.path, "packets": live.packets, "left_out_over_1514_bytes": live.left_out },
+        "capture": {
+            "path": live.path,
+            "packets": live.packets,
+            "left_out_over_1514_bytes": live.left_out,
+            "synthetic_flows": live.flows,
+        },
         "repeat": repeat,
         "took_s": took.as_secs_f64(),
         "runs": runs,

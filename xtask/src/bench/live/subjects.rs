@@ -32,11 +32,15 @@ const POLL: Duration = Duration::from_millis(250);
 /// The log lines that say a subject captures.
 const SENSOR_READY: &str = "capturing on ";
 const SURICATA_READY: &str = "Engine started";
+/// The sensor's default `capture.xdp.poll_interval_ms` (`configs/sensor.example.toml`).
+const DEFAULT_POLL_MS: u32 = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Subject {
     SenderOnly,
     Xdp,
+    /// The XDP path at the sensor's default poll interval instead of the bench's 200 ms.
+    XdpDefaultPoll,
     Libpcap,
     Suricata,
 }
@@ -46,6 +50,7 @@ impl Subject {
         match self {
             Self::SenderOnly => "sender_only",
             Self::Xdp => "nbad_xdp",
+            Self::XdpDefaultPoll => "nbad_xdp_poll_1s",
             Self::Libpcap => "nbad_libpcap",
             Self::Suricata => "suricata_af_packet",
         }
@@ -55,15 +60,21 @@ impl Subject {
         match self {
             Self::SenderOnly => "sender only (nothing captures)",
             Self::Xdp => "nbad-sensor, XDP path",
+            Self::XdpDefaultPoll => "nbad-sensor, XDP path, 1 s poll",
             Self::Libpcap => "nbad-sensor, libpcap path",
             Self::Suricata => "suricata 7 af-packet (detect off)",
         }
     }
 
+    /// `capture.xdp.poll_interval_ms` when the subject overrides the bench configuration's.
+    pub(super) fn poll_interval_ms(self) -> Option<u32> {
+        (self == Self::XdpDefaultPoll).then_some(DEFAULT_POLL_MS)
+    }
+
     /// `capture.mode` for the sensor's subjects.
     pub(super) fn mode(self) -> Option<&'static str> {
         match self {
-            Self::Xdp => Some("xdp"),
+            Self::Xdp | Self::XdpDefaultPoll => Some("xdp"),
             Self::Libpcap => Some("pcap"),
             Self::SenderOnly | Self::Suricata => None,
         }
@@ -93,7 +104,7 @@ impl Bench<'_> {
         let label = format!("{}-{repetition}", subject.key());
         let mut receiver = match subject {
             Subject::SenderOnly => None,
-            Subject::Xdp | Subject::Libpcap => {
+            Subject::Xdp | Subject::XdpDefaultPoll | Subject::Libpcap => {
                 Some(self.start(self.sensor_command(subject, repetition)?, &label, SENSOR_READY)?)
             }
             Subject::Suricata => {
@@ -165,11 +176,11 @@ impl Bench<'_> {
     }
 
     fn sensor_command(&self, subject: Subject, repetition: u32) -> Result<Command> {
-        let mode = subject.mode().context("not a sensor subject")?;
+        ensure!(subject.mode().is_some(), "not a sensor subject");
         let mut c = self.in_rx(self.limit + Duration::from_secs(10));
         c.arg(&self.sensor)
             .args(["run", "--config"])
-            .arg(self.run_dir.join(format!("{mode}.toml")))
+            .arg(self.run_dir.join(format!("{}.toml", subject.key())))
             .args(["--flows", "/dev/null", "--stats"])
             .arg(self.stats_path(subject, repetition));
         Ok(c)
@@ -257,7 +268,7 @@ impl Bench<'_> {
     /// What the subject has counted so far (the final figures once it has exited).
     fn counts(&self, subject: Subject, repetition: u32) -> Result<Counts> {
         match subject {
-            Subject::Xdp | Subject::Libpcap => {
+            Subject::Xdp | Subject::XdpDefaultPoll | Subject::Libpcap => {
                 let path = self.stats_path(subject, repetition);
                 let text =
                     fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
