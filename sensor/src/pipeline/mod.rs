@@ -259,7 +259,7 @@ fn capture_loop<S: PacketSource>(
     if let Next::Decoded(metas) = source.flush()? {
         push_decoded(metas, &mut c, decoder, dispatcher)?;
     }
-    if let Some(link) = obs.as_deref_mut() {
+    if let Some(link) = obs {
         observe_samples(source, link, &mut sample_decoder, dispatcher)?;
     }
     take_source_stats(source, &mut c, hub);
