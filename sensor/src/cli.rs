@@ -251,11 +251,18 @@ fn submit_all(delivery: &Delivery, alerts: &[crate::alert::Alert]) {
     }
 }
 
-/// Delivers what the spool still holds (for at most [`DELIVERY_DRAIN`]) and
-/// says how each sink stands.
-fn finish_delivery(delivery: Option<Arc<Delivery>>) {
+/// Delivers what the spool still holds (for at most [`DELIVERY_DRAIN`]),
+/// says how each sink stands, and rewrites the statistics with the final
+/// delivery metrics.
+fn finish_delivery(delivery: Option<Arc<Delivery>>, hub: &StatsHub, cfg: &Config) {
     let Some(delivery) = delivery.and_then(|d| Arc::try_unwrap(d).ok()) else { return };
     let m = delivery.shutdown(DELIVERY_DRAIN);
+    if let Ok(json) = serde_json::to_value(&m) {
+        hub.publish_delivery(json);
+        if let Err(e) = pipeline::write_stats(&cfg.output.stats, &hub.snapshot()) {
+            eprintln!("nbad-sensor: warning: {e:#}");
+        }
+    }
     for s in &m.sinks {
         eprintln!(
             "nbad-sensor: sink {} ({}): {} sent, {} dead-lettered, {} below min_score, {} left in the spool",
@@ -331,6 +338,7 @@ fn baseline(action: BaselineAction) -> anyhow::Result<()> {
 
 fn replay(cfg: &Config, pcaps: &[PathBuf], alerts: Option<&str>) -> anyhow::Result<()> {
     let mut source = FileSource::new(pcaps)?;
+    let hub = Arc::new(StatsHub::new(cfg.flows.workers.max(1)));
     let delivery = start_delivery(cfg)?;
     let on_alerts = delivery.as_ref().map(|d| {
         let d = Arc::clone(d);
@@ -348,10 +356,10 @@ fn replay(cfg: &Config, pcaps: &[PathBuf], alerts: Option<&str>) -> anyhow::Resu
         on_alerts,
         side_alerts: None,
         settings: None,
-        hub: None,
+        hub: Some(Arc::clone(&hub)),
     };
     let snapshot = pipeline::run(cfg, &mut source, opts);
-    finish_delivery(delivery);
+    finish_delivery(delivery, &hub, cfg);
     let snapshot = snapshot?;
     if cfg.output.stats != OutputTarget::Stdout {
         eprintln!("nbad-sensor: {}", snapshot.summary());
@@ -443,6 +451,7 @@ fn run_source<S: PacketSource>(
     // the metrics whenever alerts go out.
     let delivery = start_delivery(cfg)?;
     let spool = delivery.clone();
+    let stats_hub = Arc::clone(&hub);
     let on_alerts = AlertHook(Box::new(move |alerts: &[crate::alert::Alert]| {
         let now_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -453,8 +462,12 @@ fn run_source<S: PacketSource>(
         }
         if let Some(d) = spool.as_deref() {
             submit_all(d, alerts);
-            for s in d.metrics().sinks {
+            let m = d.metrics();
+            for s in &m.sinks {
                 hooks.sinks.set(&s.name, s.healthy, s.sent, s.failed);
+            }
+            if let Ok(json) = serde_json::to_value(&m) {
+                stats_hub.publish_delivery(json);
             }
         }
     }));
@@ -472,11 +485,11 @@ fn run_source<S: PacketSource>(
         on_alerts: Some(on_alerts),
         side_alerts: Some(side_alerts),
         settings: Some(settings),
-        hub: Some(hub),
+        hub: Some(Arc::clone(&hub)),
     };
     let snapshot = pipeline::run(cfg, &mut source, opts);
     // The spool is drained (or persisted) after the last alert went in.
-    finish_delivery(delivery);
+    finish_delivery(delivery, &hub, cfg);
     eprintln!("nbad-sensor: stopped: {}", snapshot?.summary());
     Ok(())
 }

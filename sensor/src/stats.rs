@@ -49,6 +49,7 @@ pub struct StatsHub {
     records_written: AtomicU64,
     source_extra: Mutex<Vec<(&'static str, u64)>>,
     detection: Mutex<Option<DetectionJson>>,
+    delivery: Mutex<Option<serde_json::Value>>,
     started: std::time::Instant,
 }
 
@@ -79,6 +80,7 @@ impl StatsHub {
             records_written: AtomicU64::new(0),
             source_extra: Mutex::default(),
             detection: Mutex::default(),
+            delivery: Mutex::default(),
             started: std::time::Instant::now(),
         }
     }
@@ -119,6 +121,13 @@ impl StatsHub {
     pub fn publish_detection(&self, d: DetectionJson) {
         if let Ok(mut slot) = self.detection.lock() {
             *slot = Some(d);
+        }
+    }
+
+    /// Publishes the alert delivery stage's metrics (spool and sinks).
+    pub fn publish_delivery(&self, metrics: serde_json::Value) {
+        if let Ok(mut slot) = self.delivery.lock() {
+            *slot = Some(metrics);
         }
     }
 
@@ -196,6 +205,7 @@ impl StatsHub {
             },
             output: OutputJson { flow_records_written: self.records_written.load(Ordering::Relaxed) },
             detection: self.detection.lock().map(|d| d.clone()).unwrap_or_default(),
+            delivery: self.delivery.lock().map(|d| d.clone()).unwrap_or_default(),
             workers: self.workers.len(),
             elapsed_s: self.started.elapsed().as_secs_f64(),
         }
@@ -220,6 +230,9 @@ pub struct StatsSnapshot {
     /// Detection counters (absent when detection is off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detection: Option<DetectionJson>,
+    /// Alert delivery: the spool and every sink (absent without sinks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<serde_json::Value>,
     /// Worker threads.
     pub workers: usize,
     /// Seconds since the pipeline started.

@@ -286,15 +286,25 @@ impl Timeline {
         cs += 1;
         ss += 1;
         add(t, true, ACK, cs, ss, &[]);
+        // On 443 every segment starts like a TLS application-data record, as
+        // HTTPS does, so the sessions look like what they stand for.
+        let tls = server.1 == 443;
+        let payload = |fill: u8, len: usize| {
+            let mut p = vec![fill; len];
+            if tls && len >= 5 {
+                p[..3].copy_from_slice(&[0x17, 0x03, 0x03]);
+            }
+            p
+        };
         for &(up, down) in exchanges {
             t += gap_ns;
             for chunk in chunks(up) {
-                add(t, true, PSH | ACK, cs, ss, &vec![b'u'; chunk]);
+                add(t, true, PSH | ACK, cs, ss, &payload(b'u', chunk));
                 cs = cs.wrapping_add(chunk as u32);
                 t += 100_000;
             }
             for chunk in chunks(down) {
-                add(t, false, PSH | ACK, cs, ss, &vec![b'd'; chunk]);
+                add(t, false, PSH | ACK, cs, ss, &payload(b'd', chunk));
                 ss = ss.wrapping_add(chunk as u32);
                 t += 100_000;
             }

@@ -170,10 +170,18 @@ fn a_replay_delivers_its_alerts_to_the_configured_sinks_through_the_spool() {
         "".into(),
         "--alerts".into(),
         alerts.clone().into(),
+        "--stats".into(),
+        dir.path().join("stats.json").into(),
         pcap.into(),
     ];
     let out = run_sensor(args);
     out.assert_code(0, "replay with a file sink");
+    let stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("stats.json")).expect("stats"))
+            .expect("JSON");
+    let sink = &stats["delivery"]["sinks"][0];
+    assert_eq!(sink["name"], "siem", "{stats}");
+    assert_eq!(sink["spool_depth"], 0, "drained at the end: {stats}");
     assert!(out.stderr.contains("sink siem (file)"), "{}", out.stderr);
     let ids = |path: &Path| -> Vec<String> {
         let text = std::fs::read_to_string(path).expect("read");
@@ -192,4 +200,5 @@ fn a_replay_delivers_its_alerts_to_the_configured_sinks_through_the_spool() {
     let written = ids(&alerts);
     assert!(written.len() >= 9);
     assert_eq!(ids(&delivered), written, "every alert raised reached the sink, once");
+    assert_eq!(sink["sent"].as_u64(), Some(written.len() as u64), "{stats}");
 }

@@ -29,6 +29,7 @@ pub fn run(root: &Path, args: &DemoArgs) -> Result<()> {
     let demo_dir = target.join("demo");
     let pcap = demo_dir.join("demo.pcap");
     let stats_path = demo_dir.join("stats.json");
+    let alerts_path = demo_dir.join("alerts.jsonl");
     fs::create_dir_all(&demo_dir).with_context(|| format!("creating {}", demo_dir.display()))?;
 
     heading("demo: build the sensor (release)");
@@ -43,6 +44,8 @@ pub fn run(root: &Path, args: &DemoArgs) -> Result<()> {
         Command::new(&sensor)
             .args(["replay", "--config", "configs/demo.toml", "--flows", "-", "--stats"])
             .arg(&stats_path)
+            .arg("--alerts")
+            .arg(&alerts_path)
             .arg(&pcap)
             .current_dir(root),
     )?;
@@ -70,5 +73,19 @@ pub fn run(root: &Path, args: &DemoArgs) -> Result<()> {
         if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
     );
     println!("replay took {:.3} s; stats in {}", stats.elapsed_s, stats_path.display());
+    heading("demo: alerts");
+    let alerts =
+        fs::read_to_string(&alerts_path).with_context(|| format!("reading {}", alerts_path.display()))?;
+    for line in alerts.lines() {
+        let a: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{}: not JSON", alerts_path.display()))?;
+        println!(
+            "{:<18} score {:>3}  {}",
+            a["rule"]["name"].as_str().unwrap_or("?"),
+            a["event"]["risk_score"],
+            a["message"].as_str().unwrap_or("")
+        );
+    }
+    println!("{} alerts, as ECS JSON lines in {}", alerts.lines().count(), alerts_path.display());
     Ok(())
 }
