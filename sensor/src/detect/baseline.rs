@@ -60,11 +60,23 @@ pub enum Metric {
     Malformed,
     /// IP bytes sent to outside peers over the last hour (sliding).
     BytesOutHour,
+    /// Bytes sent to outside peers over TCP.
+    BytesOutTcp,
+    /// Bytes sent to outside peers over UDP.
+    BytesOutUdp,
+    /// Bytes sent to outside peers over any other transport (ICMP, GRE, ESP...).
+    BytesOutOther,
+    /// Bytes sent to outside services on well-known ports (below 1024).
+    BytesOutWellKnown,
+    /// Bytes sent to outside services on registered ports (1024–49151).
+    BytesOutRegistered,
+    /// Bytes sent to outside services on dynamic ports (49152 and above).
+    BytesOutDynamic,
 }
 
 impl Metric {
     /// Number of metrics.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 22;
 
     /// Every metric, in storage order.
     pub const ALL: [Self; Self::COUNT] = [
@@ -84,6 +96,12 @@ impl Metric {
         Self::FailedConnections,
         Self::Malformed,
         Self::BytesOutHour,
+        Self::BytesOutTcp,
+        Self::BytesOutUdp,
+        Self::BytesOutOther,
+        Self::BytesOutWellKnown,
+        Self::BytesOutRegistered,
+        Self::BytesOutDynamic,
     ];
 
     /// The metric's name in evidence and in `baseline show`.
@@ -106,6 +124,12 @@ impl Metric {
             Self::FailedConnections => "failed_connections",
             Self::Malformed => "malformed_packets",
             Self::BytesOutHour => "bytes_out_hour",
+            Self::BytesOutTcp => "bytes_out_tcp",
+            Self::BytesOutUdp => "bytes_out_udp",
+            Self::BytesOutOther => "bytes_out_other_transport",
+            Self::BytesOutWellKnown => "bytes_out_well_known_ports",
+            Self::BytesOutRegistered => "bytes_out_registered_ports",
+            Self::BytesOutDynamic => "bytes_out_dynamic_ports",
         }
     }
 }

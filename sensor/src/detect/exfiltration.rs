@@ -124,6 +124,18 @@ pub fn evaluate(host: &HostState, ctx: &BucketCtx<'_>) -> Option<Candidate> {
     cand.evidence.details.insert("bytes_to_peer".into(), json!(acc.bytes_out));
     cand.evidence.details.insert("bytes_from_peer".into(), json!(acc.bytes_in));
     cand.evidence.details.insert("peers".into(), json!(b.peers.len()));
+    cand.evidence.details.insert(
+        "bytes_out_by_transport".into(),
+        json!({ "tcp": b.out_by_transport[0], "udp": b.out_by_transport[1], "other": b.out_by_transport[2] }),
+    );
+    cand.evidence.details.insert(
+        "bytes_out_by_port_class".into(),
+        json!({
+            "well_known": b.out_by_port_class[0],
+            "registered": b.out_by_port_class[1],
+            "dynamic": b.out_by_port_class[2],
+        }),
+    );
     cand.message = format!(
         "{} sent {} to the outside in {} s ({} to {}{}), rule {}",
         ctx.host,

@@ -121,6 +121,10 @@ pub struct HostBucket {
     pub packets_out: u64,
     /// Packets received from outside peers.
     pub packets_in: u64,
+    /// Bytes to outside peers by transport: TCP, UDP, other.
+    pub out_by_transport: [u64; 3],
+    /// Bytes to outside services by port class: well-known, registered, dynamic.
+    pub out_by_port_class: [u64; 3],
     /// Per outside peer.
     pub peers: Map<IpAddr, PeerAcc>,
     /// Destination ports of connections the host opened.
@@ -182,6 +186,12 @@ impl HostBucket {
                 Metric::FailedConnections => self.failed as f64,
                 Metric::Malformed => self.malformed_total() as f64,
                 Metric::BytesOutHour => hour_out as f64,
+                Metric::BytesOutTcp => self.out_by_transport[0] as f64,
+                Metric::BytesOutUdp => self.out_by_transport[1] as f64,
+                Metric::BytesOutOther => self.out_by_transport[2] as f64,
+                Metric::BytesOutWellKnown => self.out_by_port_class[0] as f64,
+                Metric::BytesOutRegistered => self.out_by_port_class[1] as f64,
+                Metric::BytesOutDynamic => self.out_by_port_class[2] as f64,
             };
         }
         v
@@ -225,6 +235,8 @@ impl HostState {
         b.bytes_in = 0;
         b.packets_out = 0;
         b.packets_in = 0;
+        b.out_by_transport = [0; 3];
+        b.out_by_port_class = [0; 3];
         b.peers.clear();
         b.dst_ports.clear();
         b.new_peers = 0;

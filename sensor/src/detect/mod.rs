@@ -434,6 +434,20 @@ impl Engine {
             if !peer_home {
                 b.bytes_out += sent.bytes;
                 b.bytes_in += recv.bytes;
+                let transport = match r.key.proto {
+                    6 => 0,
+                    17 => 1,
+                    _ => 2,
+                };
+                b.out_by_transport[transport] += sent.bytes;
+                if transport < 2 {
+                    let class = match server.1 {
+                        0..1024 => 0,
+                        1024..49152 => 1,
+                        _ => 2,
+                    };
+                    b.out_by_port_class[class] += sent.bytes;
+                }
                 b.packets_out += sent.packets;
                 b.packets_in += recv.packets;
                 let new_entry = !b.peers.contains_key(&peer);
