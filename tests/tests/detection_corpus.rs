@@ -329,3 +329,55 @@ fn state_file_is_read_by_baseline_show_and_baseline_reset_removes_the_host() -> 
     ensure!(gone, "after reset, baseline show still prints a learned baseline: {}", after.stdout);
     Ok(())
 }
+
+/// Every exfiltration episode of the corpus, rewritten onto a host with a learned baseline (the
+/// uploader becomes the host, the rest of the world is outside): how many fire `exfiltration`.
+/// The figure goes into docs/DETECTION.md; the test holds the line at the known upload.
+#[test]
+fn exfiltration_episodes_after_a_learned_baseline() -> Result<()> {
+    let Some(corpus) = Corpus::open_or_skip()? else {
+        return Ok(());
+    };
+    let base = corpus.root().join("benign_mixed/ppa__http.cap");
+    let config = detection::config_text(&["10.20.30.40/32"], "");
+    let mut detected = Vec::new();
+    let mut tried = 0;
+    for case in CASES.iter().filter(|c| c.capture.starts_with("exfil_bulk_upload/")) {
+        let host = match case.expect {
+            Expect::Alert { host, .. } | Expect::Miss { host, .. } => host,
+            _ => continue,
+        };
+        let Ok(ip) = host.parse::<Ipv4Addr>() else {
+            println!("{}: host {host} is not IPv4, not rewritten", case.capture);
+            continue;
+        };
+        let episode = corpus.root().join(case.capture);
+        let built = match Built::new(&recipe(&base, &episode, ip)) {
+            Ok(b) => b,
+            Err(e) => {
+                println!("{}: cannot rewrite: {e:#}", case.capture);
+                continue;
+            }
+        };
+        tried += 1;
+        let scratch = TempDir::new()?;
+        let alerts =
+            detection::replay(&[&built.learning(), &built.episode()], &config, None, false, scratch.path())?
+                .alerts;
+        let fired = rules(&alerts, "exfiltration");
+        println!(
+            "{}: {}",
+            case.capture,
+            if fired.is_empty() { "missed".to_owned() } else { format!("{fired:?}") }
+        );
+        if !fired.is_empty() {
+            detected.push(case.capture);
+        }
+    }
+    println!("exfiltration after a learned baseline: {} of {tried} rewritten episodes", detected.len());
+    ensure!(
+        detected.contains(&"exfil_bulk_upload/sv__smtp2525-bulk-upload.pcap"),
+        "the 1.86 MB SMTP upload no longer fires after a learned baseline: {detected:?}"
+    );
+    Ok(())
+}

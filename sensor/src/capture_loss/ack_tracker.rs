@@ -6,8 +6,11 @@
 //! mark moves up to the ACK so one gap counts once. The first time a direction is heard of
 //! (mid-stream, after a table reset) its mark is set from the ACK and nothing is counted.
 //!
-//! Cost, on the capture thread (libpcap path only): one TCP header read and one hash-table
-//! lookup per TCP packet; no allocation once the table has grown. The table holds at most
+//! Cost, on the capture thread (libpcap path only): the tracker follows one flow in
+//! [`SAMPLE_ONE_IN`], chosen by flow hash, so the loss ratio is estimated on a sample of the
+//! flows (a ratio, unlike a count, needs no census), and the other packets cost one compare;
+//! for a sampled flow, one TCP header read and one hash-table lookup per TCP packet; no
+//! allocation once the table has grown. The table holds at most
 //! [`MAX_TRACKED_FLOWS`] flows, about 1.2 MiB (a 44-byte key and 20 bytes of state per
 //! entry, plus hashbrown's control bytes and load factor); when a new flow finds it full it is
 //! emptied (`table_resets`), which loses no more than the next ACK of each flow.
@@ -21,6 +24,9 @@ use super::CaptureLossCounters;
 use crate::capture::LinkType;
 use crate::decode::PacketMeta;
 use crate::decode::link::{self, L3, Vlans};
+
+/// One flow in this many is followed (by flow hash); see [`AckTracker::samples`].
+pub const SAMPLE_ONE_IN: u64 = 16;
 
 /// Flows tracked at once; see the module docs for the memory this takes.
 pub const MAX_TRACKED_FLOWS: usize = 16_384;
@@ -122,8 +128,15 @@ impl AckTracker {
         Self { flows: HashMap::default(), counters: CaptureLossCounters::default() }
     }
 
-    /// Accounts one decoded packet; `frame` is the captured frame it came from. Packets that
-    /// are not outer TCP are ignored.
+    /// Whether the flow with this hash is one the tracker follows.
+    #[inline]
+    #[must_use]
+    pub fn samples(flow_hash: u64) -> bool {
+        (flow_hash >> 20) % SAMPLE_ONE_IN == 0
+    }
+
+    /// Accounts one decoded packet of a sampled flow (see [`AckTracker::samples`]); `frame` is
+    /// the captured frame it came from. Packets that are not outer TCP are ignored.
     pub fn observe(&mut self, meta: &PacketMeta, link: LinkType, frame: &[u8]) {
         if meta.key.proto != 6 {
             return;

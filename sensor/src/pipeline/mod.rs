@@ -188,9 +188,11 @@ fn capture_loop<S: PacketSource>(
                 c.bytes_read += u64::from(p.wire_len);
                 match decoder.decode(p.link, p.ts_ns, p.data) {
                     Ok(mut meta) => {
-                        loss.observe(&meta, p.link, p.data);
+                        meta.hash = dispatcher.hash(&meta.key);
+                        if AckTracker::samples(meta.hash) {
+                            loss.observe(&meta, p.link, p.data);
+                        }
                         if let Some(link) = obs.as_deref_mut() {
-                            meta.hash = dispatcher.hash(&meta.key);
                             let full = link.observer.packet(&meta, decoder.last_l4(), p.data);
                             dispatcher.push(meta)?;
                             if full || link.observer.new_second(dispatcher.now_ns()) {
