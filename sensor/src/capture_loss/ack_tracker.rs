@@ -132,7 +132,7 @@ impl AckTracker {
     #[inline]
     #[must_use]
     pub fn samples(flow_hash: u64) -> bool {
-        (flow_hash >> 20) % SAMPLE_ONE_IN == 0
+        (flow_hash >> 20).is_multiple_of(SAMPLE_ONE_IN)
     }
 
     /// Accounts one decoded packet of a sampled flow (see [`AckTracker::samples`]); `frame` is
