@@ -96,7 +96,10 @@ pub fn run<S: PacketSource>(
     let timeouts = Timeouts::from_settings(&config.flows);
     let per_shard_cap = config.flows.max_flows.div_ceil(workers);
     let inputs = workers + 1;
-    let (rec_tx, rec_rx) = bounded::<AnalysisMsg>(ANALYSIS_QUEUE_PER_INPUT * inputs);
+    // Without detection only the workers send (their record chunks); with it
+    // the capture thread sends observations too.
+    let senders = if opts.engine.is_some() { inputs } else { workers };
+    let (rec_tx, rec_rx) = bounded::<AnalysisMsg>(ANALYSIS_QUEUE_PER_INPUT * senders);
     let detecting = opts.engine.is_some();
     let mut obs_link =
         detecting.then(|| ObsLink { observer: Observer::new(), tx: rec_tx.clone(), input: workers });
