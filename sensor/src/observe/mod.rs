@@ -165,11 +165,17 @@ impl Observer {
                 }
                 // Most payloads are neither a first payload nor able to start
                 // one that breaks a port rule: those skip the table. On TCP
-                // 443 every payload goes through it, so that a TLS flow's
-                // direction is marked at its first record and its later
-                // segments (which start anywhere) are not taken for a first
-                // payload of something else.
-                let tls_port = proto == TCP && (sport == 443 || dport == 443);
+                // 443 every payload the client sends goes through it, so that
+                // a TLS flow's direction is marked at its first record and its
+                // later segments (which start anywhere) are not taken for a
+                // first payload of something else. What a server on 443 sends
+                // is never looked at: every 443 rule is decided by the client's
+                // side (its ClientHello, SSH banner or HTTP request), and the
+                // server's side is most of an HTTPS flow's packets.
+                if proto == TCP && sport == 443 {
+                    return self.batch.len() >= BATCH;
+                }
+                let tls_port = proto == TCP && dport == 443;
                 // A TCP keep-alive's single byte (or any payload this short)
                 // says nothing about the protocol.
                 if payload.len() < MIN_IDENTIFY_LEN
