@@ -34,7 +34,9 @@ fn redis_stopped_mid_delivery_and_started_again_receives_every_alert() {
         return skip("redis-server");
     };
     let file = dir.path().join("alerts.jsonl");
-    let sent = alerts::write(&file, 0xc1, 3000).expect("alerts");
+    // Enough alerts that delivery is still running when the receiver stops,
+    // however fast this machine delivers (3000 once all arrived first).
+    let sent = alerts::write(&file, 0xc1, 30_000).expect("alerts");
     let keys = format!("url = \"{}\"\nstream = \"s\"\nbatch_max_events = 20", redis.url());
     let cfg = config(dir.path(), &sink("redis", "redis", &keys)).expect("config");
     let child = send::spawn(&cfg, 120, &[&file]).expect("alerts send starts");
@@ -56,7 +58,9 @@ fn nats_stopped_mid_delivery_and_started_again_receives_every_alert() {
     let port = free_port().expect("port");
     let Some(nats) = Nats::start(dir.path(), port).expect("nats starts") else { return skip("nats-server") };
     let file = dir.path().join("alerts.jsonl");
-    let sent = alerts::write(&file, 0xc2, 2000).expect("alerts");
+    // Enough alerts that delivery is still running when the receiver stops
+    // (2000 once all arrived before the test could stop NATS).
+    let sent = alerts::write(&file, 0xc2, 20_000).expect("alerts");
     let keys = format!("url = \"{}\"\nsubject = \"a\"\nstream = \"A\"\nbatch_max_events = 5", nats.url());
     let cfg = config(dir.path(), &sink("nats", "nats", &keys)).expect("config");
     let child = send::spawn(&cfg, 120, &[&file]).expect("alerts send starts");
