@@ -22,6 +22,12 @@ fn ends_after_a_reported_outage(child: std::process::Child) {
     );
 }
 
+/// Waits for `alerts send` and checks that it succeeded.
+fn ends_successfully(child: std::process::Child) {
+    let out = child.wait_with_output().expect("alerts send ends");
+    assert!(out.status.success(), "{}", send::stderr(&out));
+}
+
 fn skip(what: &str) {
     eprintln!("skipping: {what} is not installed (cargo xtask setup installs it)");
 }
@@ -69,7 +75,10 @@ fn nats_stopped_mid_delivery_and_started_again_receives_every_alert() {
     drop(nats);
     std::thread::sleep(OUTAGE);
     let nats = Nats::start(dir.path(), port).expect("restart").expect("installed");
-    ends_after_a_reported_outage(child);
+    // The NATS client reconnects by itself and holds publishes while the server is away, so a
+    // two-second outage may never reach the sink as an error (then nothing is logged, and
+    // nothing is lost either); what must hold is that every alert arrives.
+    ends_successfully(child);
     let got = nats.messages("A").expect("read the stream");
     assert_eq!(alerts::ids_in(&got.join("\n"), 0xc2), sent);
 }
