@@ -14,18 +14,7 @@ use etherparse::{IpHeaders, IpNumber, PacketBuilder, PacketBuilderStep, TcpHeade
 use pcap_parser::{LegacyPcapBlock, Linktype, PcapHeader, ToVec};
 
 /// TCP flag bits, as on the wire.
-pub mod flags {
-    /// FIN.
-    pub const FIN: u8 = 0x01;
-    /// SYN.
-    pub const SYN: u8 = 0x02;
-    /// RST.
-    pub const RST: u8 = 0x04;
-    /// PSH.
-    pub const PSH: u8 = 0x08;
-    /// ACK.
-    pub const ACK: u8 = 0x10;
-}
+pub use crate::decode::tcp_flags as flags;
 
 /// Writes frames to a classic pcap (microsecond timestamps).
 #[derive(Debug)]

@@ -24,17 +24,13 @@ use super::CaptureLossCounters;
 use crate::capture::LinkType;
 use crate::decode::PacketMeta;
 use crate::decode::link::{self, L3, Vlans};
+use crate::decode::tcp_flags::{ACK as TCP_ACK, FIN as TCP_FIN, RST as TCP_RST, SYN as TCP_SYN};
 
 /// One flow in this many is followed (by flow hash); see [`AckTracker::samples`].
 pub const SAMPLE_ONE_IN: u64 = 16;
 
 /// Flows tracked at once; see the module docs for the memory this takes.
 pub const MAX_TRACKED_FLOWS: usize = 4_096;
-
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
 
 /// The fields of one TCP segment that sequence tracking reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

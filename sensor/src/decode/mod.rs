@@ -9,6 +9,7 @@
 mod fragments;
 pub mod link;
 mod malformed;
+pub mod tcp_flags;
 pub mod tunnel;
 
 use etherparse::{IpNumber, LaxIpSlice, err::ip::LaxHeaderSliceError};

@@ -9,10 +9,7 @@ use crate::flow::record::{DirectionCounters, EndReason, FlowRecord, tcp_state};
 /// IANA number of TCP.
 pub(super) const TCP: u8 = 6;
 
-pub(super) const TCP_FIN: u8 = 0x01;
-pub(super) const TCP_SYN: u8 = 0x02;
-pub(super) const TCP_RST: u8 = 0x04;
-pub(super) const TCP_ACK: u8 = 0x10;
+pub(super) use crate::decode::tcp_flags::{ACK as TCP_ACK, FIN as TCP_FIN, RST as TCP_RST, SYN as TCP_SYN};
 
 /// Entry state bit: the slot holds a flow.
 pub(super) const LIVE: u8 = 0x01;

@@ -259,11 +259,7 @@ impl Observer {
     }
 
     fn tcp_flags(&mut self, meta: &PacketMeta) {
-        const FIN: u8 = 0x01;
-        const SYN: u8 = 0x02;
-        const RST: u8 = 0x04;
-        const PSH: u8 = 0x08;
-        const URG: u8 = 0x20;
+        use crate::decode::tcp_flags::{FIN, PSH, RST, SYN, URG};
         let f = meta.tcp_flags;
         let what = if f == 0 {
             "null_scan"
