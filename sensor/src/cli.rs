@@ -453,9 +453,7 @@ fn run_source<S: PacketSource>(
     let spool = delivery.clone();
     let stats_hub = Arc::clone(&hub);
     let on_alerts = AlertHook(Box::new(move |alerts: &[crate::alert::Alert]| {
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let now_ns = crate::clock::wall_ns();
         for a in alerts {
             hooks.alerts.raised(a.detector);
             hooks.latency.record(std::time::Duration::from_nanos(now_ns.saturating_sub(a.timestamp_ns)));

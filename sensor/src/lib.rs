@@ -15,6 +15,7 @@ pub mod alert;
 pub mod capture;
 pub mod capture_loss;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod decode;
 pub mod deliver;

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
@@ -55,9 +55,7 @@ impl LossWatch {
                     }
                     next += every;
                     let s = hub.snapshot();
-                    let now_ns = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+                    let now_ns = crate::clock::wall_ns();
                     let sample = LossSample {
                         at_ns: now_ns,
                         packets: s.capture.packets_read,

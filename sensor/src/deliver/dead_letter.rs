@@ -28,9 +28,7 @@ impl DeadLetter {
         let alert = serde_json::from_slice::<Value>(payload)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()));
         let line = json!({
-            "time": super::format::rfc3339(u64::try_from(
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
-            ).unwrap_or(u64::MAX)),
+            "time": super::format::rfc3339(crate::clock::wall_ns()),
             "sink": sink,
             "reason": reason,
             "alert": alert,

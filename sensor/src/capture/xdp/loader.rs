@@ -17,8 +17,6 @@
 //! microseconds, reported as [`KernelClock::uncertainty_ns`]). A wall-clock step after attach
 //! shifts converted times until [`super::XdpCapture::recalibrate_clock`] is called.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use aya::maps::{Array, MapData};
 use aya::programs::xdp::XdpLinkId;
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
@@ -31,6 +29,7 @@ use nbad_common::{
 use super::error::{XdpError, classify_attach, classify_load, classify_program_load};
 use super::object::EBPF_OBJECT;
 use super::{AttachedMode, XdpMode};
+use crate::clock::wall_ns;
 
 /// Clock measurements per calibration; the tightest one wins.
 const CLOCK_ROUNDS: usize = 5;
@@ -189,13 +188,6 @@ impl KernelClock {
     pub fn to_wall_ns(&self, monotonic_ns: u64) -> u64 {
         if monotonic_ns == 0 { 0 } else { monotonic_ns.saturating_add_signed(self.offset_ns) }
     }
-}
-
-/// Now, in ns since the Unix epoch (0 before 1970, which no sensor clock should be).
-fn wall_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, XdpError> {

@@ -10,13 +10,14 @@
 //! tap port that is all the traffic; on an ordinary interface it is only
 //! half of each conversation.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use nbad_common::XdpCounter;
 
 use crate::capture::LinkType;
 use crate::capture::xdp::{FlowDelta, XdpCapture};
 use crate::capture::{CaptureError, Next, PacketSource, SourceStats};
+use crate::clock::wall_ns;
 use crate::decode::PacketMeta;
 use crate::protocol::{self, Protocol};
 
@@ -166,12 +167,6 @@ fn push_directions(delta: &FlowDelta, out: &mut Vec<PacketMeta>) {
             bytes -= take_bytes.min(bytes);
         }
     }
-}
-
-fn wall_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 impl PacketSource for XdpSource {

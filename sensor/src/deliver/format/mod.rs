@@ -45,10 +45,7 @@ pub(crate) fn text(alert: &Alert, format: Format) -> String {
 }
 
 /// RFC 3339 UTC with microseconds (what RFC 5424 allows), from ns since the epoch.
-pub(crate) fn rfc3339(ns: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
-    humantime::format_rfc3339_micros(t).to_string()
-}
+pub(crate) use crate::alert::rfc3339;
 
 /// Milliseconds since the epoch of an alert's timestamp.
 pub(crate) fn millis(ns: u64) -> u64 {
