@@ -512,7 +512,7 @@ impl Engine {
         self.advance(o.ts_ns);
         match &o.kind {
             ObsKind::App(p) => {
-                let home: Vec<IpNet> = self.home.clone();
+                let home = &self.home;
                 let is_home = |ip: IpAddr| home.iter().any(|n| n.contains(&ip));
                 let max = usize::try_from(self.settings.protocol_mismatch.max_services).unwrap_or(usize::MAX);
                 let ctx = PointCtx { settings: &self.settings, host: None, ts_ns: o.ts_ns };

@@ -88,11 +88,6 @@ pub fn registered(port: u16, proto: u8) -> &'static [&'static str] {
 /// An address and a port.
 type Endpoint = (IpAddr, u16);
 
-/// Which endpoint is the service, and the protocol's name.
-fn service_side(o: &Observation, p: &Protocol) -> Option<(Endpoint, Endpoint, &'static str)> {
-    Some(sides((o.src, o.sport), (o.dst, o.dport), p))
-}
-
 /// The service and the client of a direction from `src` to `dst` carrying `p`.
 fn sides(src: Endpoint, dst: Endpoint, p: &Protocol) -> (Endpoint, Endpoint, &'static str) {
     let lower_is_src = src.1 < dst.1;
@@ -112,10 +107,28 @@ fn sides(src: Endpoint, dst: Endpoint, p: &Protocol) -> (Endpoint, Endpoint, &'s
     (server, client, name)
 }
 
+/// A direction that breaks a port rule: which side is the service, what it
+/// carries, what its port is registered for, and the rule with its confidence.
+#[derive(Debug, Clone, Copy)]
+pub struct Mismatch {
+    /// The service's address and port.
+    pub server: Endpoint,
+    /// The client's address and port.
+    pub client: Endpoint,
+    /// The protocol's name.
+    pub name: &'static str,
+    /// What the service port is registered for.
+    pub registered: &'static [&'static str],
+    /// The rule broken.
+    pub rule: &'static str,
+    /// The rule's confidence.
+    pub confidence: f64,
+}
+
 /// The rule a direction from `src` to `dst` carrying `p` on transport `proto`
-/// breaks, with its confidence; `None` when it breaks none. The capture
-/// thread asks this before sending an identification on, so only the few
-/// that can alert cross to the analysis stage.
+/// breaks; `None` when it breaks none. The capture thread asks this before
+/// sending an identification on, so only the few that can alert cross to the
+/// analysis stage.
 #[must_use]
 pub fn rule_for(
     src: Endpoint,
@@ -123,22 +136,26 @@ pub fn rule_for(
     proto: u8,
     p: &Protocol,
     report_nonstandard: bool,
-) -> Option<(&'static str, f64)> {
-    let (server, _, name) = sides(src, dst, p);
+) -> Option<Mismatch> {
+    let (server, client, name) = sides(src, dst, p);
     let port = server.1;
     let reg = registered(port, proto);
-    if name == "unknown" {
+    let (rule, confidence) = if name == "unknown" {
         // On 443 only what the client sends first counts: a server's
         // segments continue TLS records that can start with any byte.
         let standard_only = (port == 53) || (port == 443 && proto == 6 && dst.1 == 443);
-        standard_only.then_some(("not_standard_protocol", 0.55))
+        if !standard_only {
+            return None;
+        }
+        ("not_standard_protocol", 0.55)
     } else if !reg.is_empty() && !reg.contains(&name) {
-        Some(("cross_protocol", 0.85))
+        ("cross_protocol", 0.85)
     } else if reg.is_empty() && report_nonstandard && matches!(name, "ssh" | "smtp" | "ftp") {
-        Some(("nonstandard_port", 0.45))
+        ("nonstandard_port", 0.45)
     } else {
-        None
-    }
+        return None;
+    };
+    Some(Mismatch { server, client, name, registered: reg, rule, confidence })
 }
 
 /// Looks at one identified flow direction; returns a finding when the
@@ -155,10 +172,9 @@ pub fn observe(
     if !s.enabled {
         return None;
     }
-    let (server, client, name) = service_side(o, p)?;
+    let Mismatch { server, client, name, registered: reg, rule, confidence } =
+        rule_for((o.src, o.sport), (o.dst, o.dport), o.proto, p, s.report_nonstandard)?;
     let port = server.1;
-    let reg = registered(port, o.proto);
-    let (rule, confidence) = rule_for((o.src, o.sport), (o.dst, o.dport), o.proto, p, s.report_nonstandard)?;
     let key = (server.0, port, o.proto);
     let learn_ns = u64::try_from(s.inventory_learn_s).unwrap_or(0).saturating_mul(1_000_000_000);
     match inventory.get(&key) {

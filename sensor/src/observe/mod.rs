@@ -203,7 +203,7 @@ impl Observer {
                     let found = protocol::identify(transport, payload);
                     // Only what can break a port rule crosses to the analysis
                     // stage (TLS on 443 and HTTP on 80 are most of the traffic).
-                    let (src, dst) = self.endpoints(meta);
+                    let (src, dst) = endpoints(meta);
                     if protocol_mismatch::rule_for(src, dst, proto, &found, true).is_some() {
                         self.push(meta, ObsKind::App(found));
                     }
@@ -291,27 +291,12 @@ impl Observer {
         true
     }
 
-    fn endpoints(&self, meta: &PacketMeta) -> ((IpAddr, u16), (IpAddr, u16)) {
-        let (src, dst) = if meta.from_lo {
-            (meta.key.addr_lo, meta.key.addr_hi)
-        } else {
-            (meta.key.addr_hi, meta.key.addr_lo)
-        };
-        let (sport, dport) = ports(meta);
-        ((addr_of(&meta.key, src), sport), (addr_of(&meta.key, dst), dport))
-    }
-
     fn push(&mut self, meta: &PacketMeta, kind: ObsKind) {
-        let (src, dst) = if meta.from_lo {
-            (meta.key.addr_lo, meta.key.addr_hi)
-        } else {
-            (meta.key.addr_hi, meta.key.addr_lo)
-        };
-        let (sport, dport) = ports(meta);
+        let ((src, sport), (dst, dport)) = endpoints(meta);
         self.batch.push(Observation {
             ts_ns: meta.ts_ns,
-            src: addr_of(&meta.key, src),
-            dst: addr_of(&meta.key, dst),
+            src,
+            dst,
             sport,
             dport,
             proto: meta.key.proto,
@@ -336,6 +321,17 @@ fn may_break_a_rule(proto: u8, sport: u16, dport: u16, payload: &[u8]) -> bool {
         return b & 0x80 != 0 || b.is_ascii_uppercase();
     }
     matches!(b, 0x14..=0x17) || b.is_ascii_uppercase() || b.is_ascii_digit()
+}
+
+/// The sender's and the receiver's address and port.
+fn endpoints(meta: &PacketMeta) -> ((IpAddr, u16), (IpAddr, u16)) {
+    let (src, dst) = if meta.from_lo {
+        (meta.key.addr_lo, meta.key.addr_hi)
+    } else {
+        (meta.key.addr_hi, meta.key.addr_lo)
+    };
+    let (sport, dport) = ports(meta);
+    ((addr_of(&meta.key, src), sport), (addr_of(&meta.key, dst), dport))
 }
 
 /// The sender's and the receiver's port.

@@ -73,6 +73,15 @@ struct ObsLink {
 }
 
 impl ObsLink {
+    /// Sends the observations when the observer's batch is `full` or the
+    /// capture clock has entered a new second since the last send.
+    fn send_if_due(&mut self, full: bool, clock_ns: u64) -> anyhow::Result<()> {
+        if full || self.observer.new_second(clock_ns) {
+            self.send(clock_ns)?;
+        }
+        Ok(())
+    }
+
     /// Sends the observations gathered so far with the capture clock.
     fn send(&mut self, clock_ns: u64) -> anyhow::Result<()> {
         let obs = self.observer.take(clock_ns);
@@ -198,9 +207,7 @@ fn capture_loop<S: PacketSource>(
                         if let Some(link) = obs.as_deref_mut() {
                             let full = link.observer.packet(&meta, decoder.last_l4(), p.data);
                             dispatcher.push(meta)?;
-                            if full || link.observer.new_second(dispatcher.now_ns()) {
-                                link.send(dispatcher.now_ns())?;
-                            }
+                            link.send_if_due(full, dispatcher.now_ns())?;
                         } else {
                             dispatcher.push(meta)?;
                         }
@@ -213,9 +220,7 @@ fn capture_loop<S: PacketSource>(
                             && let Skip::Malformed(reason) = skip
                         {
                             let full = link.observer.malformed(decoder.last_src(), reason, p.ts_ns);
-                            if full || link.observer.new_second(dispatcher.now_ns()) {
-                                link.send(dispatcher.now_ns())?;
-                            }
+                            link.send_if_due(full, dispatcher.now_ns())?;
                         }
                     }
                 }
@@ -237,10 +242,8 @@ fn capture_loop<S: PacketSource>(
             since_housekeeping = 0;
             if idle && let Some(now) = source.idle_clock_ns() {
                 dispatcher.tick(now)?;
-                if let Some(link) = obs.as_deref_mut()
-                    && link.observer.new_second(dispatcher.now_ns())
-                {
-                    link.send(dispatcher.now_ns())?;
+                if let Some(link) = obs.as_deref_mut() {
+                    link.send_if_due(false, dispatcher.now_ns())?;
                 }
             }
             take_source_stats(source, &mut c, hub);
@@ -287,10 +290,7 @@ fn observe_samples<S: PacketSource>(
             full |= link.observer.packet(&meta, decoder.last_l4(), frame);
         }
     });
-    if full || link.observer.new_second(dispatcher.now_ns()) {
-        link.send(dispatcher.now_ns())?;
-    }
-    Ok(())
+    link.send_if_due(full, dispatcher.now_ns())
 }
 
 /// Copies the source's own counters (drops, cut files) into the capture
