@@ -85,7 +85,7 @@ pub fn split_name(name: &str) -> (String, String) {
 /// Whether the domain is one never reported.
 #[must_use]
 pub fn ignored(domain: &str, extra: &[String]) -> bool {
-    let hit = |d: &str| domain == d || domain.ends_with(&format!(".{d}"));
+    let hit = |d: &str| domain.strip_suffix(d).is_some_and(|rest| rest.is_empty() || rest.ends_with('.'));
     BUILT_IN_IGNORED.iter().any(|d| hit(d)) || extra.iter().any(|d| hit(d.as_str()))
 }
 

@@ -523,7 +523,8 @@ impl Engine {
             ObsKind::Dns(d) => {
                 if d.query && self.is_home(o.src) {
                     let (s, sport, dst, dport, proto) = (o.src, o.sport, o.dst, o.dport, o.proto);
-                    let dns = self.settings.dns_tunnel.clone();
+                    let (long_label, min_entropy) =
+                        (self.settings.dns_tunnel.long_label, self.settings.dns_tunnel.min_entropy);
                     let Some(h) = self.host_mut(s) else { return };
                     let b = &mut h.bucket;
                     b.dns_queries += 1;
@@ -545,7 +546,7 @@ impl Engine {
                         acc.names.insert(nh);
                     }
                     acc.sub_len_sum += sub.len() as u64;
-                    if dns_tunnel::long_high_entropy(&sub, dns.long_label, dns.min_entropy) {
+                    if dns_tunnel::long_high_entropy(&sub, long_label, min_entropy) {
                         acc.long_queries += 1;
                     }
                     // The longest label carries the data in a tunnel; DNSBL and
