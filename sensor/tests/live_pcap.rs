@@ -4,7 +4,7 @@
 //! its two addresses sit in a /30 inside 10.199.0.0/16 and no other route is added anywhere.
 //!
 //! Needs root, `ip netns` and python3 (which sends the traffic from inside the namespace); when
-//! one is missing the test says why on stderr and passes without running.
+//! one is missing the test is reported as skipped (`nbad_tests::gate`), which fails a CI run.
 
 pub mod common;
 
@@ -15,6 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use nbad_tests::gate::{self, Need, Ran};
 
 use common::{direction_totals, is_flow, read_records, read_stats, sensor, str_at, u64_at, write_file};
 
@@ -72,21 +74,14 @@ for seq in range(5):
 print(replies)
 "#;
 
-/// Why the test cannot run here, if it cannot.
-fn missing_prerequisite() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid =
-        status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|ids| ids.split_whitespace().nth(1));
-    if euid != Some("0") {
-        return Some(format!("not running as root (effective uid {})", euid.unwrap_or("unknown")));
-    }
-    if !succeeds(Command::new("ip").args(["netns", "list"])) {
-        return Some("`ip netns` is not available".to_owned());
-    }
-    if !succeeds(Command::new("python3").args(["-c", "import socket"])) {
-        return Some("python3 is not available".to_owned());
-    }
-    None
+/// The gate of every test here: root, `ip` (network namespaces) and python3 (the traffic
+/// generator); otherwise the test is reported as skipped (`nbad_tests::gate`).
+fn require() -> Option<Ran> {
+    gate::require(&[
+        Need::Root,
+        Need::Program { program: "ip", package: "iproute2" },
+        Need::Program { program: "python3", package: "python3" },
+    ])
 }
 
 fn succeeds(cmd: &mut Command) -> bool {
@@ -303,10 +298,7 @@ fn xdp_capture_accounts_the_last_poll_interval_at_sigterm() {
 }
 
 fn live_capture_accounts_known_flows(mode: &str, tag: u32, poll_ms: u32) {
-    if let Some(reason) = missing_prerequisite() {
-        eprintln!("SKIPPED live capture ({mode}): {reason}; this test needs root, `ip netns` and python3");
-        return;
-    }
+    let Some(_ran) = require() else { return };
     delete_leftovers();
     let link = Link::create(tag);
     let dir = tempfile::tempdir().expect("temp dir");
@@ -395,10 +387,7 @@ fn live_capture_accounts_known_flows(mode: &str, tag: u32, poll_ms: u32) {
 /// bridge, whose driver has no native XDP) is captured with libpcap instead, and the log says why.
 #[test]
 fn auto_mode_falls_back_to_libpcap_and_says_why() {
-    if let Some(reason) = missing_prerequisite() {
-        eprintln!("SKIPPED xdp fallback: {reason}; this test needs root");
-        return;
-    }
+    let Some(_ran) = require() else { return };
     delete_leftovers();
     let bridge = format!("{PREFIX}{}br", std::process::id());
     must(&["ip", "link", "add", &bridge, "type", "bridge"]);
@@ -435,10 +424,7 @@ fn auto_mode_falls_back_to_libpcap_and_says_why() {
 /// With `capture.mode = "xdp"` the same failure stops the sensor with the reason (exit 1).
 #[test]
 fn xdp_mode_stops_with_the_reason_when_xdp_cannot_attach() {
-    if let Some(reason) = missing_prerequisite() {
-        eprintln!("SKIPPED xdp failure: {reason}; this test needs root");
-        return;
-    }
+    let Some(_ran) = require() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let config =
         write_file(dir.path(), "xdp.toml", "[capture]\nmode = \"xdp\"\ninterface = \"nbadt-none0\"\n");

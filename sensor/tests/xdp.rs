@@ -3,7 +3,7 @@
 //! the test creates.
 //!
 //! Needs root (CAP_BPF, CAP_NET_ADMIN, creating namespaces); as anyone else the tests that
-//! touch the kernel print why and pass without checking anything.
+//! touch the kernel are reported as skipped (`nbad_tests::gate`), which fails a CI run.
 //!
 //! Network safety: every packet is sent from inside the test's namespace onto its own veth
 //! link; addresses are 10.198.N.0/30 and fd98:0:N::/64 on that link only, with no route out.
@@ -30,6 +30,7 @@ use nbad_sensor::capture::xdp::{AttachedMode, FlowDelta, XdpCapture, XdpError, X
 use nbad_sensor::config::DecodeSettings;
 use nbad_sensor::decode::Decoder;
 use nbad_sensor::flow::community_id::icmp_port_equivalents;
+use nbad_tests::gate::{self, Need, Ran};
 
 /// Longest any helper command may run.
 const COMMAND_LIMIT: Duration = Duration::from_secs(30);
@@ -150,9 +151,7 @@ fn counts_and_samples_udp_icmp_and_tcp_sent_over_a_veth() {
 
 #[test]
 fn attach_failures_say_why_and_auto_falls_back_to_skb_mode() {
-    if !running_as_root() {
-        return;
-    }
+    let Some(_ran) = root() else { return };
     clean_leftovers();
     let missing = format!("{PREFIX}{}zz", std::process::id());
     let err =
@@ -196,9 +195,7 @@ fn attach_without_privileges_names_the_missing_capabilities() {
         println!("child error: {err}");
         return;
     }
-    if !running_as_root() {
-        return;
-    }
+    let Some(_ran) = root() else { return };
     let exe = std::env::current_exe().expect("the test binary's path");
     let exe = exe.to_str().expect("a UTF-8 path");
     let test = "attach_without_privileges_names_the_missing_capabilities";
@@ -664,14 +661,14 @@ struct VethLink {
     v4_ns: Ipv4Addr,
     host_mac: [u8; 6],
     ns_mac: [u8; 6],
+    /// The test's gate: it passed (root), and the test's time is reported when the link goes.
+    _ran: Ran,
 }
 
 impl VethLink {
     /// Creates the namespace and the pair (links up, no addresses yet); `None` when not root.
     fn create(tag: char) -> Option<Self> {
-        if !running_as_root() {
-            return None;
-        }
+        let ran = root()?;
         clean_leftovers();
         let pid = std::process::id();
         let name = format!("{PREFIX}{pid}{tag}");
@@ -684,6 +681,7 @@ impl VethLink {
             v4_ns: Ipv4Addr::new(10, 198, subnet, 2),
             host_mac: [0x02, 0x00, 0xc6, subnet, 0, 1],
             ns_mac: [0x02, 0x00, 0xc6, subnet, 0, 2],
+            _ran: ran,
         };
         let mac = |m: [u8; 6]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
         run(&["ip", "netns", "add", &link.ns]);
@@ -780,14 +778,10 @@ fn ip_link_details(interface: &str) -> String {
     run(&["ip", "-d", "link", "show", "dev", interface])
 }
 
-/// Root is what creating namespaces and loading XDP programs take here; anyone else skips.
-fn running_as_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    if !root {
-        eprintln!("skipping: XDP tests need root (CAP_BPF, CAP_NET_ADMIN, network namespaces)");
-    }
-    root
+/// Root is what creating namespaces and loading XDP programs take here; anyone else has the
+/// test reported as skipped (`nbad_tests::gate`). The guard reports the test's time when dropped.
+fn root() -> Option<Ran> {
+    gate::require(&[Need::Root])
 }
 
 /// Removes interfaces and namespaces named `nbx<pid>...` whose process is gone.

@@ -2,9 +2,9 @@
 //!
 //! The corpus lives outside the repository (`../shared/corpus` beside it, or
 //! wherever `NBAD_CORPUS` points) and is never committed. Tests call
-//! [`Corpus::open_or_skip`], which prints one `skipping: …` line and returns
-//! `None` where the corpus is absent, so `cargo test` passes on a machine
-//! without it.
+//! [`Corpus::open_or_skip`], which reports the test as skipped (see
+//! [`crate::gate`]) and returns `None` where the corpus is absent: the one
+//! skip that CI accepts.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -92,13 +92,17 @@ impl Corpus {
         }
     }
 
-    /// Opens the corpus at [`Corpus::default_root`]. Where it is absent,
-    /// prints `skipping: corpus not found at …` and returns `Ok(None)`; a
-    /// corpus that is present but unreadable is an error.
+    /// Opens the corpus at [`Corpus::default_root`]. Where it is absent, the
+    /// calling test is reported as skipped ([`crate::gate`], kind corpus) and
+    /// this returns `Ok(None)`; a corpus that is present but unreadable is an
+    /// error.
     pub fn open_or_skip() -> Result<Option<Self>> {
         let root = Self::default_root();
         if !root.join("MANIFEST.tsv").is_file() {
-            println!("skipping: corpus not found at {} (set {CORPUS_ENV} to point at it)", root.display());
+            crate::gate::skip(
+                crate::gate::Kind::Corpus,
+                &format!("corpus not found at {} (set {CORPUS_ENV} to point at it)", root.display()),
+            );
             return Ok(None);
         }
         Self::open(&root).map(Some)

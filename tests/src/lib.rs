@@ -4,8 +4,11 @@
 //!
 //! - [`corpus`]: where the corpus is (`NBAD_CORPUS`, else `../shared/corpus`
 //!   beside the repository) and its `MANIFEST.tsv`. The corpus is never
-//!   committed; when it is absent every test prints
-//!   `skipping: corpus not found at …` and passes.
+//!   committed; when it is absent every test that needs it is reported as
+//!   skipped.
+//! - [`gate`]: the one way a test says it cannot run here (no root, a
+//!   missing program, no corpus) and is counted as skipped, not passed, by
+//!   `cargo xtask test`.
 //! - [`sensor`]: where the binary is (`NBAD_SENSOR_BIN`, else
 //!   `target/<profile>/nbad-sensor` next to the test executable) and how to
 //!   run it with a time limit.
@@ -25,6 +28,7 @@
 pub mod corpus;
 pub mod detection;
 pub mod flows;
+pub mod gate;
 pub mod lab;
 pub mod receivers;
 pub mod sensor;

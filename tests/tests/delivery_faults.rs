@@ -29,7 +29,7 @@ fn ends_successfully(child: std::process::Child) {
 }
 
 fn skip(what: &str) {
-    eprintln!("skipping: {what} is not installed (cargo xtask setup installs it)");
+    nbad_tests::receivers::not_installed(what);
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! records from then on to the new file. No flow is lost or written twice across the reloads,
 //! and a flow that spans them keeps its state: its one record counts every packet.
 //!
-//! Needs root, `ip netns` and python3; otherwise prints `SKIPPED reload: <why>` and passes.
+//! Needs root, `ip netns` and python3; otherwise it is reported as skipped
+//! (`nbad_tests::gate`).
 //! Takes about 15 s.
 
 pub mod support;
@@ -16,7 +17,7 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use support::{Link, Sensor, udp_flows, unavailable, wait_until};
+use support::{Link, Sensor, udp_flows, wait_until};
 
 /// A datagram every 100 ms from this port, across both reloads.
 const LONG_FLOW_PORT: u16 = 41_000;
@@ -33,10 +34,7 @@ fn config(interface: &str, flows: &Path) -> String {
 
 #[test]
 fn sighup_refuses_a_bad_config_and_moves_records_to_a_new_file_without_losing_a_flow() -> Result<()> {
-    if let Some(why) = unavailable() {
-        eprintln!("SKIPPED reload: {why}");
-        return Ok(());
-    }
+    let Some(_ran) = support::require() else { return Ok(()) };
     let dir = tempfile::tempdir()?;
     let (first, second) = (dir.path().join("first.json"), dir.path().join("second.json"));
     let config_path = dir.path().join("sensor.toml");

@@ -79,6 +79,14 @@ pub fn is_root() -> bool {
     })
 }
 
+/// Everything the lab needs, as test gates: root and each program.
+#[must_use]
+pub fn needs() -> Vec<crate::gate::Need<'static>> {
+    let mut needs = vec![crate::gate::Need::Root];
+    needs.extend(PROGRAMS.iter().map(|&(program, package)| crate::gate::Need::Program { program, package }));
+    needs
+}
+
 /// The programs that are not installed, with their packages.
 #[must_use]
 pub fn missing_programs() -> Vec<(&'static str, &'static str)> {

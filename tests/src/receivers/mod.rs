@@ -13,8 +13,9 @@
 //!   requests, responses and status codes.
 //! - [`alerts`]: ECS alert lines for `nbad-sensor alerts send`, and reading `event.id`s back.
 //!
-//! A receiver whose program is not installed is `None` from its `start`, and the test prints
-//! `skipping: …` and passes; CI installs them all (`cargo xtask setup`).
+//! A receiver whose program is not installed is `None` from its `start`, and the test reports
+//! itself skipped with [`not_installed`]; CI installs them all (`cargo xtask setup`) and fails
+//! on such a skip.
 
 pub mod alerts;
 pub mod hec;
@@ -31,6 +32,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+
+/// Reports the calling test as skipped because `what` is not installed.
+pub fn not_installed(what: &str) {
+    crate::gate::skip(
+        crate::gate::Kind::Prerequisite,
+        &format!("{what} is not installed (cargo xtask setup installs it)"),
+    );
+}
 
 /// The workspace root (where `target/receivers` lives).
 pub fn workspace() -> PathBuf {

@@ -16,23 +16,21 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use nbad_tests::gate::{self, Need, Ran};
 use serde_json::Value;
 
-/// Why the live tests cannot run here, if they cannot.
-pub fn unavailable() -> Option<String> {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid =
-        status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|ids| ids.split_whitespace().nth(1));
-    if euid != Some("0") {
-        return Some("not running as root".to_owned());
-    }
-    for (program, args) in [("ip", &["netns", "list"][..]), ("python3", &["-c", "import socket"][..])] {
-        let ok = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
-        if !ok.is_ok_and(|s| s.success()) {
-            return Some(format!("`{program}` is not available"));
-        }
-    }
-    None
+/// What the live tests need: root, `ip` (network namespaces) and python3 (the traffic
+/// generator and the scraper run inside the namespaces).
+pub const NEEDS: [Need<'static>; 3] = [
+    Need::Root,
+    Need::Program { program: "ip", package: "iproute2" },
+    Need::Program { program: "python3", package: "python3" },
+];
+
+/// The gate of every live test: `Some` guard when it can run here, else the test is
+/// reported as skipped (see `nbad_tests::gate`).
+pub fn require() -> Option<Ran> {
+    gate::require(&NEEDS)
 }
 
 fn run(args: &[&str]) -> Result<()> {
