@@ -6,16 +6,25 @@
 //!   tshark and tcpdump (reading and cross-checking captures), iproute2 (veth/netns lab setups),
 //!   jq (reading the sensor's JSON in scripts), libndpi-bin (`ndpiReader`, the comparison in
 //!   `cargo xtask detect-report`); lintian, systemd (systemd-analyze), debootstrap and
-//!   systemd-container (the Debian package's checks and its container test). clang is not
-//!   needed: the XDP program is built by rustc and linked by bpf-linker, which loads rustc's own
-//!   LLVM.
+//!   systemd-container (the Debian package's checks, its container test and `cargo xtask
+//!   fresh`); the alert receivers of the delivery tests; every program the lab runs (servers and
+//!   clients: dnsmasq, OpenSSH, iodine, ptunnel-ng, nmap, curl, dig, ethtool, ...; the list is
+//!   `nbad_tests::lab::preflight::PROGRAMS`, which the lab's own check reads too); and what
+//!   `cargo xtask bench` runs: tcpreplay (`--live`), softflowd and Suricata 7 from
+//!   bookworm-backports (`--peers`). clang is not needed: the XDP program is built by rustc and
+//!   linked by bpf-linker, which loads rustc's own LLVM.
+//!
+//!   Packages are installed with services kept from starting (a `policy-rc.d` that says no,
+//!   while apt runs, unless one is already there): installing openssh-server must not start an
+//!   sshd on the machine's port 22. The lab starts its own servers inside its namespaces.
 //! - rustup: clippy and rustfmt for the default toolchain; a `nightly` toolchain (never a dated
 //!   one) with rust-src (`-Z build-std=core` for the BPF target) and clippy (the eBPF lint).
 //! - `cargo install bpf-linker@0.10.0 --locked` unless that version is already installed.
 //! - `cargo install cargo-deb@3.8.0 --locked` likewise (the Debian package).
 
 use std::fs;
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
@@ -59,6 +68,11 @@ const APT_PACKAGES: &[&str] = &[
     "libglib2.0-0",
 ];
 
+/// What `cargo xtask bench --live` runs besides the sensor; `--peers` wants softflowd and
+/// Suricata 7, which [`crate::bench::peers::install`] installs (Suricata from
+/// bookworm-backports).
+const BENCH_PACKAGES: &[&str] = &["tcpreplay"];
+
 const BPF_LINKER_VERSION: &str = "0.10.0";
 /// cargo-deb builds the Debian package (`cargo xtask deb`).
 const CARGO_DEB_VERSION: &str = "3.8.0";
@@ -67,6 +81,9 @@ pub fn run() -> Result<()> {
     heading("setup: checking prerequisites (installing only what is missing)");
     let mut apt = Apt::default();
     apt.ensure(APT_PACKAGES, &[])?;
+    apt.ensure(&nbad_tests::lab::preflight::apt_packages(), &[])?;
+    apt.ensure(BENCH_PACKAGES, &[])?;
+    crate::bench::peers::install(&mut apt)?;
     ensure_delivery_receivers()?;
     ensure_rust_toolchains()?;
     ensure_bpf_linker()?;
@@ -98,13 +115,17 @@ impl Apt {
         self.install(&missing, extra_args)
     }
 
-    /// `apt-get install` of `packages` whatever is installed (upgrades an older version).
+    /// `apt-get install` of `packages` whatever is installed (upgrades an older version). No
+    /// service a package ships is started (see [`NoServiceStarts`]).
     pub fn install(&mut self, packages: &[&str], extra_args: &[&str]) -> Result<()> {
         note(&format!("apt: installing {}", packages.join(" ")));
         self.update()?;
+        let _quiet = NoServiceStarts::new()?;
         let mut install = apt_get();
         install.args(["install", "-y", "--no-install-recommends"]).args(extra_args).args(packages);
-        cmd::run("apt-get install (are you root?)", &mut install)
+        cmd::run("apt-get install (are you root?)", &mut install)?;
+        disable_test_services(packages);
+        Ok(())
     }
 
     /// `apt-get update`, once.
@@ -119,6 +140,72 @@ impl Apt {
     /// Forces the next `update` to run again (after adding an apt source).
     pub fn sources_changed(&mut self) {
         self.updated = false;
+    }
+}
+
+/// Keeps maintainer scripts from starting services while it lives: Debian's `invoke-rc.d`
+/// asks `/usr/sbin/policy-rc.d`, and exit code 101 means "not allowed". Written only when no
+/// such file exists (a container image may have its own) and removed again on drop.
+#[derive(Debug)]
+struct NoServiceStarts {
+    written: bool,
+}
+
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+impl NoServiceStarts {
+    fn new() -> Result<Self> {
+        if Path::new(POLICY_RC_D).exists() {
+            return Ok(Self { written: false });
+        }
+        fs::write(
+            POLICY_RC_D,
+            "#!/bin/sh\n# Written by cargo xtask setup while apt runs: start no service.\nexit 101\n",
+        )
+        .with_context(|| format!("writing {POLICY_RC_D} (are you root?)"))?;
+        fs::set_permissions(POLICY_RC_D, fs::Permissions::from_mode(0o755))?;
+        Ok(Self { written: true })
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if self.written {
+            let _ = fs::remove_file(POLICY_RC_D);
+        }
+    }
+}
+
+/// Servers that setup installs only for the tests, the lab and the benchmark, with the unit
+/// each package enables: the tests start their own instances, so the machine's copies are
+/// disabled again (a developer's machine would otherwise run sshd, iodined, Redis, NATS,
+/// Suricata ... from its next boot on). Only packages this run installed are touched.
+const TEST_SERVICES: &[(&str, &str)] = &[
+    ("openssh-server", "ssh.service"),
+    ("iodine", "iodined.service"),
+    ("redis-server", "redis-server.service"),
+    ("nats-server", "nats-server.service"),
+    ("rsyslog", "rsyslog.service"),
+    ("softflowd", "softflowd.service"),
+    ("suricata", "suricata.service"),
+];
+
+fn disable_test_services(installed: &[&str]) {
+    for (package, unit) in TEST_SERVICES {
+        if installed.contains(package) {
+            // Works without systemd as PID 1 too: it only removes the enablement symlinks.
+            let status = Command::new("systemctl")
+                .args(["disable", "--quiet", unit])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            match status {
+                Ok(s) if s.success() => {
+                    note(&format!("disabled {unit} (the tests start their own {package})"))
+                }
+                _ => note(&format!("could not disable {unit}; it may start at the next boot")),
+            }
+        }
     }
 }
 

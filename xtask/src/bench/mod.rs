@@ -22,7 +22,7 @@ mod delivery;
 mod live;
 mod measure;
 mod pcap_out;
-mod peers;
+pub mod peers;
 pub mod raw_read;
 mod report;
 mod rewrite;
