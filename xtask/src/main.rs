@@ -9,6 +9,7 @@ mod cmd;
 mod deb;
 mod demo;
 mod detect_report;
+mod fresh;
 mod lab;
 mod setup;
 mod stats;
@@ -42,6 +43,9 @@ enum Task {
     Deb(deb::DebArgs),
     /// Build a large benchmark capture from the corpus and measure the sensor against libpcap.
     Bench(bench::BenchArgs),
+    /// The README's two commands on a fresh Debian 12 machine (a systemd-nspawn container with
+    /// only the host's rustup toolchains); prints their exit codes (root; 40-70 minutes).
+    Fresh(fresh::FreshArgs),
     /// Detection figures on the corpus for nbad-sensor and nDPI; updates docs/DETECTION.md.
     DetectReport(detect_report::DetectReportArgs),
     /// Internal: read a file in 1 MiB chunks and discard it (the bench's raw-read baseline).
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Task::Test(args) => test::run(&root, &args),
         Task::Deb(args) => deb::run(&root, &args),
         Task::Bench(args) => bench::run(&root, &args),
+        Task::Fresh(args) => fresh::run(&root, &args),
         Task::DetectReport(args) => detect_report::run(&root, &args),
         Task::RawRead { file } => bench::raw_read::run(&file),
     };

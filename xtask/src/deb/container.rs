@@ -202,10 +202,16 @@ fn find_leader(nspawn_pid: u32, nspawn: &mut Child, log: &Path) -> Result<u32> {
     bail!("systemd did not start in the container within 30 s; console: {}", log.display())
 }
 
-/// `target/nspawn/bookworm-v<N>.tar`, made with debootstrap when absent.
+/// The package test's root file system: `target/nspawn/bookworm-v<N>.tar`.
 fn ensure_tarball(target: &Path) -> Result<PathBuf> {
+    ensure_root_fs(target, &format!("{SUITE}-v{CACHE_VERSION}"), INCLUDE)
+}
+
+/// `target/nspawn/<name>.tar`: a Debian 12 minbase tree with `include` added (comma-separated
+/// packages), made with debootstrap when absent and kept for the next run.
+pub fn ensure_root_fs(target: &Path, name: &str, include: &str) -> Result<PathBuf> {
     let dir = target.join("nspawn");
-    let tarball = dir.join(format!("{SUITE}-v{CACHE_VERSION}.tar"));
+    let tarball = dir.join(format!("{name}.tar"));
     if tarball.is_file() {
         note(&format!("root file system: cached {}", tarball.display()));
         return Ok(tarball);
@@ -217,7 +223,7 @@ fn ensure_tarball(target: &Path) -> Result<PathBuf> {
         cmd::run(
             "debootstrap",
             Command::new("debootstrap")
-                .args(["--variant=minbase", &format!("--include={INCLUDE}"), SUITE])
+                .args(["--variant=minbase", &format!("--include={include}"), SUITE])
                 .arg(&build)
                 .arg(MIRROR),
         )?;

@@ -13,7 +13,7 @@
 //! scenario (what `cargo xtask test` runs, as root).
 
 mod build;
-mod container;
+pub mod container;
 mod lint;
 mod scenario;
 
