@@ -223,6 +223,36 @@ fn replay_of_an_802_11_capture_exits_1_naming_the_link_type() {
     }
 }
 
+/// Regression: a classic pcap whose link-type field carried FCS information in its upper bits
+/// (`0x4000_0000`: FCS length 4, on top of link type 0) was refused as "link type 1073741824
+/// (unknown)", where libpcap and Wireshark read BSD NULL/loopback. The bits are masked as they
+/// mask them, and every record is read.
+#[test]
+fn replay_masks_the_fcs_bits_of_a_classic_pcap_link_type_and_reads_every_record() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("null-with-fcs-bits.pcap");
+    let file = BufWriter::new(File::create(&path).expect("creating the capture"));
+    let mut writer = PcapWriter::new(file, 0x4000_0000).expect("writing the pcap header");
+    // BSD NULL: the address family (AF_INET = 2) in the writer's byte order, then IPv4/UDP.
+    let mut frame = 2u32.to_le_bytes().to_vec();
+    frame.extend_from_slice(&[
+        0x45, 0, 0, 29, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, // IPv4, 29 bytes
+        0x9c, 0x40, 0x00, 0x35, 0, 9, 0, 0, 0x61, // UDP 40000 -> 53, one byte of payload
+    ]);
+    for i in 0..3u64 {
+        writer.write(1_000_000_000 + i * 1_000_000, &frame).expect("writing a frame");
+    }
+    drop(writer.into_inner().into_inner().expect("flushing the capture"));
+
+    let out = run_sensor(["replay".as_ref(), "--flows".as_ref(), "-".as_ref(), path.as_os_str()]);
+    out.assert_code(0, "replay of a NULL capture with FCS bits in its link type");
+    let record: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().next().expect("one flow record")).expect("JSON");
+    assert_eq!(record["network"]["packets"], 3, "{record}");
+    assert_eq!(record["network"]["bytes"], 3 * 29, "{record}");
+    assert_eq!(record["source"]["ip"], "10.0.0.1", "{record}");
+}
+
 #[test]
 fn run_without_an_interface_exits_2_naming_capture_interface() {
     let dir = tempfile::tempdir().expect("temp dir");

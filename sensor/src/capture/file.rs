@@ -35,6 +35,17 @@ struct PacketLoc {
     len: usize,
 }
 
+/// The link type of a classic pcap header's link-type field. Its upper bits are not part of
+/// the type: bits 16–25 are reserved, bit 26 says that bits 28–31 give the length of a frame
+/// check sequence at the end of every packet (the pcap file format specification, "LinkType
+/// and additional information"). libpcap and Wireshark mask them off, and so does this; the
+/// frame check sequence, if any, trails the IP datagram and is never counted, since bytes are
+/// the IP lengths.
+#[must_use]
+pub fn classic_link_type(field: i32) -> i32 {
+    field & 0xffff
+}
+
 /// One pcapng interface: its link type (or the unsupported number) and clock.
 #[derive(Debug, Clone, Copy)]
 struct Interface {
@@ -103,7 +114,7 @@ impl CaptureFile {
                     offset: 0,
                     detail: format!("bad pcap file header: {e}"),
                 })?;
-                let link = LinkType::from_linktype(header.network.0, &this.path)?;
+                let link = LinkType::from_linktype(classic_link_type(header.network.0), &this.path)?;
                 this.format = Format::Legacy {
                     big_endian: header.is_bigendian(),
                     nanos: header.is_nanosecond_precision(),
