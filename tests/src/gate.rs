@@ -20,7 +20,7 @@
 //! so the log shows that the root and lab tests really ran and how long they
 //! took.
 //!
-//! The test's name is the name libtest gives its thread (`module::test`).
+//! The test's name is its binary's and the name libtest gives its thread (`lab::test`).
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -150,9 +150,18 @@ impl Drop for Ran {
     }
 }
 
-/// The running test's name: libtest names each test's thread after it.
+/// The running test's name, `binary::path::test`: libtest names each test's thread after its
+/// path in the binary, and cargo names the binary `<target>-<hash>`.
 fn test_name() -> String {
-    std::thread::current().name().unwrap_or("(unnamed test)").to_owned()
+    let test = std::thread::current().name().unwrap_or("(unnamed test)").to_owned();
+    let binary = std::env::current_exe().ok().and_then(|exe| {
+        let stem = exe.file_stem()?.to_str()?.to_owned();
+        Some(stem.rsplit_once('-').map_or(stem.clone(), |(name, _)| name.to_owned()))
+    });
+    match binary {
+        Some(binary) => format!("{binary}::{test}"),
+        None => test,
+    }
 }
 
 /// Writes to the process's stderr directly. libtest captures what `eprint!`

@@ -192,7 +192,7 @@ impl GateReport {
         let mut ran = self.ran.clone();
         ran.sort();
         if !ran.is_empty() {
-            note("gated tests that ran (root, lab, corpus, receivers):");
+            note("tests behind a gate that ran, with their wall time:");
             for (test, took) in &ran {
                 note(&format!("    {test}: {:.1} s", took.as_secs_f64()));
             }
