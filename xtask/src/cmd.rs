@@ -9,9 +9,25 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-/// Prints a step heading.
+/// The step under way and when it started (see [`heading`]).
+static STEP: std::sync::Mutex<Option<(String, std::time::Instant)>> = std::sync::Mutex::new(None);
+
+/// Prints a step heading. The step before it (if any) ends here, and how long it took is printed
+/// first, so that every long task shows its steps' times.
 pub fn heading(text: &str) {
+    end_step();
     eprintln!("\n==> {text}");
+    if let Ok(mut step) = STEP.lock() {
+        *step = Some((text.to_owned(), std::time::Instant::now()));
+    }
+}
+
+/// Ends the step under way, printing how long it took (xtask calls it once more at exit).
+pub fn end_step() {
+    let Ok(mut step) = STEP.lock() else { return };
+    if let Some((text, started)) = step.take() {
+        eprintln!("    [{text}: {:.1} s]", started.elapsed().as_secs_f64());
+    }
 }
 
 /// Prints a detail line under the current step.
@@ -55,7 +71,8 @@ pub fn probe(cmd: &mut Command) -> Result<Option<String>> {
     }
 }
 
-/// A `cargo` command from PATH (the rustup proxy, so `+toolchain` works).
+/// A `cargo` command from PATH (the rustup proxy, so `+toolchain` works), without the
+/// variables `cargo run` set for xtask itself (see [`without_cargo_run_env`]).
 pub fn cargo<I, S>(args: I) -> Command
 where
     I: IntoIterator<Item = S>,
@@ -63,7 +80,26 @@ where
 {
     let mut cmd = Command::new("cargo");
     cmd.args(args);
+    without_cargo_run_env(&mut cmd);
     cmd
+}
+
+/// Removes from `cmd`'s environment what `cargo run` set for the xtask binary
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, `CARGO_CRATE_NAME`, ...). Build scripts that
+/// track one of them (ring's tracks `CARGO_MANIFEST_DIR`) would otherwise see it change between
+/// a build started by xtask and the same build started from a shell, and cargo would rebuild
+/// them and everything above them: `cargo xtask deb` and `cargo build --release` rebuilt the
+/// whole release binary, each undoing the other.
+pub fn without_cargo_run_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        let set_by_cargo_run = key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(key, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE");
+        if set_by_cargo_run {
+            cmd.env_remove(key);
+        }
+    }
 }
 
 /// `cargo +nightly ...`. rustup exports `RUSTUP_TOOLCHAIN` (the toolchain of the outer
@@ -75,5 +111,6 @@ where
 {
     let mut cmd = Command::new("cargo");
     cmd.arg("+nightly").args(args).env_remove("RUSTUP_TOOLCHAIN");
+    without_cargo_run_env(&mut cmd);
     cmd
 }

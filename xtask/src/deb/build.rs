@@ -70,6 +70,32 @@ impl Package {
     }
 }
 
+/// Checks that the package's release build and a plain `cargo build --release` are the same
+/// build: run after `cargo deb`, the plain one must compile nothing. (They once differed in an
+/// environment variable a build script tracks, and each rebuilt the whole sensor with LTO,
+/// undoing the other; see [`cmd::without_cargo_run_env`].)
+pub fn release_build_is_shared(root: &Path) -> Result<()> {
+    let mut build = cmd::cargo(["build", "--release", "--locked"]);
+    build.current_dir(root);
+    let line = cmd::display(&build);
+    let started = std::time::Instant::now();
+    let out = build.output().with_context(|| format!("running {line}"))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("`{line}` failed after cargo deb:\n{err}");
+    }
+    let rebuilt: Vec<&str> = err.lines().filter(|l| l.trim_start().starts_with("Compiling")).collect();
+    if !rebuilt.is_empty() {
+        bail!(
+            "`{line}` after `cargo deb` rebuilt {} crates (the two builds must be one): {}",
+            rebuilt.len(),
+            rebuilt.join("; ")
+        );
+    }
+    note(&format!("`{line}` after cargo deb: nothing rebuilt ({:.1} s)", started.elapsed().as_secs_f64()));
+    Ok(())
+}
+
 /// `<workspace version>-1`.
 fn default_version() -> String {
     format!("{}-{REVISION}", env!("CARGO_PKG_VERSION"))

@@ -56,6 +56,7 @@ pub fn check(root: &Path) -> Result<()> {
     heading("deb: building the Debian package");
     let first = Package::build(root, None)?;
     note(&format!("built {} (version {})", first.path.display(), first.version));
+    build::release_build_is_shared(root)?;
 
     heading("deb: lintian --fail-on error,warning");
     lint::lintian(&first)?;
