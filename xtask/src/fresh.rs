@@ -10,6 +10,11 @@
 //! the working tree) goes to `/work/nbad-sensor`, with `../shared` bind-mounted read-only beside
 //! it when the host has one.
 //!
+//! The one thing copied from the host is its local CA certificates
+//! (`/usr/local/share/ca-certificates`), where it has any: a network that inspects TLS (this
+//! workplace's egress does) makes crates.io and PyPI unreachable without them. That is a
+//! property of the network, not something the project needs, so it is not setup's job.
+//!
 //! In it, `systemd-nspawn` (no `--boot`: PID 1 is the command, as on a CI machine) runs
 //! `cargo xtask lab`, then `cargo xtask test`, each as root, with the host's network (apt and
 //! crates.io must be reachable), every capability, no seccomp filter and writable `/proc/sys`
@@ -94,10 +99,15 @@ pub fn run(root: &Path, args: &FreshArgs) -> Result<()> {
         .unwrap_or_default();
     note(&format!("clone at {}", head.trim()));
     make_proxies(&tree)?;
+    let machine = Machine { tree: tree.clone(), rustup_home: rustup_home()?, rustup_bin: rustup_binary()? };
+    if copy_local_cas(&tree)? > 0 {
+        cmd::run(
+            "update-ca-certificates (in the fresh machine)",
+            &mut machine.command(&[], &["update-ca-certificates"]),
+        )?;
+    }
     note(&format!("took {:.0} s", step.elapsed().as_secs_f64()));
 
-    let rustup_home = rustup_home()?;
-    let rustup_bin = rustup_binary()?;
     let shared = root.join("../shared");
     let log_dir = target.join("fresh");
     fs::create_dir_all(&log_dir)?;
@@ -107,25 +117,11 @@ pub fn run(root: &Path, args: &FreshArgs) -> Result<()> {
         heading(&format!("fresh: cargo xtask {command} (in the fresh machine)"));
         let log = log_dir.join(format!("{command}.log"));
         let step = Instant::now();
-        let mut nspawn = Command::new("systemd-nspawn");
-        nspawn
-            .env("SYSTEMD_NSPAWN_API_VFS_WRITABLE", "1")
-            .env("SYSTEMD_SECCOMP", "0")
-            .args(["--quiet", "--register=no", "--keep-unit", "--capability=all", "--resolv-conf=copy-host"])
-            .arg(format!("--machine=nbadfresh{}", std::process::id()))
-            .arg("--directory")
-            .arg(&tree)
-            .arg(format!("--bind-ro={}:/opt/rustup", rustup_home.display()))
-            .arg(format!("--bind-ro={}:/opt/rustup-bin/rustup", rustup_bin.display()))
-            .arg(format!("--chdir={CLONE}"))
-            .args(["--setenv=RUSTUP_HOME=/opt/rustup", "--setenv=CARGO_HOME=/root/.cargo"])
-            .arg("--setenv=PATH=/root/.cargo/bin:/opt/rustup-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            .args(["--setenv=HOME=/root", "--setenv=LANG=C.UTF-8", "--setenv=TERM=dumb"]);
+        let mut options = Vec::new();
         if shared.is_dir() {
-            nspawn.arg(format!("--bind-ro={}:/work/shared", shared.canonicalize()?.display()));
+            options.push(format!("--bind-ro={}:/work/shared", shared.canonicalize()?.display()));
         }
-        nspawn.args(["--", "cargo", "xtask", command]).stdin(Stdio::null());
-        let code = run_logged(&mut nspawn, &log)?;
+        let code = run_logged(&mut machine.command(&options, &["cargo", "xtask", command]), &log)?;
         let took = step.elapsed();
         note(&format!(
             "cargo xtask {command}: exit {} after {:.0} s (log: {})",
@@ -153,6 +149,63 @@ pub fn run(root: &Path, args: &FreshArgs) -> Result<()> {
         bail!("on the fresh machine, {} failed", failed.join(" and "));
     }
     Ok(())
+}
+
+/// The unpacked machine and what is mounted into it.
+#[derive(Debug)]
+struct Machine {
+    tree: PathBuf,
+    rustup_home: PathBuf,
+    rustup_bin: PathBuf,
+}
+
+impl Machine {
+    /// `systemd-nspawn` running `argv` in the machine, as root in the clone's folder, with
+    /// `options` added to nspawn's own.
+    fn command(&self, options: &[String], argv: &[&str]) -> Command {
+        let mut nspawn = Command::new("systemd-nspawn");
+        nspawn
+            .env("SYSTEMD_NSPAWN_API_VFS_WRITABLE", "1")
+            .env("SYSTEMD_SECCOMP", "0")
+            .args(["--quiet", "--register=no", "--keep-unit", "--capability=all", "--resolv-conf=copy-host"])
+            .arg(format!("--machine=nbadfresh{}", std::process::id()))
+            .arg("--directory")
+            .arg(&self.tree)
+            .arg(format!("--bind-ro={}:/opt/rustup", self.rustup_home.display()))
+            .arg(format!("--bind-ro={}:/opt/rustup-bin/rustup", self.rustup_bin.display()))
+            .args(["--setenv=RUSTUP_HOME=/opt/rustup", "--setenv=CARGO_HOME=/root/.cargo"])
+            .arg("--setenv=PATH=/root/.cargo/bin:/opt/rustup-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .args(["--setenv=HOME=/root", "--setenv=LANG=C.UTF-8", "--setenv=TERM=dumb"])
+            .arg(format!("--chdir={CLONE}"))
+            .args(options)
+            .arg("--")
+            .args(argv)
+            .stdin(Stdio::null());
+        nspawn
+    }
+}
+
+/// Copies the host's local CA certificates into the machine; returns how many.
+fn copy_local_cas(tree: &Path) -> Result<usize> {
+    let from = Path::new("/usr/local/share/ca-certificates");
+    let Ok(entries) = fs::read_dir(from) else { return Ok(0) };
+    let to = tree.join("usr/local/share/ca-certificates");
+    fs::create_dir_all(&to)?;
+    let mut n = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "crt") && path.is_file() {
+            fs::copy(&path, to.join(entry.file_name()))
+                .with_context(|| format!("copying {} into the fresh machine", path.display()))?;
+            n += 1;
+        }
+    }
+    if n > 0 {
+        note(&format!(
+            "copied {n} local CA certificates of the host's network (TLS inspection) into the machine"
+        ));
+    }
+    Ok(n)
 }
 
 /// Links each rustup proxy name to the mounted `rustup` binary (rustup picks its role from the

@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         Task::DetectReport(args) => detect_report::run(&root, &args),
         Task::RawRead { file } => bench::raw_read::run(&file),
     };
+    cmd::end_step();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
