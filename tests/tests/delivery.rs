@@ -134,7 +134,7 @@ fn an_unreachable_collector_keeps_the_alerts_spooled_with_one_clear_log_line() {
     let cfg = config(dir.path(), &sink("http", "collector", &keys)).expect("config");
     let out = send::run(&cfg, 3, &[&file]).expect("alerts send runs");
     let err = send::stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(3), "{err}");
     assert_eq!(err.matches("cannot deliver").count(), 1, "{err}");
     assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("stay in the spool"), "{err}");
     assert!(err.contains("50 left in the spool"), "{err}");
@@ -227,7 +227,7 @@ fn a_tls_syslog_receiver_with_an_untrusted_certificate_is_reported_and_nothing_i
     let cfg = config(dir.path(), &sink("syslog", "siem", &keys)).expect("config");
     let out = send::run(&cfg, 2, &[&file]).expect("alerts send runs");
     let err = send::stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("TLS handshake") && err.contains("certificate"), "{err}");
     assert!(err.contains("10 left in the spool"), "{err}");
 }

@@ -13,6 +13,8 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pcap_parser::pcapng::{Block, build_ts_resolution};
 use pcap_parser::{PcapError, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header};
@@ -85,10 +87,29 @@ struct CaptureFile {
     base: u64,
     eof: bool,
     format: Format,
+    /// Where reading progress is published, and the bytes of the files read before this one.
+    progress: Option<(Arc<ReadProgress>, u64)>,
+}
+
+/// How far a [`FileSource`] has read, for a progress display on another thread. Updated once
+/// per read (every [`READ_CHUNK`] bytes or so), never per packet.
+#[derive(Debug, Default)]
+pub struct ReadProgress {
+    /// Bytes read from the files so far (all earlier files, and the current one's offset).
+    pub read_bytes: AtomicU64,
+    /// The files' sizes, summed when the source was made.
+    pub total_bytes: u64,
 }
 
 impl CaptureFile {
     fn open(path: &Path) -> Result<Self, CaptureError> {
+        Self::open_with_progress(path, None)
+    }
+
+    fn open_with_progress(
+        path: &Path,
+        progress: Option<(Arc<ReadProgress>, u64)>,
+    ) -> Result<Self, CaptureError> {
         let name = path.display().to_string();
         let file = File::open(path).map_err(|reason| CaptureError::Open { path: name.clone(), reason })?;
         let mut this = Self {
@@ -100,6 +121,7 @@ impl CaptureFile {
             base: 0,
             eof: false,
             format: Format::Ng { big_endian: false, interfaces: Vec::new(), last_ts_ns: 0 },
+            progress,
         };
         while this.end < 24 && this.fill()? {}
         let head = &this.buf[..this.end];
@@ -151,6 +173,9 @@ impl CaptureFile {
                 }
                 Ok(n) => {
                     self.end += n;
+                    if let Some((progress, before)) = &self.progress {
+                        progress.read_bytes.store(before + self.base + self.end as u64, Ordering::Relaxed);
+                    }
                     return Ok(true);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -291,22 +316,35 @@ fn scale_ts(ts: u64, resolution: u64, offset_s: i64) -> u64 {
 /// Replays capture files one after the other.
 #[derive(Debug)]
 pub struct FileSource {
-    pending: VecDeque<PathBuf>,
+    /// Files still to open, each with the summed size of the files before it.
+    pending: VecDeque<(PathBuf, u64)>,
     current: Option<CaptureFile>,
     truncated_files: u64,
+    progress: Arc<ReadProgress>,
 }
 
 impl FileSource {
     /// A source over `paths`, read in order. Files are opened lazily, but each
     /// is checked up front so that a wrong path fails before any work is done.
     pub fn new(paths: &[PathBuf]) -> Result<Self, CaptureError> {
+        let mut pending = VecDeque::with_capacity(paths.len());
+        let mut total = 0u64;
         for path in paths {
             // Open each file's header now, so that a wrong path, a file that
             // is not a capture or an unsupported link type fails before any
             // work is done.
-            CaptureFile::open(path)?;
+            let file = CaptureFile::open(path)?;
+            pending.push_back((path.clone(), total));
+            total += file.file.metadata().map_or(0, |m| m.len());
         }
-        Ok(Self { pending: paths.iter().cloned().collect(), current: None, truncated_files: 0 })
+        let progress = Arc::new(ReadProgress { read_bytes: AtomicU64::new(0), total_bytes: total });
+        Ok(Self { pending, current: None, truncated_files: 0, progress })
+    }
+
+    /// How far reading has come, to be watched from another thread.
+    #[must_use]
+    pub fn progress(&self) -> Arc<ReadProgress> {
+        Arc::clone(&self.progress)
     }
 }
 
@@ -320,7 +358,10 @@ impl PacketSource for FileSource {
             let file = match &mut self.current {
                 Some(file) => file,
                 None => match self.pending.pop_front() {
-                    Some(path) => self.current.insert(CaptureFile::open(&path)?),
+                    Some((path, before)) => {
+                        let progress = Some((Arc::clone(&self.progress), before));
+                        self.current.insert(CaptureFile::open_with_progress(&path, progress)?)
+                    }
                     None => return Ok(Next::End),
                 },
             };

@@ -1,35 +1,41 @@
 //! The command line: raw arguments → validated configuration → a run.
-//! Exit codes are decided here and only here: 0 success, 2 usage or
-//! configuration error, 1 runtime failure.
+//!
+//! One module per subcommand (`replay`, `live` for `run`, `baseline`; `alerts` lives with
+//! delivery in [`crate::deliver::cli`]), and what `run` and `replay` share: alert delivery
+//! ([`delivery`]) and the replay's progress display ([`progress`]).
+//!
+//! Exit codes are decided here and only here ([`exit_code`]): 0 success, 2 usage or
+//! configuration error, 3 alerts still undelivered in the spool at exit ([`Undelivered`]:
+//! the run itself succeeded), 1 any other runtime failure.
+
+mod baseline;
+mod delivery;
+mod live;
+mod progress;
+mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use crate::capture::PacketSource;
-use crate::capture::file::FileSource;
-use crate::capture::live::{LiveSource, PromiscuousGuard};
-use crate::capture::xdp::XdpCapture;
-use crate::capture::xdp::source::XdpSource;
-use crate::capture_loss::{LossPolicy, LossWatch};
-use crate::config::{self, CaptureMode, Config, ConfigError, OutputTarget};
-use crate::deliver::Delivery;
+use crate::config::{self, Config, ConfigError};
+use crate::deliver::Undelivered;
 use crate::detect::{Engine, state};
-use crate::flow::{EndReason, FlowHasher};
-use crate::metrics;
 use crate::output::{self, flow_json::FlowJsonWriter};
-use crate::pipeline::analysis::{AlertHook, AlertPull, AlertWriter, SettingsPull};
-use crate::pipeline::{self, RunOptions};
-use crate::reload::{ConfigHandle, ReloadableOutput, SighupReloader};
-use crate::stats::StatsHub;
+use crate::pipeline::analysis::AlertWriter;
+use crate::reload::ConfigHandle;
 
-/// The flow-hash seed of replays: fixed, so that a replay shards flows the
-/// same way every time and its alerts are reproducible byte for byte.
-const REPLAY_HASH_SEED: u64 = 0x6e62_6164_7265_706c;
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a runtime failure (unreadable capture, interface problem, ...).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: a usage or configuration error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the command ran, but alerts are still undelivered in the spool.
+pub const EXIT_UNDELIVERED: u8 = 3;
 
 /// Where `run` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/nbad-sensor/sensor.toml";
@@ -42,7 +48,8 @@ pub const DEFAULT_CONFIG: &str = "/etc/nbad-sensor/sensor.toml";
     version,
     about = "Network behaviour anomaly detection sensor: turns packets from a SPAN/tap port or from \
              capture files into bidirectional flow records (ECS JSON lines)",
-    after_help = "Exit codes: 0 success, 2 usage or configuration error, 1 runtime failure.\n\
+    after_help = "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error, 3 alerts \
+                  still undelivered in the spool at exit (replay, alerts send).\n\
                   Every key of the configuration file is documented in configs/sensor.example.toml.",
     propagate_version = true
 )]
@@ -86,6 +93,13 @@ enum Command {
         /// Load and save baselines here; overrides `detection.state_file`.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
+        /// Draw no progress bar (a summary line still goes out every --progress-interval).
+        #[arg(long, short)]
+        quiet: bool,
+        /// Seconds between progress summary lines when no bar is drawn (stderr not a terminal,
+        /// or --quiet); 0 for none.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        progress_interval: u64,
         /// Capture files.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -158,15 +172,23 @@ pub fn main() -> ExitCode {
         }
     };
     match execute(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(EXIT_OK),
         Err(err) => {
             eprintln!("nbad-sensor: error: {err:#}");
-            if err.chain().any(|e| e.downcast_ref::<ConfigError>().is_some()) {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            ExitCode::from(exit_code(&err))
         }
+    }
+}
+
+/// The exit code of a failed command.
+#[must_use]
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|e| e.downcast_ref::<ConfigError>().is_some()) {
+        EXIT_USAGE
+    } else if err.chain().any(|e| e.downcast_ref::<Undelivered>().is_some()) {
+        EXIT_UNDELIVERED
+    } else {
+        EXIT_FAILURE
     }
 }
 
@@ -178,9 +200,9 @@ fn execute(command: Command) -> anyhow::Result<()> {
             // A reload rereads the file; the command line still wins over it.
             let overrides = move |c: &mut Config| apply_overrides(c, flows.as_deref(), stats.as_deref());
             let handle = Arc::new(ConfigHandle::new(cfg.clone(), overrides));
-            run_live(&cfg, path, &handle, alerts.as_deref())
+            live::run_live(&cfg, path, &handle, alerts.as_deref())
         }
-        Command::Replay { config, flows, stats, alerts, state, pcaps } => {
+        Command::Replay { config, flows, stats, alerts, state, quiet, progress_interval, pcaps } => {
             let mut cfg = match config {
                 Some(path) => config::load(path)?,
                 None => Config::default(),
@@ -189,9 +211,10 @@ fn execute(command: Command) -> anyhow::Result<()> {
             if let Some(state) = state {
                 cfg.detection.state_file = Some(state);
             }
-            replay(&cfg, &pcaps, alerts.as_deref())
+            let progress = replay::ProgressArgs { quiet, interval_s: progress_interval };
+            replay::replay(&cfg, &pcaps, alerts.as_deref(), progress)
         }
-        Command::Baseline { action } => baseline(action),
+        Command::Baseline { action } => baseline::execute(action),
         Command::Selftest => crate::selftest::run(),
         Command::CheckConfig { file } => {
             let cfg = config::load(&file)?;
@@ -228,49 +251,6 @@ fn flow_writer(cfg: &Config) -> anyhow::Result<Option<FlowJsonWriter>> {
     Ok(output::open(&cfg.output.flows)?.map(|out| FlowJsonWriter::new(out, &cfg.sensor.id)))
 }
 
-/// How long a stopping sensor keeps delivering what its spool holds; the
-/// rest is delivered after the next start.
-const DELIVERY_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Alert delivery for `cfg`: the spool and its sinks (`None` without sinks).
-fn start_delivery(cfg: &Config) -> anyhow::Result<Option<Arc<Delivery>>> {
-    if cfg.alerts.sinks.is_empty() {
-        return Ok(None);
-    }
-    let delivery = Delivery::start(&cfg.alerts, &cfg.sensor.id).context("starting alert delivery")?;
-    Ok(Some(Arc::new(delivery)))
-}
-
-/// Spools every alert; a refusal (a full spool after its bounded wait) is
-/// counted by the spool and logged here.
-fn submit_all(delivery: &Delivery, alerts: &[crate::alert::Alert]) {
-    for a in alerts {
-        if let Err(e) = delivery.submit(a) {
-            eprintln!("nbad-sensor: error: alert {} not spooled: {e}", a.id);
-        }
-    }
-}
-
-/// Delivers what the spool still holds (for at most [`DELIVERY_DRAIN`]),
-/// says how each sink stands, and rewrites the statistics with the final
-/// delivery metrics.
-fn finish_delivery(delivery: Option<Arc<Delivery>>, hub: &StatsHub, cfg: &Config) {
-    let Some(delivery) = delivery.and_then(|d| Arc::try_unwrap(d).ok()) else { return };
-    let m = delivery.shutdown(DELIVERY_DRAIN);
-    if let Ok(json) = serde_json::to_value(&m) {
-        hub.publish_delivery(json);
-        if let Err(e) = pipeline::write_stats(&cfg.output.stats, &hub.snapshot()) {
-            eprintln!("nbad-sensor: warning: {e:#}");
-        }
-    }
-    for s in &m.sinks {
-        eprintln!(
-            "nbad-sensor: sink {} ({}): {} sent, {} dead-lettered, {} below min_score, {} left in the spool",
-            s.name, s.kind, s.sent, s.dead_lettered, s.filtered, s.spool_depth
-        );
-    }
-}
-
 /// The detection engine for `cfg`, from its saved state when there is one;
 /// `None` when detection is off.
 pub fn build_engine(cfg: &Config) -> anyhow::Result<Option<Engine>> {
@@ -287,241 +267,4 @@ pub fn build_engine(cfg: &Config) -> anyhow::Result<Option<Engine>> {
 fn alert_writer(arg: Option<&str>) -> anyhow::Result<Option<AlertWriter>> {
     let Some(arg) = arg else { return Ok(None) };
     Ok(output::open(&output::target_from_arg(arg))?.map(AlertWriter::new))
-}
-
-fn state_path(cfg_path: &std::path::Path, state: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(s) = state {
-        return Ok(s);
-    }
-    let cfg = config::load(cfg_path)?;
-    cfg.detection.state_file.ok_or_else(|| {
-        anyhow::Error::new(ConfigError::Missing {
-            path: cfg_path.to_path_buf(),
-            key: "detection.state_file".into(),
-            expected: "the file baselines are saved in (or pass --state FILE)".into(),
-        })
-    })
-}
-
-fn baseline(action: BaselineAction) -> anyhow::Result<()> {
-    match action {
-        BaselineAction::Show { host, config, state: st } => {
-            let path = state_path(&config, st)?;
-            let saved = state::load(&path)?
-                .with_context(|| format!("{}: no baseline state saved yet", path.display()))?;
-            let b = saved
-                .hosts
-                .get(&host)
-                .with_context(|| format!("{host}: no baseline in {}", path.display()))?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&crate::detect::baseline::describe(host, b, saved.saved_at_ns))?
-            );
-            Ok(())
-        }
-        BaselineAction::Reset { host, config, state: st } => {
-            let path = state_path(&config, st)?;
-            let mut saved = state::load(&path)?
-                .with_context(|| format!("{}: no baseline state saved yet", path.display()))?;
-            if saved.hosts.remove(&host).is_none() {
-                anyhow::bail!("{host}: no baseline in {}", path.display());
-            }
-            state::save(&path, &saved)?;
-            eprintln!(
-                "nbad-sensor: {host}: baseline removed from {}; it learns again from scratch",
-                path.display()
-            );
-            Ok(())
-        }
-    }
-}
-
-fn replay(cfg: &Config, pcaps: &[PathBuf], alerts: Option<&str>) -> anyhow::Result<()> {
-    let mut source = FileSource::new(pcaps)?;
-    let hub = Arc::new(StatsHub::new(cfg.flows.workers.max(1)));
-    let delivery = start_delivery(cfg)?;
-    let on_alerts = delivery.as_ref().map(|d| {
-        let d = Arc::clone(d);
-        AlertHook(Box::new(move |a: &[crate::alert::Alert]| submit_all(&d, a)))
-    });
-    let opts = RunOptions {
-        flows: flow_writer(cfg)?,
-        stats: cfg.output.stats.clone(),
-        periodic_stats: None,
-        stop: Arc::new(AtomicBool::new(false)),
-        end_reason: EndReason::EndOfCapture,
-        hasher: FlowHasher::with_seed(REPLAY_HASH_SEED),
-        engine: build_engine(cfg)?,
-        alerts: alert_writer(alerts)?,
-        on_alerts,
-        side_alerts: None,
-        settings: None,
-        hub: Some(Arc::clone(&hub)),
-    };
-    let snapshot = pipeline::run(cfg, &mut source, opts);
-    finish_delivery(delivery, &hub, cfg);
-    let snapshot = snapshot?;
-    if cfg.output.stats != OutputTarget::Stdout {
-        eprintln!("nbad-sensor: {}", snapshot.summary());
-    }
-    Ok(())
-}
-
-fn run_live(
-    cfg: &Config,
-    path: PathBuf,
-    handle: &Arc<ConfigHandle>,
-    alerts: Option<&str>,
-) -> anyhow::Result<()> {
-    let interface = cfg.require_interface()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    // SIGTERM is how systemd stops the service: the capture ends, every flow is flushed.
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install signal handlers")?;
-    }
-    let _reloader = SighupReloader::start(Arc::clone(handle), path)?;
-    let pcap = |why: &str| -> anyhow::Result<()> {
-        let source = LiveSource::open(interface, &cfg.capture)?;
-        eprintln!(
-            "nbad-sensor: capturing on {interface} with libpcap{why} (promiscuous {}, snaplen {}), \
-             {} flow workers",
-            cfg.capture.promiscuous, cfg.capture.snaplen, cfg.flows.workers
-        );
-        run_source(cfg, source, &stop, handle, alerts)
-    };
-    if cfg.capture.mode == CaptureMode::Pcap {
-        return pcap("");
-    }
-    let xdp = &cfg.capture.xdp;
-    match XdpCapture::attach(interface, xdp.attach, &xdp.settings) {
-        Ok(capture) => {
-            eprintln!(
-                "nbad-sensor: capturing on {interface} with XDP in {} mode, {} flow workers",
-                capture.mode(),
-                cfg.flows.workers
-            );
-            let _promiscuous =
-                if cfg.capture.promiscuous { Some(PromiscuousGuard::hold(interface)?) } else { None };
-            let source = XdpSource::new(capture, xdp.poll_interval, prune_after(cfg));
-            run_source(cfg, source, &stop, handle, alerts)
-        }
-        Err(e) if cfg.capture.mode == CaptureMode::Auto => {
-            eprintln!("nbad-sensor: XDP cannot be used on {interface}: {e}; falling back to libpcap");
-            pcap(" (XDP fallback)")
-        }
-        Err(e) => Err(e).with_context(|| format!("{interface}: XDP capture (capture.mode = \"xdp\")")),
-    }
-}
-
-/// How long a flow may sit idle in the kernel's map before the XDP poller
-/// removes it: past every idle timeout, so the flow table has ended it first.
-fn prune_after(cfg: &Config) -> std::time::Duration {
-    let f = &cfg.flows;
-    let longest = [f.tcp_idle_timeout, f.udp_idle_timeout, f.icmp_idle_timeout, f.other_idle_timeout]
-        .into_iter()
-        .max()
-        .unwrap_or_default();
-    longest + f.tcp_close_linger + 2 * cfg.capture.xdp.poll_interval
-}
-
-fn run_source<S: PacketSource>(
-    cfg: &Config,
-    mut source: S,
-    stop: &Arc<AtomicBool>,
-    handle: &Arc<ConfigHandle>,
-    alerts: Option<&str>,
-) -> anyhow::Result<()> {
-    let hub = Arc::new(StatsHub::new(cfg.flows.workers.max(1)));
-    let (_server, loss_watch, hooks) = start_operations(cfg, &hub, handle)?;
-    // A reload's detection settings reach the engine between two messages.
-    let reloads = Arc::clone(handle);
-    let mut seen_version = reloads.version();
-    let settings = SettingsPull(Box::new(move || {
-        let v = reloads.version();
-        (v != seen_version).then(|| {
-            seen_version = v;
-            reloads.load().config.detection.clone()
-        })
-    }));
-    // capture_loss alerts join the engine's on their way out.
-    let side_alerts = AlertPull(Box::new(move || loss_watch.take_alerts()));
-    // Every alert is counted per detector for the metrics endpoint, with its
-    // packet-to-alert latency (the newest packet of its evidence to now).
-    // Alerts are spooled for the sinks, and each sink's state is copied into
-    // the metrics whenever alerts go out.
-    let delivery = start_delivery(cfg)?;
-    let spool = delivery.clone();
-    let stats_hub = Arc::clone(&hub);
-    let on_alerts = AlertHook(Box::new(move |alerts: &[crate::alert::Alert]| {
-        let now_ns = crate::clock::wall_ns();
-        for a in alerts {
-            hooks.alerts.raised(a.detector);
-            hooks.latency.record(std::time::Duration::from_nanos(now_ns.saturating_sub(a.timestamp_ns)));
-        }
-        if let Some(d) = spool.as_deref() {
-            submit_all(d, alerts);
-            let m = d.metrics();
-            for s in &m.sinks {
-                hooks.sinks.set(&s.name, s.healthy, s.sent, s.failed);
-            }
-            if let Ok(json) = serde_json::to_value(&m) {
-                stats_hub.publish_delivery(json);
-            }
-        }
-    }));
-    // Flow records follow `output.flows` through reloads.
-    let flows = FlowJsonWriter::new(Box::new(ReloadableOutput::new(Arc::clone(handle))?), &cfg.sensor.id);
-    let opts = RunOptions {
-        flows: Some(flows),
-        stats: cfg.output.stats.clone(),
-        periodic_stats: Some(cfg.output.stats_interval),
-        stop: Arc::clone(stop),
-        end_reason: EndReason::Shutdown,
-        hasher: FlowHasher::random(),
-        engine: build_engine(cfg)?,
-        alerts: alert_writer(alerts)?,
-        on_alerts: Some(on_alerts),
-        side_alerts: Some(side_alerts),
-        settings: Some(settings),
-        hub: Some(Arc::clone(&hub)),
-    };
-    let snapshot = pipeline::run(cfg, &mut source, opts);
-    // The spool is drained (or persisted) after the last alert went in.
-    finish_delivery(delivery, &hub, cfg);
-    eprintln!("nbad-sensor: stopped: {}", snapshot?.summary());
-    Ok(())
-}
-
-/// The live sensor's companions: the metrics endpoint (when `metrics.listen` is set) and the
-/// capture-loss watch. They stop when the returned value is dropped.
-fn start_operations(
-    cfg: &Config,
-    hub: &Arc<StatsHub>,
-    handle: &Arc<ConfigHandle>,
-) -> anyhow::Result<(Option<metrics::HttpServer>, LossWatch, Arc<metrics::Hooks>)> {
-    let loss_ratio = Arc::new(metrics::SharedRatio::default());
-    let watch = LossWatch::start(
-        Arc::clone(hub),
-        cfg.sensor.id.clone(),
-        LossPolicy::default(),
-        cfg.output.stats_interval,
-        Arc::clone(&loss_ratio),
-    )?;
-    let hooks = Arc::new(metrics::Hooks::default());
-    let server = match cfg.metrics.listen {
-        Some(listen) => {
-            let sources = metrics::Sources {
-                hub: Arc::clone(hub),
-                flow_capacity: cfg.flows.max_flows as u64,
-                capture_loss: loss_ratio,
-                hooks: Arc::clone(&hooks),
-                config: Some(Arc::clone(handle)),
-            };
-            let server = metrics::serve(listen, sources)?;
-            eprintln!("nbad-sensor: metrics at http://{}/metrics", server.local_addr());
-            Some(server)
-        }
-        None => None,
-    };
-    Ok((server, watch, hooks))
 }

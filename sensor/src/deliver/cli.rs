@@ -4,7 +4,8 @@
 //! them, the alert model's JSON, or dead-letter lines), submits them through the spool of the
 //! configured `[alerts]` and delivers until every sink has them or `--timeout` passes. With
 //! no FILE it delivers what is already spooled (after a crash, say). Whatever is not
-//! delivered in time stays in the spool for the next run; the exit code is then 1.
+//! delivered in time stays in the spool for the next run; the exit code is then 3
+//! ([`super::Undelivered`]), as for `replay`.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
@@ -13,8 +14,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 
-use super::Delivery;
 use super::format::ecs_in::parse_line;
+use super::{Delivery, Undelivered};
 use crate::alert::Alert;
 use crate::config;
 
@@ -27,7 +28,7 @@ pub enum AlertsCommand {
         /// Configuration file with the [alerts] table.
         #[arg(long, short, value_name = "FILE", default_value = crate::cli::DEFAULT_CONFIG)]
         config: PathBuf,
-        /// Give up after this many seconds; what is undelivered stays spooled (exit code 1).
+        /// Give up after this many seconds; what is undelivered stays spooled (exit code 3).
         #[arg(long, value_name = "SECONDS", default_value_t = 60)]
         timeout: u64,
         /// Alert files.
@@ -73,7 +74,8 @@ pub fn execute(command: AlertsCommand) -> anyhow::Result<()> {
         alerts.len(),
         files.len()
     );
-    let m = delivery.shutdown(Duration::from_secs(timeout));
+    let waited = Duration::from_secs(timeout);
+    let m = delivery.shutdown(waited);
     let mut undelivered = 0;
     for s in &m.sinks {
         eprintln!(
@@ -83,9 +85,7 @@ pub fn execute(command: AlertsCommand) -> anyhow::Result<()> {
         undelivered += s.spool_depth;
     }
     if undelivered > 0 {
-        bail!(
-            "{undelivered} alert deliveries are still pending after {timeout} s; they stay in the spool for the next run"
-        );
+        return Err(Undelivered { pending: undelivered, spool: cfg.alerts.spool_dir.clone(), waited }.into());
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ pub(crate) struct RawAlerts {
     pub fsync: String,
     pub fsync_interval_ms: i64,
     pub full_wait_ms: i64,
+    pub drain_timeout_ms: i64,
     pub dead_letter: String,
     pub sinks: Vec<RawSink>,
 }
@@ -37,6 +38,7 @@ impl Default for RawAlerts {
             fsync: "interval".to_owned(),
             fsync_interval_ms: 1000,
             full_wait_ms: 1000,
+            drain_timeout_ms: 5000,
             dead_letter: String::new(),
             sinks: Vec::new(),
         }
@@ -274,6 +276,8 @@ pub struct DeliverySettings {
     pub fsync: FsyncPolicy,
     /// How long `submit` waits for room when the spool is full before refusing.
     pub full_wait: Duration,
+    /// How long a stopping `run` or a finished `replay` keeps delivering what the spool holds.
+    pub drain_timeout: Duration,
     /// Dead-letter file (JSON lines).
     pub dead_letter: PathBuf,
     /// The sinks, in file order.

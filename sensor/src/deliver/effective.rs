@@ -24,6 +24,7 @@ impl DeliverySettings {
         writeln!(f, "fsync = {}", toml_string(fsync))?;
         writeln!(f, "fsync_interval_ms = {interval}")?;
         writeln!(f, "full_wait_ms = {}", ms(self.full_wait))?;
+        writeln!(f, "drain_timeout_ms = {}", ms(self.drain_timeout))?;
         writeln!(f, "dead_letter = {}", toml_string(&self.dead_letter.display().to_string()))?;
         for s in &self.sinks {
             let mut t = String::new();

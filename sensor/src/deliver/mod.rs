@@ -72,6 +72,24 @@ pub enum DeliverError {
     Thread(std::io::Error),
 }
 
+/// Alert deliveries still pending in the spool when a command ended: they stay there for the
+/// next start (or `alerts send`). The command line maps this to its own exit code (3), so that
+/// scripts can tell "ran, but the collector did not get everything" from a failure.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "{pending} alert deliveries are still pending after {} s of delivery; they stay in the spool {} for the next run (or `nbad-sensor alerts send`)",
+    waited.as_secs_f64(),
+    spool.display()
+)]
+pub struct Undelivered {
+    /// Deliveries pending, summed over the sinks (an alert two sinks lack counts twice).
+    pub pending: u64,
+    /// The spool directory.
+    pub spool: std::path::PathBuf,
+    /// How long delivery was given.
+    pub waited: Duration,
+}
+
 /// The running delivery: the spool and the sink tasks.
 #[derive(Debug)]
 pub struct Delivery {

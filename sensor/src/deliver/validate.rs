@@ -182,6 +182,7 @@ pub(crate) fn validate(raw: RawAlerts, origin: &Path) -> Result<DeliverySettings
         _ => FsyncPolicy::Interval(c.ms("alerts.fsync_interval_ms", raw.fsync_interval_ms, 1, 60_000)?),
     };
     let full_wait = c.ms("alerts.full_wait_ms", raw.full_wait_ms, 0, 60_000)?;
+    let drain_timeout = c.ms("alerts.drain_timeout_ms", raw.drain_timeout_ms, 0, 3_600_000)?;
     let spool_dir = PathBuf::from(&raw.spool_dir);
     let dead_letter = if raw.dead_letter.is_empty() {
         spool_dir.join("dead-letter.jsonl")
@@ -201,7 +202,16 @@ pub(crate) fn validate(raw: RawAlerts, origin: &Path) -> Result<DeliverySettings
         }
         sinks.push(sink);
     }
-    Ok(DeliverySettings { spool_dir, spool_max_bytes, segment_bytes, fsync, full_wait, dead_letter, sinks })
+    Ok(DeliverySettings {
+        spool_dir,
+        spool_max_bytes,
+        segment_bytes,
+        fsync,
+        full_wait,
+        drain_timeout,
+        dead_letter,
+        sinks,
+    })
 }
 
 fn sink(c: &Check<'_>, p: &str, raw: RawSink) -> Result<SinkSettings, ConfigError> {

@@ -1,0 +1,186 @@
+//! `nbad-sensor run`: live capture on the configured interface (XDP, falling back to libpcap
+//! where allowed, or libpcap), with the metrics endpoint, the capture-loss watch, SIGHUP
+//! reload, and alert delivery, until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context as _;
+
+use super::delivery;
+use crate::capture::PacketSource;
+use crate::capture::live::{LiveSource, PromiscuousGuard};
+use crate::capture::xdp::XdpCapture;
+use crate::capture::xdp::source::XdpSource;
+use crate::capture_loss::{LossPolicy, LossWatch};
+use crate::config::{CaptureMode, Config};
+use crate::flow::{EndReason, FlowHasher};
+use crate::metrics;
+use crate::output::flow_json::FlowJsonWriter;
+use crate::pipeline::analysis::{AlertHook, AlertPull, SettingsPull};
+use crate::pipeline::{self, RunOptions};
+use crate::reload::{ConfigHandle, ReloadableOutput, SighupReloader};
+use crate::stats::StatsHub;
+
+pub(super) fn run_live(
+    cfg: &Config,
+    path: PathBuf,
+    handle: &Arc<ConfigHandle>,
+    alerts: Option<&str>,
+) -> anyhow::Result<()> {
+    let interface = cfg.require_interface()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    // SIGTERM is how systemd stops the service: the capture ends, every flow is flushed.
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install signal handlers")?;
+    }
+    let _reloader = SighupReloader::start(Arc::clone(handle), path)?;
+    let pcap = |why: &str| -> anyhow::Result<()> {
+        let source = LiveSource::open(interface, &cfg.capture)?;
+        eprintln!(
+            "nbad-sensor: capturing on {interface} with libpcap{why} (promiscuous {}, snaplen {}), \
+             {} flow workers",
+            cfg.capture.promiscuous, cfg.capture.snaplen, cfg.flows.workers
+        );
+        run_source(cfg, source, &stop, handle, alerts)
+    };
+    if cfg.capture.mode == CaptureMode::Pcap {
+        return pcap("");
+    }
+    let xdp = &cfg.capture.xdp;
+    match XdpCapture::attach(interface, xdp.attach, &xdp.settings) {
+        Ok(capture) => {
+            eprintln!(
+                "nbad-sensor: capturing on {interface} with XDP in {} mode, {} flow workers",
+                capture.mode(),
+                cfg.flows.workers
+            );
+            let _promiscuous =
+                if cfg.capture.promiscuous { Some(PromiscuousGuard::hold(interface)?) } else { None };
+            let source = XdpSource::new(capture, xdp.poll_interval, prune_after(cfg));
+            run_source(cfg, source, &stop, handle, alerts)
+        }
+        Err(e) if cfg.capture.mode == CaptureMode::Auto => {
+            eprintln!("nbad-sensor: XDP cannot be used on {interface}: {e}; falling back to libpcap");
+            pcap(" (XDP fallback)")
+        }
+        Err(e) => Err(e).with_context(|| format!("{interface}: XDP capture (capture.mode = \"xdp\")")),
+    }
+}
+
+/// How long a flow may sit idle in the kernel's map before the XDP poller
+/// removes it: past every idle timeout, so the flow table has ended it first.
+fn prune_after(cfg: &Config) -> std::time::Duration {
+    let f = &cfg.flows;
+    let longest = [f.tcp_idle_timeout, f.udp_idle_timeout, f.icmp_idle_timeout, f.other_idle_timeout]
+        .into_iter()
+        .max()
+        .unwrap_or_default();
+    longest + f.tcp_close_linger + 2 * cfg.capture.xdp.poll_interval
+}
+
+fn run_source<S: PacketSource>(
+    cfg: &Config,
+    mut source: S,
+    stop: &Arc<AtomicBool>,
+    handle: &Arc<ConfigHandle>,
+    alerts: Option<&str>,
+) -> anyhow::Result<()> {
+    let hub = Arc::new(StatsHub::new(cfg.flows.workers.max(1)));
+    let (_server, loss_watch, hooks) = start_operations(cfg, &hub, handle)?;
+    // A reload's detection settings reach the engine between two messages.
+    let reloads = Arc::clone(handle);
+    let mut seen_version = reloads.version();
+    let settings = SettingsPull(Box::new(move || {
+        let v = reloads.version();
+        (v != seen_version).then(|| {
+            seen_version = v;
+            reloads.load().config.detection.clone()
+        })
+    }));
+    // capture_loss alerts join the engine's on their way out.
+    let side_alerts = AlertPull(Box::new(move || loss_watch.take_alerts()));
+    // Every alert is counted per detector for the metrics endpoint, with its
+    // packet-to-alert latency (the newest packet of its evidence to now).
+    // Alerts are spooled for the sinks, and each sink's state is copied into
+    // the metrics whenever alerts go out.
+    let delivery = delivery::start(cfg)?;
+    let spool = delivery.clone();
+    let stats_hub = Arc::clone(&hub);
+    let on_alerts = AlertHook(Box::new(move |alerts: &[crate::alert::Alert]| {
+        let now_ns = crate::clock::wall_ns();
+        for a in alerts {
+            hooks.alerts.raised(a.detector);
+            hooks.latency.record(std::time::Duration::from_nanos(now_ns.saturating_sub(a.timestamp_ns)));
+        }
+        if let Some(d) = spool.as_deref() {
+            delivery::submit_all(d, alerts);
+            let m = d.metrics();
+            for s in &m.sinks {
+                hooks.sinks.set(&s.name, s.healthy, s.sent, s.failed);
+            }
+            if let Ok(json) = serde_json::to_value(&m) {
+                stats_hub.publish_delivery(json);
+            }
+        }
+    }));
+    // Flow records follow `output.flows` through reloads.
+    let flows = FlowJsonWriter::new(Box::new(ReloadableOutput::new(Arc::clone(handle))?), &cfg.sensor.id);
+    let opts = RunOptions {
+        flows: Some(flows),
+        stats: cfg.output.stats.clone(),
+        periodic_stats: Some(cfg.output.stats_interval),
+        stop: Arc::clone(stop),
+        end_reason: EndReason::Shutdown,
+        hasher: FlowHasher::random(),
+        engine: super::build_engine(cfg)?,
+        alerts: super::alert_writer(alerts)?,
+        on_alerts: Some(on_alerts),
+        side_alerts: Some(side_alerts),
+        settings: Some(settings),
+        hub: Some(Arc::clone(&hub)),
+    };
+    let snapshot = pipeline::run(cfg, &mut source, opts);
+    // The spool is drained (or persisted) after the last alert went in. A live sensor that
+    // stops with alerts still spooled is not failing: its next start delivers them.
+    if let Some(left) = delivery::finish(delivery, &hub, cfg) {
+        eprintln!("nbad-sensor: {left}");
+    }
+    eprintln!("nbad-sensor: stopped: {}", snapshot?.summary());
+    Ok(())
+}
+
+/// The live sensor's companions: the metrics endpoint (when `metrics.listen` is set) and the
+/// capture-loss watch. They stop when the returned value is dropped.
+fn start_operations(
+    cfg: &Config,
+    hub: &Arc<StatsHub>,
+    handle: &Arc<ConfigHandle>,
+) -> anyhow::Result<(Option<metrics::HttpServer>, LossWatch, Arc<metrics::Hooks>)> {
+    let loss_ratio = Arc::new(metrics::SharedRatio::default());
+    let watch = LossWatch::start(
+        Arc::clone(hub),
+        cfg.sensor.id.clone(),
+        LossPolicy::default(),
+        cfg.output.stats_interval,
+        Arc::clone(&loss_ratio),
+    )?;
+    let hooks = Arc::new(metrics::Hooks::default());
+    let server = match cfg.metrics.listen {
+        Some(listen) => {
+            let sources = metrics::Sources {
+                hub: Arc::clone(hub),
+                flow_capacity: cfg.flows.max_flows as u64,
+                capture_loss: loss_ratio,
+                hooks: Arc::clone(&hooks),
+                config: Some(Arc::clone(handle)),
+            };
+            let server = metrics::serve(listen, sources)?;
+            eprintln!("nbad-sensor: metrics at http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
+    Ok((server, watch, hooks))
+}
