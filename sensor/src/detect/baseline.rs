@@ -18,6 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::seen::{Seen, addr_key};
+use super::volume::VolumeHistory;
 use crate::alert::LearningState;
 
 /// Smallest standard deviation assumed, in natural-log units (a factor of
@@ -201,12 +203,16 @@ pub struct HostBaseline {
     pub relearn: u32,
     /// One EWMA per [`Metric`], in [`Metric::ALL`] order.
     pub metrics: Vec<Ewma>,
-    /// Hashes of outside peers seen (at most [`KNOWN_PEERS`]).
-    pub known_peers: Vec<u32>,
+    /// Outside peers the host talked to (see [`super::seen`]: bounded, forgets after a while).
+    #[serde(default)]
+    pub peers_seen: Seen,
+    /// Registered domains of the peers it sent anything to (names from DNS answers).
+    #[serde(default)]
+    pub domains_seen: Seen,
+    /// Outbound volume by the hour over two weeks, and the highs (see [`super::volume`]).
+    #[serde(default)]
+    pub volume: VolumeHistory,
 }
-
-/// Outside peers remembered per host for "never seen before".
-pub const KNOWN_PEERS: usize = 512;
 
 /// What the lifecycle needs from the settings.
 #[derive(Debug, Clone, Copy)]
@@ -229,7 +235,9 @@ impl HostBaseline {
             buckets: 0,
             relearn: 0,
             metrics: vec![Ewma::default(); Metric::COUNT],
-            known_peers: Vec::new(),
+            peers_seen: Seen::default(),
+            domains_seen: Seen::default(),
+            volume: VolumeHistory::default(),
         }
     }
 
@@ -284,17 +292,9 @@ impl HostBaseline {
         self.last_ns = now_ns;
     }
 
-    /// Whether `peer_hash` was seen before; remembers it (while there is room).
-    pub fn note_peer(&mut self, peer_hash: u32) -> bool {
-        match self.known_peers.binary_search(&peer_hash) {
-            Ok(_) => true,
-            Err(at) => {
-                if self.known_peers.len() < KNOWN_PEERS {
-                    self.known_peers.insert(at, peer_hash);
-                }
-                false
-            }
-        }
+    /// Whether `peer` was seen before; remembers it.
+    pub fn note_peer(&mut self, peer: std::net::IpAddr) -> bool {
+        self.peers_seen.insert(addr_key(peer))
     }
 }
 
@@ -325,7 +325,9 @@ pub fn describe(host: std::net::IpAddr, b: &HostBaseline, saved_at_ns: u64) -> s
         "snapshot_at": crate::alert::rfc3339(saved_at_ns),
         "buckets_learned": b.buckets,
         "relearn_buckets_left": b.relearn,
-        "known_outside_peers": b.known_peers.len(),
+        "remembers_outside_peers": !b.peers_seen.is_empty(),
+        "hourly_history_hours": b.volume.hours.len(),
+        "daily_totals_bytes": b.volume.daily_totals(),
         "metrics": metrics,
     })
 }
@@ -386,9 +388,9 @@ mod tests {
     #[test]
     fn known_peers_are_remembered() {
         let mut b = HostBaseline::new(0);
-        assert!(!b.note_peer(7));
-        assert!(b.note_peer(7));
-        assert!(!b.note_peer(3));
-        assert_eq!(b.known_peers, vec![3, 7]);
+        let (a, c) = (std::net::IpAddr::from([192, 0, 2, 7]), std::net::IpAddr::from([192, 0, 2, 3]));
+        assert!(!b.note_peer(a));
+        assert!(b.note_peer(a));
+        assert!(!b.note_peer(c));
     }
 }

@@ -13,6 +13,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::clock::SiteClock;
+pub use super::exfiltration::Settings as Exfiltration;
 use crate::alert::Detector;
 use crate::config::ConfigError;
 
@@ -34,6 +36,7 @@ pub(crate) struct RawDetection {
     pub suppress_window_s: i64,
     pub incident_window_s: i64,
     pub min_score: i64,
+    pub timezone: String,
     pub exfiltration: Exfiltration,
     pub dns_tunnel: DnsTunnel,
     pub icmp_tunnel: IcmpTunnel,
@@ -63,6 +66,7 @@ impl Default for RawDetection {
             suppress_window_s: 3_600,
             incident_window_s: 3_600,
             min_score: 0,
+            timezone: "UTC".to_owned(),
             exfiltration: Exfiltration::default(),
             dns_tunnel: DnsTunnel::default(),
             icmp_tunnel: IcmpTunnel::default(),
@@ -73,40 +77,6 @@ impl Default for RawDetection {
             malformed_traffic: MalformedTraffic::default(),
             allow: Vec::new(),
             assets: Vec::new(),
-        }
-    }
-}
-
-/// `[detection.exfiltration]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Exfiltration {
-    /// Detector on.
-    pub enabled: bool,
-    /// Floor: bytes out to the outside in one bucket below this never alert.
-    pub min_bytes: u64,
-    /// Floor for the sliding hour.
-    pub hour_min_bytes: u64,
-    /// Floor for one peer's upload in one bucket (the dominant-upload rule).
-    pub peer_min_bytes: u64,
-    /// While a host is learning, the dominant-upload rule needs this much.
-    pub learning_min_bytes: u64,
-    /// Upload to the peer divided by download from it, at least.
-    pub upload_ratio: f64,
-    /// The peer's share of the host's outbound bytes in the bucket, at least.
-    pub peer_share: f64,
-}
-
-impl Default for Exfiltration {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            min_bytes: 1_000_000,
-            hour_min_bytes: 20_000_000,
-            peer_min_bytes: 1_000_000,
-            learning_min_bytes: 50_000_000,
-            upload_ratio: 4.0,
-            peer_share: 0.8,
         }
     }
 }
@@ -385,6 +355,8 @@ pub struct DetectionSettings {
     pub incident_window: Duration,
     /// Alerts scoring below this are not raised.
     pub min_score: u8,
+    /// The site's time zone, for hour-of-day baselines.
+    pub clock: SiteClock,
     /// `[detection.exfiltration]`.
     pub exfiltration: Exfiltration,
     /// `[detection.dns_tunnel]`.
@@ -480,17 +452,41 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
     let incident = c.int("incident_window_s", raw.incident_window_s, 1, 30 * 86_400, "seconds")?;
     let min_score = c.int("min_score", raw.min_score, 0, 100, "")?;
 
+    let clock = SiteClock::named(&raw.timezone).ok_or_else(|| {
+        c.invalid(
+            "timezone",
+            toml_str(&raw.timezone),
+            "\"UTC\" or an IANA time zone name the system knows, such as \"Europe/Berlin\" (package tzdata)",
+        )
+    })?;
     let e = &raw.exfiltration;
-    for (k, v) in [
-        ("exfiltration.min_bytes", e.min_bytes),
-        ("exfiltration.hour_min_bytes", e.hour_min_bytes),
-        ("exfiltration.peer_min_bytes", e.peer_min_bytes),
-        ("exfiltration.learning_min_bytes", e.learning_min_bytes),
-    ] {
-        c.positive(k, v)?;
+    c.positive("exfiltration.min_bytes", e.min_bytes)?;
+    c.positive("exfiltration.hour_min_bytes", e.hour_min_bytes)?;
+    c.positive("exfiltration.learning_min_bytes", e.learning_min_bytes)?;
+    c.float("exfiltration.band_cap", e.band_cap, 1.0, 1e6)?;
+    c.float("exfiltration.hour_factor", e.hour_factor, 1.0, 1e3)?;
+    c.float("exfiltration.peer_factor", e.peer_factor, 1.0, 1e3)?;
+    c.float("exfiltration.upload_ratio", e.upload_ratio, 0.0, 1e6)?;
+    c.float("exfiltration.tcp_upload_ratio", e.tcp_upload_ratio, 0.0, 1e6)?;
+    for (n, (lo, hi)) in e.new_peer_min_bytes.iter().zip(e.new_peer_max_bytes).enumerate() {
+        c.positive(&format!("exfiltration.new_peer_min_bytes[{n}]"), *lo)?;
+        if hi < *lo {
+            return Err(c.invalid(
+                &format!("exfiltration.new_peer_max_bytes[{n}]"),
+                hi.to_string(),
+                &format!("at least exfiltration.new_peer_min_bytes[{n}] ({lo})"),
+            ));
+        }
     }
-    c.float("exfiltration.upload_ratio", e.upload_ratio, 1.0, 1e6)?;
-    c.float("exfiltration.peer_share", e.peer_share, 0.0, 1.0)?;
+    for (n, v) in e.known_peer_min_bytes.iter().enumerate() {
+        c.positive(&format!("exfiltration.known_peer_min_bytes[{n}]"), *v)?;
+    }
+    for (n, v) in e.slow_min_bytes.iter().enumerate() {
+        c.positive(&format!("exfiltration.slow_min_bytes[{n}]"), *v)?;
+    }
+    for (n, v) in e.slow_daily_factor.iter().enumerate() {
+        c.float(&format!("exfiltration.slow_daily_factor[{n}]"), *v, 1.0, 1e3)?;
+    }
     let d = &raw.dns_tunnel;
     for (k, v) in [
         ("dns_tunnel.min_unique_subdomains", d.min_unique_subdomains),
@@ -616,6 +612,7 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
         suppress_window: secs(suppress),
         incident_window: secs(incident),
         min_score: u8::try_from(min_score).unwrap_or(100),
+        clock,
         exfiltration: raw.exfiltration,
         dns_tunnel: raw.dns_tunnel,
         icmp_tunnel: raw.icmp_tunnel,
@@ -652,6 +649,7 @@ impl DetectionSettings {
         let _ = writeln!(out, "suppress_window_s = {}", secs(self.suppress_window));
         let _ = writeln!(out, "incident_window_s = {}", secs(self.incident_window));
         let _ = writeln!(out, "min_score = {}", self.min_score);
+        let _ = writeln!(out, "timezone = {}", toml_str(self.clock.name()));
         let tables: [(&str, Result<String, toml::ser::Error>); 8] = [
             ("exfiltration", toml::to_string(&self.exfiltration)),
             ("dns_tunnel", toml::to_string(&self.dns_tunnel)),

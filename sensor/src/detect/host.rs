@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use foldhash::fast::FixedState;
 
 use super::baseline::{HostBaseline, Metric};
+use super::exfiltration::peers::PeerUploads;
 use crate::flow::community_id::community_id_v1;
 
 /// A hash map with a fixed seed: iteration order depends only on what was
@@ -58,12 +59,17 @@ pub struct PeerAcc {
     pub bytes_out: u64,
     /// Bytes the host received from the peer.
     pub bytes_in: u64,
+    /// Of `bytes_out`, those sent in flows that looked like uploads (see
+    /// [`super::exfiltration`]'s upload ratios): a call's or a download's bytes are not.
+    pub upload_out: u64,
     /// The peer's main port (the server port of the largest upload).
     pub port: Option<u16>,
     /// The transport of that flow.
     pub proto: u8,
     /// Some of the flows.
     pub flows: Vec<FlowRef>,
+    /// The host had not seen this peer before (it entered the host's seen-set in this bucket).
+    pub new_addr: bool,
 }
 
 /// DNS queries under one registered domain in the bucket.
@@ -125,6 +131,9 @@ pub struct HostBucket {
     pub out_by_transport: [u64; 3],
     /// Bytes to outside services by port class: well-known, registered, dynamic.
     pub out_by_port_class: [u64; 3],
+    /// Bytes of DNS query names the host asked of a resolver inside (counted in `bytes_out`:
+    /// data can leave in names through any resolver).
+    pub dns_name_bytes: u64,
     /// Per outside peer.
     pub peers: Map<IpAddr, PeerAcc>,
     /// Destination ports of connections the host opened.
@@ -207,13 +216,20 @@ pub struct HostState {
     pub bucket: HostBucket,
     /// Outbound bytes of the last buckets (an hour's worth).
     pub hour: VecDeque<u64>,
+    /// What the host sent each outside peer it uploads to, over sliding windows.
+    pub uploads: PeerUploads,
 }
 
 impl HostState {
     /// A host first seen at `now_ns`, with `baseline` if one was saved.
     #[must_use]
     pub fn new(baseline: HostBaseline) -> Self {
-        Self { baseline, bucket: HostBucket::default(), hour: VecDeque::new() }
+        Self {
+            baseline,
+            bucket: HostBucket::default(),
+            hour: VecDeque::new(),
+            uploads: PeerUploads::default(),
+        }
     }
 
     /// Outbound bytes over the sliding hour, the bucket in progress included.
@@ -237,6 +253,7 @@ impl HostState {
         b.packets_in = 0;
         b.out_by_transport = [0; 3];
         b.out_by_port_class = [0; 3];
+        b.dns_name_bytes = 0;
         b.peers.clear();
         b.dst_ports.clear();
         b.new_peers = 0;
@@ -278,13 +295,6 @@ pub fn name_hash(s: &str) -> u64 {
         h.write_u8(b.to_ascii_lowercase());
     }
     h.finish()
-}
-
-/// A 32-bit hash of an address (known peers).
-#[must_use]
-pub fn addr_hash(a: IpAddr) -> u32 {
-    use std::hash::BuildHasher as _;
-    (FixedState::default().hash_one(a) >> 32) as u32
 }
 
 #[cfg(test)]

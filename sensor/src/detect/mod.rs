@@ -25,6 +25,7 @@
 pub mod alerting;
 pub mod baseline;
 pub mod beaconing;
+pub mod clock;
 pub mod config;
 pub mod dns_tunnel;
 pub mod exfiltration;
@@ -32,9 +33,12 @@ pub mod host;
 pub mod icmp_tunnel;
 pub mod long_connection;
 pub mod malformed;
+pub mod names;
 pub mod protocol_mismatch;
 pub mod scan;
+pub mod seen;
 pub mod state;
+pub mod volume;
 
 #[cfg(test)]
 mod tests;
@@ -236,6 +240,7 @@ pub struct Engine {
     beacons: Map<IpAddr, beaconing::HostChannels>,
     long: long_connection::LongFlows,
     inventory: protocol_mismatch::Inventory,
+    names: names::NameCache,
     stage: AlertStage,
     alerts: Vec<Alert>,
     last_snapshot_ns: u64,
@@ -265,6 +270,7 @@ impl Engine {
             beacons: Map::default(),
             long: long_connection::LongFlows::default(),
             inventory: protocol_mismatch::Inventory::default(),
+            names: names::NameCache::default(),
             stage: AlertStage::default(),
             alerts: Vec::new(),
             last_snapshot_ns: 0,
@@ -421,6 +427,8 @@ impl Engine {
         let client_home = self.is_home(client.0);
         let server_home = self.is_home(server.0);
         let failed = !r.continued && attempt_failed(r);
+        let (tcp_ratio, udp_ratio) =
+            (self.settings.exfiltration.tcp_upload_ratio, self.settings.exfiltration.upload_ratio);
         for (host, peer, sent, recv, is_client) in
             [(client.0, server.0, r.client, r.server, true), (server.0, client.0, r.server, r.client, false)]
         {
@@ -461,11 +469,20 @@ impl Engine {
                     }
                     acc.bytes_out += sent.bytes;
                     acc.bytes_in += recv.bytes;
+                    // What this flow (this record's share of it) moved looks like an upload:
+                    // exfiltration's per-peer windows count only these bytes.
+                    let ratio = if r.key.proto == 6 { tcp_ratio } else { udp_ratio };
+                    if sent.bytes as f64 >= ratio * recv.bytes as f64 {
+                        acc.upload_out += sent.bytes;
+                    }
                     if acc.flows.len() < host::MAX_FLOW_REFS && !acc.flows.contains(&flow) {
                         acc.flows.push(flow);
                     }
-                    if new_entry && !h.baseline.note_peer(host::addr_hash(peer)) {
+                    if new_entry && !h.baseline.note_peer(peer) {
                         h.bucket.new_peers += 1;
+                        if let Some(acc) = h.bucket.peers.get_mut(&peer) {
+                            acc.new_addr = true;
+                        }
                     }
                 }
             }
@@ -521,8 +538,12 @@ impl Engine {
                 }
             }
             ObsKind::Dns(d) => {
+                if !d.query && !d.addrs.is_empty() {
+                    self.note_answers(d, o.ts_ns);
+                }
                 if d.query && self.is_home(o.src) {
                     let (s, sport, dst, dport, proto) = (o.src, o.sport, o.dst, o.dport, o.proto);
+                    let resolver_inside = self.is_home(dst);
                     let (long_label, min_entropy) =
                         (self.settings.dns_tunnel.long_label, self.settings.dns_tunnel.min_entropy);
                     let Some(h) = self.host_mut(s) else { return };
@@ -530,6 +551,13 @@ impl Engine {
                     b.dns_queries += 1;
                     b.dns_tcp_messages += u64::from(d.tcp);
                     let Some(name) = &d.qname else { return };
+                    if resolver_inside {
+                        // The flow to an outside resolver counts already; through one inside,
+                        // the name is what leaves.
+                        let n = name.len() as u64;
+                        b.dns_name_bytes += n;
+                        b.bytes_out += n;
+                    }
                     let nh = host::name_hash(name);
                     if b.dns_names.len() < host::MAX_NAMES {
                         b.dns_names.insert(nh);
@@ -626,6 +654,17 @@ impl Engine {
         }
     }
 
+    /// Remembers the names DNS gave addresses (A and AAAA answers).
+    fn note_answers(&mut self, d: &crate::observe::DnsObs, ts_ns: u64) {
+        let Some(name) = &d.qname else { return };
+        let (domain, _) = dns_tunnel::split_name(name);
+        let name: std::sync::Arc<str> = name.as_str().into();
+        let domain: std::sync::Arc<str> = domain.into();
+        for addr in &d.addrs {
+            self.names.answer(*addr, &name, &domain, ts_ns);
+        }
+    }
+
     fn close_bucket(&mut self, end_ns: u64) {
         self.counters.buckets += 1;
         let start_ns = end_ns - self.bucket_ns;
@@ -639,16 +678,23 @@ impl Engine {
             let state = h.baseline.state(end_ns, &self.life);
             let ctx = BucketCtx { settings: &self.settings, host: ip, start_ns, end_ns, state };
             let before = found.len();
-            found.extend(exfiltration::evaluate(h, &ctx));
+            let env = exfiltration::Env { clock: &self.settings.clock, names: &self.names };
+            let verdict = exfiltration::evaluate(h, &ctx, env);
+            let exfil_hit = verdict.finding.is_some();
+            found.extend(verdict.finding);
             found.extend(dns_tunnel::evaluate(h, &ctx));
             found.extend(icmp_tunnel::evaluate(h, &ctx));
             found.extend(malformed::evaluate(h, &ctx));
             if let Some(ch) = self.beacons.get_mut(&ip) {
                 found.extend(ch.evaluate(&ctx));
             }
-            let weight = if found.len() > before { self.settings.alert_weight } else { 1.0 };
+            // A bucket that raised anything, or that a volume rule suspects, is learned at the
+            // guard weight: an episode cannot teach the baseline its own traffic.
+            let guarded = found.len() > before || verdict.suspect;
+            let weight = if guarded { self.settings.alert_weight } else { 1.0 };
             let values = h.bucket.values(h.hour_out());
             h.baseline.learn(&values, end_ns, self.settings.baseline_alpha, weight, &self.life);
+            exfiltration::learn(h, &ctx, env, verdict.suspect || exfil_hit);
             h.roll(hour_buckets);
         }
         if self.settings.scan.enabled {

@@ -85,6 +85,11 @@ impl FlowEntry {
         self.seg_start + u64::from(last.unwrap_or(0)) * 1_000
     }
 
+    /// Bytes of the current segment, both directions.
+    pub(super) fn segment_bytes(&self) -> u32 {
+        self.bytes[0].saturating_add(self.bytes[1])
+    }
+
     pub(super) fn has_packets(&self) -> bool {
         self.packets[0] > 0 || self.packets[1] > 0
     }

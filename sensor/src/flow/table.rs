@@ -8,7 +8,14 @@
 //! A flow's counters cover one segment: the whole flow, or — for a flow that
 //! outlives the active timeout — the stretch since its last interim record.
 //! The interim record is emitted by the first packet after the active
-//! timeout, so records carry deltas whose sums are the flow's totals.
+//! timeout, so records carry deltas whose sums are the flow's totals. A
+//! segment that has moved at least [`TIMER_INTERIM_BYTES`] is also reported by
+//! the timer wheel when its active timeout passes, packets or not: an upload
+//! that sends its bytes and then sits idle on an open connection (SMB, a
+//! kept-alive HTTP session) is reported within the active timeout, not at the
+//! idle timeout minutes later, so detection sees its volume in time. Such a
+//! flow may then end with a record that carries no packets: it says how and
+//! when the flow ended. Every other record carries packets.
 //!
 //! Time is a parameter: it is taken from packet timestamps (and from the
 //! dispatcher's ticks), never read from a clock here.
@@ -32,6 +39,10 @@ use crate::flow::wheel::{SLOTS, Wheel};
 const UDP: u8 = 17;
 const ICMP: u8 = 1;
 const ICMPV6: u8 = 58;
+
+/// Bytes (both directions) from which a segment is reported by the timer at its active
+/// timeout, not only by its next packet. Below it, flows keep their one record.
+pub const TIMER_INTERIM_BYTES: u32 = 64 * 1024;
 
 /// Timeouts in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,8 +185,12 @@ impl FlowTable {
             self.emit(&entry, EndReason::ActiveTimeout, out);
             self.slab[idx as usize].reset_segment(m.ts_ns);
         }
+        let before = self.slab[idx as usize].segment_bytes();
         let started_closing = self.slab[idx as usize].update(m);
-        if new_flow || started_closing {
+        // A segment that has just become big enough is filed again under its active deadline.
+        let became_big =
+            before < TIMER_INTERIM_BYTES && self.slab[idx as usize].segment_bytes() >= TIMER_INTERIM_BYTES;
+        if new_flow || started_closing || became_big {
             self.schedule(idx);
         }
     }
@@ -253,7 +268,8 @@ impl FlowTable {
         idx
     }
 
-    /// When a flow ends unless more packets arrive, and why.
+    /// When a flow ends unless more packets arrive, and why; or, for a big segment, when the
+    /// timer reports it (reason [`EndReason::ActiveTimeout`]) if that comes first.
     fn deadline(&self, e: &FlowEntry) -> (u64, EndReason) {
         let t = &self.timeouts;
         let (idle, reason) = if e.closing() {
@@ -263,7 +279,12 @@ impl FlowTable {
         } else {
             (t.idle(e.key.proto), EndReason::IdleTimeout)
         };
-        (e.last_ns().saturating_add(idle), reason)
+        let end = e.last_ns().saturating_add(idle);
+        let report = e.seg_start.saturating_add(t.active);
+        if !e.closing() && e.segment_bytes() >= TIMER_INTERIM_BYTES && report < end {
+            return (report, EndReason::ActiveTimeout);
+        }
+        (end, reason)
     }
 
     /// Whether a packet at `ts_ns` falls after the active timeout of the
@@ -295,11 +316,17 @@ impl FlowTable {
         }
         self.counters.timer_checks += 1;
         let (end_at, reason) = self.deadline(&entry);
-        if end_at <= self.now_ns {
+        if end_at > self.now_ns {
+            self.schedule(idx);
+        } else if reason.is_interim() {
+            // A big segment at its active timeout: report it, keep the flow. The next
+            // segment starts at the last packet, so the idle timeout still counts from it.
+            self.emit(&entry, reason, out);
+            self.slab[idx as usize].reset_segment(entry.last_ns());
+            self.schedule(idx);
+        } else {
             self.emit(&entry, reason, out);
             self.remove(idx);
-        } else {
-            self.schedule(idx);
         }
     }
 
@@ -375,7 +402,9 @@ impl FlowTable {
     }
 
     fn emit(&mut self, entry: &FlowEntry, reason: EndReason, out: &mut impl RecordSink) {
-        if reason.is_interim() && !entry.has_packets() {
+        // An empty segment is reported only as the end of a flow whose last segment the
+        // timer reported (it tells how and when the flow ended).
+        if !entry.has_packets() && (reason.is_interim() || entry.segments == 0) {
             return;
         }
         out.emit(entry.record(reason));

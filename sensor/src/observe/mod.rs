@@ -77,6 +77,8 @@ pub struct DnsObs {
     pub size: u16,
     /// Carried over TCP.
     pub tcp: bool,
+    /// A and AAAA answers of a response (at most [`dns_answers::MAX_ADDRS`]).
+    pub addrs: Vec<IpAddr>,
 }
 
 /// One observation: who sent what to whom, when.
@@ -287,7 +289,8 @@ impl Observer {
         let size = u16::try_from(msg.len()).unwrap_or(u16::MAX);
         self.counters.dns += 1;
         let tcp = transport == Transport::Tcp;
-        self.push(meta, ObsKind::Dns(DnsObs { query, qname, qtype, rcode, answers, size, tcp }));
+        let addrs = if query || answers == 0 { Vec::new() } else { dns_answers::addresses(msg) };
+        self.push(meta, ObsKind::Dns(DnsObs { query, qname, qtype, rcode, answers, size, tcp, addrs }));
         true
     }
 
@@ -344,6 +347,8 @@ fn mapped(bytes: [u8; 16]) -> IpAddr {
     let v6 = std::net::Ipv6Addr::from(bytes);
     v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
 }
+
+pub mod dns_answers;
 
 #[cfg(test)]
 mod tests;

@@ -259,3 +259,41 @@ fn aggregates_from_the_xdp_path_still_show_the_handshake_and_the_client() {
     assert_eq!((r.client.packets, r.server.packets, r.bytes()), (4, 2, 1900));
     assert_eq!(r.start_ns, T0);
 }
+
+/// Regression: an upload that sent its bytes and then sat idle on its open connection (SMB, a
+/// kept-alive session) was reported only at the idle timeout, 5 minutes later, so exfiltration
+/// saw it after it had ended. A big segment is reported by the timer at its active timeout.
+#[test]
+fn a_big_segment_that_falls_silent_is_reported_at_its_active_timeout_and_ends_with_an_empty_record() {
+    let mut t = table(100);
+    let mut out = Vec::new();
+    t.observe(&pkt(1, TCP, T0, true, TCP_SYN, 60), &mut out);
+    t.observe(&pkt(1, TCP, T0 + 1_000, false, TCP_SYN | TCP_ACK, 60), &mut out);
+    for i in 0..100 {
+        t.observe(&pkt(1, TCP, T0 + 2_000 + i * 1_000, true, TCP_ACK, 1_500), &mut out);
+    }
+    let last = T0 + 2_000 + 99 * 1_000;
+    t.advance(T0 + 59 * S, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    t.advance(T0 + 61 * S, &mut out);
+    assert_eq!(reasons(&out), [EndReason::ActiveTimeout], "reported at the active timeout");
+    assert_eq!(out[0].client.bytes, 60 + 100 * 1_500);
+    t.advance(last + 299 * S, &mut out);
+    assert_eq!(out.len(), 1, "the idle timeout still counts from the last packet");
+    t.advance(last + 301 * S, &mut out);
+    assert_eq!(reasons(&out), [EndReason::ActiveTimeout, EndReason::IdleTimeout]);
+    assert_eq!(out[1].packets(), 0, "the end carries no packets: they were all reported");
+    assert!(t.is_empty());
+}
+
+#[test]
+fn a_small_flow_that_falls_silent_still_ends_with_one_record() {
+    let mut t = table(100);
+    let mut out = Vec::new();
+    t.observe(&pkt(1, TCP, T0, true, TCP_SYN, 60), &mut out);
+    t.observe(&pkt(1, TCP, T0 + 1_000, false, TCP_SYN | TCP_ACK, 60), &mut out);
+    t.observe(&pkt(1, TCP, T0 + 2_000, true, TCP_ACK, 2_000), &mut out);
+    t.advance(T0 + 400 * S, &mut out);
+    assert_eq!(reasons(&out), [EndReason::IdleTimeout]);
+    assert_eq!(out[0].packets(), 3);
+}
