@@ -7,6 +7,8 @@
 //! short learning period (30 min and 20 buckets of 60 s instead of 24 h), so
 //! that the long inputs stay small. Only `home_networks` changes per capture.
 
+pub mod composite;
+pub mod exfil_table;
 pub mod long_input;
 pub mod table;
 
@@ -75,6 +77,10 @@ pub struct Alert {
     pub rule: Option<String>,
     /// `message`.
     pub message: String,
+    /// `@timestamp`, ns since the epoch (0 when absent or unreadable).
+    pub ts_ns: u64,
+    /// `nbad.evidence.details.window`, where the detector names one.
+    pub window: Option<String>,
 }
 
 impl Alert {
@@ -87,6 +93,11 @@ impl Alert {
             peer: text("destination.ip"),
             rule: text("nbad.evidence.details.rule"),
             message: text("message").unwrap_or_default(),
+            ts_ns: text("@timestamp")
+                .and_then(|t| humantime::parse_rfc3339(&t).ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            window: text("nbad.evidence.details.window"),
         })
     }
 
