@@ -27,16 +27,55 @@
 //!
 //! [`l4_payload`] finds that payload in a captured frame.
 
+pub mod amqp;
 pub mod banner;
+mod ber;
+pub mod bittorrent;
+pub mod dhcp;
+mod dispatch;
 pub mod dns;
 pub mod http;
+pub mod ike;
+pub mod irc;
+pub mod ja4;
+pub mod kerberos;
+pub mod ldap;
+pub mod mailbox;
+pub mod model;
+pub mod mongodb;
+pub mod mqtt;
+pub mod mssql;
+pub mod mysql;
+pub mod netbios;
+pub mod ntp;
+pub mod openvpn;
+pub mod postgres;
 pub mod quic;
+pub mod rdp;
+pub mod redis;
+pub mod registry;
+pub mod server_flight;
+pub mod sip_rtsp;
+pub mod smb;
+pub mod snmp;
+pub mod socks;
+pub mod stun;
+pub mod syslog;
+pub mod telnet;
+mod text;
+pub mod tftp;
 pub mod tls;
+pub mod vnc;
+pub mod wireguard;
+pub mod xmpp;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use etherparse::{LaxSlicedPacket, TransportSlice};
+
+pub use model::{App, DnsInfo, Protocol, Role, SocksTarget, StartLine, Text};
+pub use server_flight::{LeafCertificate, ServerFlight, server_flight};
 
 use crate::capture::LinkType;
 use crate::decode::link::{self, L3, Vlans};
@@ -48,8 +87,8 @@ pub const INSPECT_LIMIT: usize = 4096;
 /// Longest string identification puts into a [`Protocol`] (a DNS name's limit).
 pub const MAX_TEXT: usize = 255;
 
-/// The transport that carried a payload: it decides how DNS is framed and
-/// whether QUIC is possible.
+/// The transport that carried a payload: it decides how DNS and Kerberos are
+/// framed and which protocols are possible (QUIC is UDP only, TLS TCP only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     /// TCP: a byte stream; DNS carries a two-byte length prefix.
@@ -58,99 +97,20 @@ pub enum Transport {
     Udp,
 }
 
-/// The application protocol found in a direction's first payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Protocol {
-    /// A TLS record.
-    Tls {
-        /// The ClientHello's server name (`host_name` type), when the SNI
-        /// extension lies whole within the bytes inspected.
-        sni: Option<String>,
-        /// Whether the record starts a ClientHello (the client's direction);
-        /// false for a ServerHello or any other record.
-        client_hello: bool,
-    },
-    /// An SSH identification line (`SSH-2.0-...` or `SSH-1.99-...`).
-    Ssh {
-        /// The line without its CR LF, control characters replaced by `?`.
-        banner: String,
-    },
-    /// An HTTP/1.x request (or the HTTP/2 prior-knowledge preface, method `PRI`).
-    HttpRequest {
-        /// The request method as sent (`GET`, `POST`, `M-SEARCH`, ...).
-        method: String,
-        /// The Host header's value (with its port, if any), when it lies within
-        /// the bytes inspected and is printable ASCII.
-        host: Option<String>,
-    },
-    /// An HTTP/1.x response.
-    HttpResponse {
-        /// The status code (100–599).
-        status: u16,
-    },
-    /// A DNS message.
-    Dns {
-        /// True for a query, false for a response.
-        query: bool,
-        /// The first question's name in presentation form, without the final dot
-        /// (the root is `.`); `None` when the bytes end inside the question.
-        qname: Option<String>,
-        /// The first question's type (1 = A, 28 = AAAA, 16 = TXT, ...); `None`
-        /// when the bytes end inside the question.
-        qtype: Option<u16>,
-    },
-    /// An SMTP server greeting or client `EHLO`/`HELO`.
-    Smtp,
-    /// An FTP server greeting or client `USER`/`AUTH TLS`.
-    Ftp,
-    /// A QUIC long-header packet.
-    Quic {
-        /// The version field (1, 0x6b33_43cf for v2, 0xff00_00xx for drafts).
-        version: u32,
-    },
-    /// None of the above.
-    Unknown,
-}
-
-impl Protocol {
-    /// The protocol's short name, as alerts and records show it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Tls { .. } => "tls",
-            Self::Ssh { .. } => "ssh",
-            Self::HttpRequest { .. } | Self::HttpResponse { .. } => "http",
-            Self::Dns { .. } => "dns",
-            Self::Smtp => "smtp",
-            Self::Ftp => "ftp",
-            Self::Quic { .. } => "quic",
-            Self::Unknown => "unknown",
-        }
-    }
-}
-
-/// Names the protocol of a flow direction from its first payload.
+/// Names the protocol of a flow direction from its first payload, and the
+/// role of its sender.
 ///
-/// TCP payloads are tried as TLS, SSH, HTTP, SMTP/FTP, then DNS with its length
-/// prefix; UDP payloads as QUIC, DNS, then HTTP (SSDP and other HTTP over UDP).
-/// Each check wants its own first bytes; DNS comes last on TCP and after QUIC on
-/// UDP because its first bytes (a length, an id) can be anything, so the more
-/// specific checks get the first word. Only the first [`INSPECT_LIMIT`] bytes are read.
+/// The first byte and the transport pick the identifiers asked (see
+/// [`dispatch`]); each answers only when the bytes fit it well, and the first
+/// answer wins. Only the first [`INSPECT_LIMIT`] bytes are read.
+#[must_use]
 pub fn identify(transport: Transport, payload: &[u8]) -> Protocol {
     let payload = payload.get(..INSPECT_LIMIT).unwrap_or(payload);
-    if payload.is_empty() {
-        return Protocol::Unknown;
-    }
     let found = match transport {
-        Transport::Tcp => tls::identify(payload)
-            .or_else(|| banner::ssh(payload))
-            .or_else(|| http::identify(payload))
-            .or_else(|| banner::smtp_or_ftp(payload))
-            .or_else(|| dns::identify_tcp(payload)),
-        Transport::Udp => {
-            quic::identify(payload).or_else(|| dns::identify_udp(payload)).or_else(|| http::identify(payload))
-        }
+        Transport::Tcp => dispatch::tcp(payload),
+        Transport::Udp => dispatch::udp(payload),
     };
-    found.unwrap_or(Protocol::Unknown)
+    found.unwrap_or(Protocol::UNKNOWN)
 }
 
 /// The TCP or UDP payload of a captured frame, with its transport.
@@ -173,22 +133,4 @@ pub fn l4_payload(link: LinkType, frame: &[u8]) -> Option<(Transport, &[u8])> {
         TransportSlice::Udp(udp) => Some((Transport::Udp, udp.payload())),
         _ => None,
     }
-}
-
-/// The bytes up to the first CR or LF (or the end), at most `max` of them.
-fn first_line(bytes: &[u8], max: usize) -> &[u8] {
-    let end = bytes.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(bytes.len());
-    &bytes[..end.min(max)]
-}
-
-/// `bytes` as a string when they are 1 to `max` printable ASCII characters
-/// without spaces (a host name, with or without a port).
-fn ascii_token(bytes: &[u8], max: usize) -> Option<String> {
-    let printable = !bytes.is_empty() && bytes.len() <= max && bytes.iter().all(u8::is_ascii_graphic);
-    printable.then(|| bytes.iter().map(|&b| char::from(b)).collect())
-}
-
-/// `bytes` as text, each byte that is neither printable ASCII nor a space shown as `?`.
-fn printable_text(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| if b == b' ' || b.is_ascii_graphic() { char::from(b) } else { '?' }).collect()
 }
