@@ -23,12 +23,16 @@
 //!
 //! A greeting or command must be a line of text: no control characters but
 //! tab, and a line end within [`MAX_LINE`] bytes when there are more bytes.
+//! A client's command must be the whole payload (one line), as a first
+//! command is: text that goes on after it is the middle of something else.
 //!
 //! Role: an SSH banner is sent by both ends (either); a greeting is the
 //! server's, a command the client's.
 
 use super::model::{App, Role};
-use super::text::{contains_ignore_case, first_line, printable_text, starts_with_ignore_case, text_line};
+use super::text::{
+    contains_ignore_case, first_line, printable_text, single_line, starts_with_ignore_case, text_line,
+};
 use super::{MAX_TEXT, Protocol};
 
 /// Bytes of a greeting searched for the words that name its protocol.
@@ -83,6 +87,10 @@ fn greeting(payload: &[u8]) -> Option<App> {
 }
 
 fn command(payload: &[u8]) -> Option<App> {
+    // A client's first command is alone in its payload.
+    if !single_line(payload, MAX_LINE) {
+        return None;
+    }
     let starts = |commands: &[&[u8]]| commands.iter().any(|c| starts_with_ignore_case(payload, c));
     if starts(&SMTP_COMMANDS) {
         Some(App::Smtp)

@@ -13,12 +13,13 @@
 //!   `STARTTLS`, `ID`, `NOOP`, `LOGOUT`.
 //!
 //! The line must be text (no control characters but tab) and end within
-//! [`super::banner::MAX_LINE`] bytes, or the payload end first.
+//! [`super::banner::MAX_LINE`] bytes, or the payload end first; a client's
+//! command must be the whole payload.
 
 use super::Protocol;
 use super::banner::MAX_LINE;
 use super::model::{App, Role};
-use super::text::{starts_with_ignore_case, text_line};
+use super::text::{single_line, starts_with_ignore_case, text_line};
 
 /// Longest IMAP tag accepted.
 pub const MAX_TAG: usize = 20;
@@ -39,13 +40,14 @@ pub(super) fn identify(payload: &[u8]) -> Option<Protocol> {
     if payload.starts_with(b"+OK ") {
         return Some(Protocol::new(App::Pop3, Role::Server));
     }
-    if POP3_COMMANDS.iter().any(|c| starts_with_ignore_case(payload, c)) {
+    let one_line = single_line(payload, MAX_LINE);
+    if one_line && POP3_COMMANDS.iter().any(|c| starts_with_ignore_case(payload, c)) {
         return Some(Protocol::new(App::Pop3, Role::Client));
     }
     if IMAP_GREETINGS.iter().any(|g| starts_with_ignore_case(payload, g)) {
         return Some(Protocol::new(App::Imap, Role::Server));
     }
-    imap_command(payload).then_some(Protocol::new(App::Imap, Role::Client))
+    (one_line && imap_command(payload)).then_some(Protocol::new(App::Imap, Role::Client))
 }
 
 /// Whether `payload` starts with an IMAP tag, a space and a first command.

@@ -70,6 +70,8 @@ pub mod wireguard;
 pub mod xmpp;
 
 #[cfg(test)]
+mod plausibility;
+#[cfg(test)]
 pub(crate) mod tests;
 
 use etherparse::{LaxSlicedPacket, TransportSlice};

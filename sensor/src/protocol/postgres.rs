@@ -11,8 +11,10 @@
 //! - server replies: `R` (authentication request, length 8 to 2048, an
 //!   authentication code 0, 2, 3, 5, 6, 7, 8, 9, 10, 11 or 12), `E` (an error:
 //!   a length, then fields whose first type is `S`, `V`, `C` or `M` and whose
-//!   text is printable), or the single byte `S` that accepts an SSLRequest
-//!   (weak evidence: a one-byte payload; the refusal `N` is not taken).
+//!   text is printable), or `S` (ParameterStatus: `name\0value\0`,
+//!   printable, filling its length). The one-byte answers to an SSLRequest
+//!   (`S` accepted, `N` refused) are not taken: a one-byte payload says
+//!   nothing (keep-alives and keystrokes are one byte too).
 //!
 //! Role: the client's messages and the server's replies as above.
 
@@ -60,9 +62,6 @@ fn client(payload: &[u8]) -> Option<Protocol> {
 }
 
 fn server(payload: &[u8]) -> Option<Protocol> {
-    if payload == b"S" {
-        return Some(Protocol::new(App::Postgresql, Role::Server));
-    }
     let len = usize::try_from(be32(payload, 1)?).ok()?;
     if !(8..=2048).contains(&len) {
         return None;
@@ -75,6 +74,14 @@ fn server(payload: &[u8]) -> Option<Protocol> {
             matches!(fields.first(), Some(b'S' | b'V' | b'C' | b'M'))
                 && text_end > 1
                 && fields[1..text_end].iter().all(|&b| (0x20..0x7f).contains(&b))
+        }
+        b'S' => {
+            // ParameterStatus: `name\0value\0`, both printable, filling the length.
+            let body = &payload[5..payload.len().min(len + 1)];
+            let printable = |s: &[u8]| s.iter().all(|&b| (0x20..0x7f).contains(&b));
+            let mut parts = body.split(|&b| b == 0);
+            let (name, value) = (parts.next().unwrap_or(&[]), parts.next().unwrap_or(&[]));
+            len == 4 + name.len() + value.len() + 2 && !name.is_empty() && printable(name) && printable(value)
         }
         _ => false,
     };
@@ -105,8 +112,9 @@ mod tests {
 
     #[test]
     fn server_replies() {
-        assert_eq!(identify(b"S"), pg(Role::Server), "SSL accepted");
-        assert_eq!(identify(b"N"), None, "SSL refused: too weak alone");
+        assert_eq!(identify(b"S"), None, "SSL accepted: one byte is too weak alone");
+        let status = b"S\x00\x00\x00\x18server_version\x0016.2\x00";
+        assert_eq!(identify(status), pg(Role::Server), "ParameterStatus");
         // AuthenticationMD5Password with its salt.
         assert_eq!(identify(&[b'R', 0, 0, 0, 12, 0, 0, 0, 5, 1, 2, 3, 4]), pg(Role::Server));
         assert_eq!(identify(&[b'R', 0, 0, 0, 12, 0, 0, 0, 4, 1, 2, 3, 4]), None, "code 4");

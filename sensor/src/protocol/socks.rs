@@ -10,7 +10,9 @@
 //! - SOCKS4 reply: version 0, status 90–93, port and address (8 bytes).
 //! - SOCKS5 greeting: version 5, 1 to 32 methods, each a defined one (0x00–0x09
 //!   or private 0x80–0xfe), nothing after them.
-//! - SOCKS5 method selection: version 5 and a method (2 bytes).
+//! - SOCKS5 method selection: version 5 and the method chosen: none (0),
+//!   username/password (2) or "no acceptable method" (0xff); 2 bytes. (Other
+//!   methods are rare and two bytes are too little to take them on trust.)
 //! - SOCKS5 request: version 5, command 1–3, reserved 0, an address of type 1
 //!   (IPv4), 3 (domain) or 4 (IPv6), and a port. The reply is the same with a
 //!   status 0–8 for the command.
@@ -69,7 +71,7 @@ fn socks4_reply(p: &[u8]) -> Option<Protocol> {
 fn socks5(p: &[u8]) -> Option<Protocol> {
     let method_ok = |m: &u8| matches!(m, 0x00..=0x09 | 0x80..=0xfe);
     match *p {
-        [5, method] if method_ok(&method) || method == 0xff => {
+        [5, 0x00 | 0x02 | 0xff] => {
             return Some(Protocol::new(App::Socks5 { target: None }, Role::Server));
         }
         [5, n, ref methods @ ..]

@@ -43,6 +43,17 @@ pub(super) fn line_ended(payload: &[u8], max_line: usize) -> bool {
     line.len() <= max_line && matches!(payload.get(line.len()), Some(b'\r' | b'\n'))
 }
 
+/// Whether `payload` is one line: a line end within `max_line` bytes and
+/// nothing after it (or no line end yet because the payload is cut there).
+pub(super) fn single_line(payload: &[u8], max_line: usize) -> bool {
+    let line = first_line(payload, max_line + 1);
+    if line.len() > max_line {
+        return false;
+    }
+    let rest = &payload[line.len()..];
+    matches!(rest, [] | [b'\n'] | [b'\r'] | [b'\r', b'\n'])
+}
+
 /// Whether `bytes` starts with `prefix`, ignoring ASCII case.
 pub(super) fn starts_with_ignore_case(bytes: &[u8], prefix: &[u8]) -> bool {
     bytes.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
