@@ -133,6 +133,19 @@ pub fn rule_for(
     Some(Mismatch { server, client, name, registered: reg, rule, confidence })
 }
 
+/// A ClientHello's SNI and JA4 as evidence.
+fn hello_details(
+    d: &mut serde_json::Map<String, serde_json::Value>,
+    hello: &crate::protocol::tls::ClientHello,
+) {
+    if let Some(sni) = &hello.sni {
+        d.insert("sni".into(), json!(sni));
+    }
+    if let Some(ja4) = &hello.ja4 {
+        d.insert("ja4".into(), json!(ja4));
+    }
+}
+
 /// Looks at one identified flow direction; returns a finding when the
 /// service mismatches and is not yet part of the learned inventory.
 pub fn observe(
@@ -189,14 +202,10 @@ pub fn observe(
         }
         App::Tls(info) => {
             if let crate::protocol::tls::TlsMessage::ClientHello(hello) = &info.message {
-                if let Some(sni) = &hello.sni {
-                    d.insert("sni".into(), json!(sni));
-                }
-                if let Some(ja4) = &hello.ja4 {
-                    d.insert("ja4".into(), json!(ja4));
-                }
+                hello_details(d, hello);
             }
         }
+        App::Quic { hello: Some(hello), .. } => hello_details(d, hello),
         App::Http(info) => {
             if let crate::protocol::http::HttpInfo::Request(r) = &**info
                 && let Some(h) = &r.host

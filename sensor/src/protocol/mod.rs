@@ -2,28 +2,77 @@
 //!
 //! [`identify`] looks at the first TCP or UDP payload a direction carried and
 //! names the application protocol from its bytes alone, never from the port:
-//! TLS on port 80 is TLS, SSH on 443 is SSH, HTTP on 5060 is HTTP. Each family
-//! lives in its own file and answers `Some` only when the bytes fit it well:
+//! TLS on port 80 is TLS, SSH on 443 is SSH, HTTP on 5060 is HTTP. Either
+//! direction's first payload will do: the result ([`Protocol`]) carries the
+//! protocol with what its bytes told cheaply ([`App`]) and the [`Role`] of
+//! the sender (client, server, or either), so the port rules know which
+//! endpoint is the service. Each family lives in its own file, of the same
+//! shape (`pub(super) fn identify(payload) -> Option<Protocol>` and its
+//! tests), and answers `Some` only when the bytes fit it well:
 //!
-//! | file | protocols | parsed with |
+//! | file | protocols (name) | parsed with |
 //! |---|---|---|
-//! | [`tls`] | TLS records; ClientHello with its SNI | tls-parser, over a hand-read record and handshake header |
-//! | [`http`] | HTTP/1.x requests (method, Host) and responses (status); the HTTP/2 preface | httparse |
-//! | [`dns`] | DNS over UDP and over TCP (length-prefixed): header and first question | hickory-proto |
-//! | [`banner`] | SSH identification line; SMTP and FTP greetings and first client commands | by hand: a prefix and a line |
-//! | [`quic`] | QUIC long header (v1, v2, IETF drafts): the version | by hand: five bytes |
+//! | [`tls`] | TLS records, both sides (`tls`): ClientHello SNI, ALPN, versions, cipher count, [`ja4`]; ServerHello version and cipher | tls-parser, over a hand-read record and handshake header; sha2 for JA4 |
+//! | [`server_flight`] | a TLS server's first flight: ServerHello and leaf certificate (not used by [`identify`]) | tls-parser, x509-parser (with ring to verify a self-signed signature) |
+//! | [`http`] | HTTP/1.x requests and responses (`http`), CONNECT; the HTTP/2 preface (`http2`) | httparse |
+//! | [`sip_rtsp`] | SIP (`sip`) and RTSP (`rtsp`) requests and responses | by hand: a start line |
+//! | [`quic`] | QUIC long header and version negotiation (`quic`) | by hand: five bytes and two lengths |
+//! | [`quic_initial`] | a client Initial's ClientHello: SNI, ALPN, `q` JA4 | ring (HKDF, AES header protection, AES-GCM), then [`tls`] |
+//! | [`dns`] | DNS over UDP and TCP, every opcode (`dns`) | hickory-proto |
+//! | [`netbios`] | NetBIOS name service and session request/response (`netbios`) | by hand: DNS-like header, half-byte names |
+//! | [`banner`] | SSH identification (`ssh`); SMTP (`smtp`) and FTP (`ftp`) greetings and first commands | by hand: a prefix and a line |
+//! | [`mailbox`] | POP3 (`pop3`) and IMAP (`imap`) greetings and first commands | by hand: a prefix and a line |
+//! | [`irc`] | IRC registration and server lines (`irc`) | by hand: lines |
+//! | [`telnet`] | Telnet option negotiation (`telnet`) | by hand: IAC commands |
+//! | [`mysql`] | MySQL greeting (v10), early error, client handshake (`mysql`) | by hand: 3-byte length framing |
+//! | [`postgres`] | PostgreSQL startup/SSL/GSS/cancel requests, R/E/S replies (`postgresql`) | by hand |
+//! | [`mssql`] | MS SQL TDS PRELOGIN and its response (`mssql`) | by hand: TDS header, option table |
+//! | [`redis`] | Redis RESP commands, inline commands, replies (`redis`) | by hand |
+//! | [`mongodb`] | MongoDB OP_MSG, OP_QUERY, OP_REPLY, OP_COMPRESSED (`mongodb`) | by hand: message header |
+//! | [`ldap`] | LDAP and CLDAP messages (`ldap`) | [`ber`], a no-allocation BER header reader |
+//! | [`kerberos`] | Kerberos AS/TGS requests and replies, KRB-ERROR, UDP and TCP (`kerberos`) | [`ber`] |
+//! | [`snmp`] | SNMP v1, v2c, v3 (`snmp`) | [`ber`] |
+//! | [`smb`] | SMB1, SMB2/3, SMB3 transform after the NetBIOS session header (`smb`) | by hand |
+//! | [`rdp`] | RDP X.224 Connection Request/Confirm in TPKT (`rdp`) | by hand |
+//! | [`socks`] | SOCKS4/4a (`socks4`) and SOCKS5 (`socks5`) greetings, requests, replies | by hand |
+//! | [`mqtt`] | MQTT CONNECT and CONNACK (`mqtt`) | by hand |
+//! | [`amqp`] | AMQP protocol header, Connection.Start (`amqp`) | by hand |
+//! | [`ntp`] | NTP modes 1–5 (`ntp`) | by hand: header plausibility |
+//! | [`tftp`] | TFTP requests and opening replies (`tftp`) | by hand |
+//! | [`dhcp`] | DHCP/BOOTP with the magic cookie (`dhcp`) | by hand |
+//! | [`syslog`] | syslog RFC 5424/3164, octet-counted over TCP (`syslog`) | by hand |
+//! | [`openvpn`] | OpenVPN hard resets, UDP and TCP, plain/tls-auth/tls-crypt (`openvpn`) | by hand |
+//! | [`wireguard`] | WireGuard messages 1–4 (`wireguard`) | by hand: type, zeros, size |
+//! | [`ike`] | IKEv1/IKEv2 headers, NAT-T marker (`ike`) | by hand |
+//! | [`bittorrent`] | BitTorrent handshake and DHT (`bittorrent`) | by hand |
+//! | [`vnc`] | RFB version line (`vnc`) | by hand |
+//! | [`stun`] | STUN/TURN messages (`stun`) | by hand |
+//! | [`xmpp`] | XMPP stream header (`xmpp`) | by hand |
+//! | [`registry`] | ports to the names above, from `/etc/services` and a supplement | by hand: the services file format |
+//!
+//! [`dispatch`] decides which of them a payload is offered to, by its first
+//! byte and transport; [`model`] holds the result types; [`text`] the
+//! bounded-string and checked-read helpers they share.
 //!
 //! Invariants: identification never panics on any bytes; it reads at most
-//! [`INSPECT_LIMIT`] bytes and every parser is linear in what it reads, so the
-//! work per call is bounded; a payload cut short (a sampler keeps the first 256
-//! bytes, a snaplen cuts the frame) is identified from what is there. Strings in
-//! the result hold no control characters, so they can go into logs and alerts
-//! as they are: SNI, Host and banner are at most 255 bytes; a query name is at
-//! most 255 bytes on the wire, longer only by its escapes (see [`dns`]).
+//! [`INSPECT_LIMIT`] bytes and every parser is linear in what it reads (every
+//! loop is bounded by the bytes or a constant), so the work per call is
+//! bounded; a payload cut short (a sampler keeps the first 256 bytes, a
+//! snaplen cuts the frame) is identified from what is there. Strings in the
+//! result hold no control characters, so they can go into logs and alerts as
+//! they are: each is at most [`MAX_TEXT`] bytes, except a DNS query name,
+//! which is at most 255 bytes on the wire and longer only by its escapes
+//! (see [`dns`]). Random bytes (encrypted or compressed data, mid-stream
+//! segments) are almost never identified: the plausibility test feeds 400 000
+//! random payloads and 1 is (a SOCKS5 method selection, two bytes `05 00`).
 //!
-//! Cost: the result owns its strings and tls-parser collects the cipher list,
-//! so a call allocates a little. It is meant for the first payload of each flow
-//! direction, not for every packet.
+//! Cost (criterion, `cargo bench -p nbad-sensor --bench identify`, release
+//! build with fat LTO, on this project's 2-core development machine): see
+//! the table in [`dispatch`]'s neighbour bench; in short a payload that
+//! matches nothing costs BENCH_RANDOM and nothing is allocated until an
+//! identifier has matched; a whole ClientHello with its JA4 costs
+//! BENCH_TLS, an HTTP GET with its headers BENCH_HTTP, an SMB negotiate
+//! BENCH_SMB, a DNS query BENCH_DNS.
 //!
 //! [`l4_payload`] finds that payload in a captured frame.
 
@@ -51,6 +100,7 @@ pub mod ntp;
 pub mod openvpn;
 pub mod postgres;
 pub mod quic;
+pub mod quic_initial;
 pub mod rdp;
 pub mod redis;
 pub mod registry;

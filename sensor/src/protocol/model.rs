@@ -9,7 +9,7 @@
 //! alerts as it is.
 
 use super::http::HttpInfo;
-use super::tls::TlsInfo;
+use super::tls::{ClientHello, TlsInfo};
 
 /// A bounded, printable string taken from the wire.
 pub type Text = Box<str>;
@@ -129,6 +129,9 @@ pub enum App {
         /// The version field (1, 0x6b33_43cf for v2, 0xff00_00xx for drafts, 0
         /// for version negotiation).
         version: u32,
+        /// The ClientHello of a client's Initial (v1 and v2), decrypted
+        /// ([`super::quic_initial`]): its SNI, ALPN and `q` JA4.
+        hello: Option<Box<ClientHello>>,
     },
     /// A DNS message ([`super::dns`]).
     Dns(DnsInfo),

@@ -16,8 +16,12 @@
 //! its connection ids are as above and its list of versions, a multiple of
 //! four bytes, names at least one known version.
 //!
-//! Role: a 0-RTT packet is the client's, a Retry or version negotiation the
-//! server's; Initial and Handshake packets are sent by both ends (either).
+//! A client's Initial packet is then decrypted ([`super::quic_initial`]) for
+//! its ClientHello: SNI, ALPN and the JA4 fingerprint (`q`).
+//!
+//! Role: an Initial whose ClientHello was read and a 0-RTT packet are the
+//! client's, a Retry or version negotiation the server's; other Initial and
+//! Handshake packets are sent by both ends (either).
 //!
 //! Not handled: short-header packets (the rest of a connection; they carry no
 //! version), greased or private versions, Google QUIC (`Q0xx`), and the fixed
@@ -64,17 +68,19 @@ pub(super) fn identify(payload: &[u8]) -> Option<Protocol> {
         let listed = !versions.is_empty()
             && versions.len() % 4 == 0
             && versions.chunks_exact(4).any(|v| known_version(u32::from_be_bytes([v[0], v[1], v[2], v[3]])));
-        return listed.then_some(Protocol::new(App::Quic { version }, Role::Server));
+        return listed.then_some(Protocol::new(App::Quic { version, hello: None }, Role::Server));
     }
     // Long packet types: v1 0 Initial, 1 0-RTT, 2 Handshake, 3 Retry; v2 rotates them by one.
     let kind = (first >> 4) & 0x03;
     let kind = if version == VERSION_2 { (kind + 3) % 4 } else { kind };
+    let hello = if kind == 0 { super::quic_initial::client_hello_of(payload).map(Box::new) } else { None };
     let role = match kind {
+        _ if hello.is_some() => Role::Client,
         1 => Role::Client,
         3 => Role::Server,
         _ => Role::Either,
     };
-    Some(Protocol::new(App::Quic { version }, role))
+    Some(Protocol::new(App::Quic { version, hello }, role))
 }
 
 #[cfg(test)]
@@ -96,7 +102,7 @@ mod tests {
     fn known_versions_are_quic() {
         for version in [VERSION_1, VERSION_2, 0xff00_001d] {
             let got = identify(&long_header(version)).map(|p| p.app);
-            assert_eq!(got, Some(App::Quic { version }), "{version:#x}");
+            assert_eq!(got, Some(App::Quic { version, hello: None }), "{version:#x}");
         }
     }
 
@@ -123,7 +129,7 @@ mod tests {
     fn version_negotiation_lists_a_known_version() {
         let mut vn = vec![0x80, 0, 0, 0, 0, 4, 1, 2, 3, 4, 0];
         vn.extend_from_slice(&[0x0a, 0x1a, 0x2a, 0x3a, 0, 0, 0, 1]);
-        assert_eq!(identify(&vn), Some(Protocol::new(App::Quic { version: 0 }, Role::Server)));
+        assert_eq!(identify(&vn), Some(Protocol::new(App::Quic { version: 0, hello: None }, Role::Server)));
         vn.truncate(vn.len() - 4);
         assert_eq!(identify(&vn), None, "only a greased version");
     }

@@ -261,7 +261,7 @@ fn ftp_greeting_and_user() {
 #[test]
 fn quic_initial_on_a_custom_port() {
     let got = identify(Transport::Udp, &hex(QUIC_INITIAL_64));
-    assert_eq!(got, Protocol::new(App::Quic { version: 1 }, Role::Either));
+    assert_eq!(got, Protocol::new(App::Quic { version: 1, hello: None }, Role::Either), "cut: not decrypted");
     assert_eq!(identify(Transport::Tcp, &hex(QUIC_INITIAL_64)), Protocol::UNKNOWN, "QUIC is UDP only");
 }
 
@@ -314,7 +314,7 @@ fn names_are_stable_and_listed() {
         (Protocol::UNKNOWN, "unknown"),
         (Protocol::new(App::Http2, Role::Client), "http2"),
         (Protocol::new(App::Smtp, Role::Server), "smtp"),
-        (Protocol::new(App::Quic { version: 1 }, Role::Either), "quic"),
+        (Protocol::new(App::Quic { version: 1, hello: None }, Role::Either), "quic"),
         (Protocol::new(App::Socks5 { target: None }, Role::Client), "socks5"),
     ];
     for (protocol, name) in cases {

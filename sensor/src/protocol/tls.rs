@@ -280,7 +280,7 @@ fn server_name(data: &[u8]) -> Option<Text> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A record header, a ClientHello header and body, with `extensions` as its
