@@ -5,10 +5,10 @@
 //! no crate parses "does this line start with `SSH-2.0-`" better than
 //! `starts_with`.
 //!
-//! - SSH (RFC 4253 4.2): the payload starts `SSH-2.0-` or `SSH-1.99-`; the
+//! - SSH (RFC 4253 4.2): the payload starts `SSH-2.0-`, `SSH-1.99-` or the
+//!   protocol-1 `SSH-1.5-` (still seen: Zeek's ssh.pcap in the corpus); the
 //!   banner is that line without its CR LF, cut at 255 bytes. Lines a server
-//!   may send before its identification (allowed, rarely done) hide it, and
-//!   SSH-1-only `SSH-1.5-` is not recognised.
+//!   may send before its identification (allowed, rarely done) hide it.
 //! - SMTP and FTP servers both greet with a `220` reply (`220 ` or, for a
 //!   multi-line greeting, `220-`). Which one is decided by words in the first
 //!   [`GREETING_SCAN`] bytes, case-insensitively: `SMTP` (which `ESMTP` contains)
@@ -41,7 +41,7 @@ pub const GREETING_SCAN: usize = 512;
 pub const MAX_LINE: usize = 512;
 
 /// Starts of an SSH identification line.
-const SSH_PREFIXES: [&[u8]; 2] = [b"SSH-2.0-", b"SSH-1.99-"];
+const SSH_PREFIXES: [&[u8]; 3] = [b"SSH-2.0-", b"SSH-1.99-", b"SSH-1.5-"];
 /// Words that make a 220 greeting SMTP.
 const SMTP_WORDS: [&[u8]; 1] = [b"SMTP"];
 /// Words that make a 220 greeting FTP (checked after the SMTP ones).
@@ -110,7 +110,12 @@ mod tests {
         let banner = |b: &str| Some(Protocol::new(App::Ssh { banner: b.into() }, Role::Either));
         assert_eq!(ssh(b"SSH-1.99-Cisco-1.25\r\n\x00\x00\x01"), banner("SSH-1.99-Cisco-1.25"));
         assert_eq!(ssh(b"SSH-2.0-x\x1b[2Jy\n"), banner("SSH-2.0-x?[2Jy"), "escape neutralised");
-        assert_eq!(ssh(b"SSH-1.5-OldServer\r\n"), None);
+        assert_eq!(
+            ssh(b"SSH-1.5-OpenSSH_6.2\n"),
+            banner("SSH-1.5-OpenSSH_6.2"),
+            "protocol 1 (zeek's ssh.pcap)"
+        );
+        assert_eq!(ssh(b"SSH-3.0-x\r\n"), None);
         assert_eq!(ssh(b"ssh-2.0-lower\r\n"), None, "the prefix is case-sensitive");
     }
 

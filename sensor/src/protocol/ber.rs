@@ -4,7 +4,8 @@
 //! Only what those protocols' first messages use is read: single-byte tags
 //! (tag numbers below 31) and definite lengths of up to four length bytes.
 //! An indefinite length (0x80), a long-form tag or a length past `u32` is
-//! refused, which is also what their encoders (DER-like BER) never send.
+//! refused, which their encoders never send; a long-form length with leading
+//! zero bytes is read (Active Directory's LDAP and CLDAP use `84 00 00 ...`).
 //! A value cut by the end of the bytes is returned as far as it goes, with
 //! [`Tlv::cut`] set, so a sampled payload can still be read from the front.
 //! (asn1-rs, which x509-parser brings in, reads the same headers but builds
@@ -38,11 +39,9 @@ pub(super) fn read(bytes: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
         if count == 0 || count > 4 {
             return None;
         }
+        // BER allows leading zero bytes (Active Directory writes every length
+        // as `84 00 00 0x xx`, and some SNMP agents `82 00 xx`); DER does not.
         let digits = rest.get(..count)?;
-        // A long form must not have a leading zero byte (DER; BER encoders of these protocols comply).
-        if digits[0] == 0 {
-            return None;
-        }
         let len = digits.iter().fold(0usize, |acc, &d| (acc << 8) | usize::from(d));
         (len, &rest[count..])
     };
@@ -98,7 +97,8 @@ mod tests {
         assert_eq!(read(&[0x30, 0x80, 0, 0]), None, "indefinite length");
         assert_eq!(read(&[0x1f, 0x01, 0]), None, "long-form tag");
         assert_eq!(read(&[0x30, 0x85, 1, 1, 1, 1, 1]), None, "five length bytes");
-        assert_eq!(read(&[0x30, 0x81, 0x00]), None, "leading zero length byte");
+        let (tlv, _) = read(&[0x30, 0x84, 0, 0, 0, 1, 7]).expect("leading zeros, as AD writes them");
+        assert_eq!((tlv.len, tlv.value), (1, &[7][..]));
         assert_eq!(read(&[0x30]), None);
     }
 

@@ -15,7 +15,8 @@
 //!   2136; its zone section is read as the question section, the zone name as
 //!   `qname`, SOA as `qtype`), or 6 DSO (RFC 8490, TCP only); the Z bit clear,
 //!   and for a query a zero rcode;
-//! - 1 to [`MAX_QUESTIONS`] questions and at most [`MAX_RECORDS`] records in
+//! - 1 to [`MAX_QUESTIONS`] questions (to [`MAX_MDNS_QUESTIONS`] with message
+//!   id 0, as mDNS asks) and at most [`MAX_RECORDS`] records in
 //!   each other section. Messages without a question are accepted where the
 //!   protocol sends them: a NOTIFY or UPDATE response (no answer or authority
 //!   records, at most [`MAX_BARE_ADDITIONALS`] additional ones such as OPT or
@@ -55,6 +56,9 @@ use super::text::be16;
 pub const HEADER_LEN: usize = 12;
 /// Questions a plausible message has at most (real ones have exactly one).
 pub const MAX_QUESTIONS: u16 = 4;
+/// Questions an mDNS query (message id 0, RFC 6762 18.1) has at most: it asks
+/// for many services at once.
+pub const MAX_MDNS_QUESTIONS: u16 = 64;
 /// Records a plausible message has at most in its answer, authority and
 /// additional sections, each.
 pub const MAX_RECORDS: u16 = 512;
@@ -107,7 +111,7 @@ fn message(bytes: &[u8], tcp: bool) -> Option<Protocol> {
     let plausible = matches!(opcode, QUERY | IQUERY | STATUS | NOTIFY | UPDATE | DSO)
         && flags & 0x40 == 0
         && (!query || rcode == 0)
-        && counts.queries <= MAX_QUESTIONS
+        && (counts.queries <= MAX_QUESTIONS || (header.id == 0 && counts.queries <= MAX_MDNS_QUESTIONS))
         && counts.answers <= MAX_RECORDS
         && counts.authorities <= MAX_RECORDS
         && counts.additionals <= MAX_RECORDS;

@@ -1,8 +1,9 @@
 //! STUN (RFC 8489, also TURN's and ICE's framing): the 20-byte header with
 //! its magic cookie.
 //!
-//! Matched by hand: the top two bits of the type clear, the length a
-//! multiple of 4 equal to the bytes after the header (or more when cut), the
+//! Matched by hand: the top two bits of the type clear, the length covering
+//! the bytes after the header (or more when cut; not always a multiple of 4:
+//! Microsoft's TURN, in the corpus's Teams capture, does not pad), the
 //! magic cookie 0x2112A442, and a method from 1 (Binding) to 0x0c (TURN's
 //! ConnectionAttempt).
 //!
@@ -20,7 +21,7 @@ const HEADER_LEN: usize = 20;
 pub(super) fn identify(payload: &[u8]) -> Option<Protocol> {
     let kind = be16(payload, 0)?;
     let len = usize::from(be16(payload, 2)?);
-    if kind & 0xc000 != 0 || len % 4 != 0 || be32(payload, 4)? != MAGIC_COOKIE {
+    if kind & 0xc000 != 0 || be32(payload, 4)? != MAGIC_COOKIE {
         return None;
     }
     let body = payload.get(HEADER_LEN..)?;
