@@ -22,7 +22,8 @@
 //!
 //! Strings: the method and Host are printable ASCII without spaces; the
 //! User-Agent, Content-Type and Server may hold spaces, and anything else is
-//! shown as `?`; all are cut at [`MAX_TEXT`] bytes.
+//! shown as `?`; all are cut at [`MAX_TEXT`] bytes, and an empty value is
+//! reported as absent.
 //!
 //! Not handled: HTTP/0.9, HTTP/2 and HTTP/3 frames (TLS or QUIC hide them
 //! anyway), and a request whose line is cut before the method's space. RTSP
@@ -135,7 +136,7 @@ fn response(payload: &[u8]) -> Option<Protocol> {
     // has been read, and the headers read so far are in their slots.
     let _outcome = response.parse(bytes);
     let status = response.code.filter(|code| (100..=599).contains(code))?;
-    let server = header(response.headers, "server").map(printable_text);
+    let server = header(response.headers, "server").filter(|v| !v.is_empty()).map(printable_text);
     let info = HttpInfo::Response(HttpResponse { status, server });
     Some(Protocol::new(App::Http(Box::new(info)), Role::Server))
 }
@@ -163,9 +164,9 @@ fn request(payload: &[u8]) -> Option<Protocol> {
         method: ascii_token(method.as_bytes(), MAX_METHOD)?,
         uri_len: path.len(),
         host: header(headers, "host").and_then(|v| ascii_token(v, MAX_TEXT)),
-        user_agent: header(headers, "user-agent").map(printable_text),
+        user_agent: header(headers, "user-agent").filter(|v| !v.is_empty()).map(printable_text),
         referer: header(headers, "referer").is_some(),
-        content_type: header(headers, "content-type").map(printable_text),
+        content_type: header(headers, "content-type").filter(|v| !v.is_empty()).map(printable_text),
         content_length,
         connect_target: if method == "CONNECT" { ascii_token(path.as_bytes(), MAX_TEXT) } else { None },
     };
@@ -222,6 +223,12 @@ mod tests {
         assert_eq!(got.content_type.as_deref(), Some("application/json"));
         assert_eq!(got.content_length, Some(42));
         assert_eq!(got.connect_target, None);
+    }
+
+    #[test]
+    fn empty_header_values_are_absent() {
+        let got = req(b"GET / HTTP/1.1\r\nUser-Agent: \r\nContent-Type:\r\n\r\n").expect("HTTP");
+        assert_eq!((got.user_agent, got.content_type), (None, None));
     }
 
     #[test]
