@@ -1,7 +1,7 @@
 //! Kerberos 5 (RFC 4120): AS-REQ, AS-REP, TGS-REQ, TGS-REP and KRB-ERROR,
 //! over UDP and over TCP (after a 4-byte length).
 //!
-//! Read with [`super::ber`]: an application tag 10, 11, 12, 13 or 30 whose
+//! Read with `super::ber`: an application tag 10, 11, 12, 13 or 30 whose
 //! length covers the bytes, a SEQUENCE inside, then its first two fields:
 //! `pvno` (context tag 1 in a request, 0 otherwise) holding INTEGER 5, and
 //! `msg-type` (the next context tag) holding the application tag's number.

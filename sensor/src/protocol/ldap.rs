@@ -2,7 +2,7 @@
 //!
 //! `LDAPMessage ::= SEQUENCE { messageID INTEGER (0..2^31-1), protocolOp
 //! CHOICE { [APPLICATION n] ... }, controls [0] OPTIONAL }`, read with
-//! [`super::ber`]: a SEQUENCE (0x30) whose length covers the bytes, a whole
+//! `super::ber`: a SEQUENCE (0x30) whose length covers the bytes, a whole
 //! messageID of one to four bytes, then a protocolOp whose tag is one of
 //! LDAP's (bindRequest 0x60 ... intermediateResponse 0x79, with the
 //! primitive unbindRequest 0x42, delRequest 0x4a and abandonRequest 0x50)

@@ -13,7 +13,7 @@
 //! | file | protocols (name) | parsed with |
 //! |---|---|---|
 //! | [`tls`] | TLS records, both sides (`tls`): ClientHello SNI, ALPN, versions, cipher count, [`ja4`]; ServerHello version and cipher | tls-parser, over a hand-read record and handshake header; sha2 for JA4 |
-//! | [`server_flight`] | a TLS server's first flight: ServerHello and leaf certificate (not used by [`identify`]) | tls-parser, x509-parser (with ring to verify a self-signed signature) |
+//! | [`server_flight`](mod@server_flight) | a TLS server's first flight: ServerHello and leaf certificate (not used by [`identify`]) | tls-parser, x509-parser (with ring to verify a self-signed signature) |
 //! | [`http`] | HTTP/1.x requests and responses (`http`), CONNECT; the HTTP/2 preface (`http2`) | httparse |
 //! | [`sip_rtsp`] | SIP (`sip`) and RTSP (`rtsp`) requests and responses | by hand: a start line |
 //! | [`quic`] | QUIC long header and version negotiation (`quic`) | by hand: five bytes and two lengths |
@@ -29,9 +29,9 @@
 //! | [`mssql`] | MS SQL TDS PRELOGIN and its response (`mssql`) | by hand: TDS header, option table |
 //! | [`redis`] | Redis RESP commands, inline commands, replies (`redis`) | by hand |
 //! | [`mongodb`] | MongoDB OP_MSG, OP_QUERY, OP_REPLY, OP_COMPRESSED (`mongodb`) | by hand: message header |
-//! | [`ldap`] | LDAP and CLDAP messages (`ldap`) | [`ber`], a no-allocation BER header reader |
-//! | [`kerberos`] | Kerberos AS/TGS requests and replies, KRB-ERROR, UDP and TCP (`kerberos`) | [`ber`] |
-//! | [`snmp`] | SNMP v1, v2c, v3 (`snmp`) | [`ber`] |
+//! | [`ldap`] | LDAP and CLDAP messages (`ldap`) | `ber`, a no-allocation BER header reader |
+//! | [`kerberos`] | Kerberos AS/TGS requests and replies, KRB-ERROR, UDP and TCP (`kerberos`) | `ber` |
+//! | [`snmp`] | SNMP v1, v2c, v3 (`snmp`) | `ber` |
 //! | [`smb`] | SMB1, SMB2/3, SMB3 transform after the NetBIOS session header (`smb`) | by hand |
 //! | [`rdp`] | RDP X.224 Connection Request/Confirm in TPKT (`rdp`) | by hand |
 //! | [`socks`] | SOCKS4/4a (`socks4`) and SOCKS5 (`socks5`) greetings, requests, replies | by hand |
@@ -50,8 +50,8 @@
 //! | [`xmpp`] | XMPP stream header (`xmpp`) | by hand |
 //! | [`registry`] | ports to the names above, from `/etc/services` and a supplement | by hand: the services file format |
 //!
-//! [`dispatch`] decides which of them a payload is offered to, by its first
-//! byte and transport; [`model`] holds the result types; [`text`] the
+//! `dispatch` decides which of them a payload is offered to, by its first
+//! byte and transport; [`model`] holds the result types; `text` the
 //! bounded-string and checked-read helpers they share.
 //!
 //! Invariants: identification never panics on any bytes; it reads at most
@@ -164,7 +164,7 @@ pub enum Transport {
 /// role of its sender.
 ///
 /// The first byte and the transport pick the identifiers asked (see
-/// [`dispatch`]); each answers only when the bytes fit it well, and the first
+/// `dispatch`); each answers only when the bytes fit it well, and the first
 /// answer wins. Only the first [`INSPECT_LIMIT`] bytes are read.
 #[must_use]
 pub fn identify(transport: Transport, payload: &[u8]) -> Protocol {

@@ -15,7 +15,7 @@
 //! 4. read its frames (PADDING, PING, CRYPTO; anything else stops the walk)
 //!    and join the CRYPTO data contiguous from offset 0 (Chrome sends it in
 //!    several frames out of order), at most [`MAX_CRYPTO`] bytes;
-//! 5. read that as a ClientHello handshake message ([`super::tls::client_hello`]).
+//! 5. read that as a ClientHello handshake message (`super::tls::client_hello`).
 //!
 //! It needs the whole packet (the AEAD tag comes last), so a sampled payload
 //! cut at 256 bytes gives no hello; nor does a server's Initial (its keys come

@@ -7,7 +7,7 @@
 //! records, and a record may hold several messages) until a record of
 //! another type, the end of the bytes or [`FLIGHT_LIMIT`] bytes. Then the
 //! handshake messages are read in order: the ServerHello (as
-//! [`super::tls::server_hello`] reads it) and the Certificate message, whose
+//! `super::tls::server_hello` reads it) and the Certificate message, whose
 //! first entry is parsed with x509-parser when it is whole in the buffer.
 //!
 //! From TLS 1.3 on the certificate is encrypted (it follows the ServerHello

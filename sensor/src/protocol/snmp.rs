@@ -1,6 +1,6 @@
 //! SNMP (RFC 1157, 3416, 3412): the message's BER frame.
 //!
-//! Read with [`super::ber`]: a SEQUENCE covering the bytes, a version
+//! Read with `super::ber`: a SEQUENCE covering the bytes, a version
 //! INTEGER 0 (v1), 1 (v2c) or 3 (v3); for v1 and v2c a community OCTET
 //! STRING of at most [`MAX_COMMUNITY`] bytes and a PDU tag 0xa0–0xa8
 //! (GetRequest ... Report); for v3 a msgGlobalData SEQUENCE starting with a

@@ -39,7 +39,7 @@
 //!
 //! Not handled: SSLv2 (and SSLv2-compatible) hellos, a ClientHello whose
 //! handshake header is split across records, DTLS, and ECH (the outer SNI,
-//! the public name, is what is reported). [`super::server_flight`] reads a
+//! the public name, is what is reported). [`super::server_flight`](mod@super::server_flight) reads a
 //! server's first flight (ServerHello and certificate) from a longer buffer.
 
 use tls_parser::{
