@@ -61,6 +61,7 @@ fn read(path: &Path, file_len: usize) -> Option<(Vec<Packet>, Ending)> {
                 packets.push(Packet { link: p.link, wire_len: p.wire_len, data: p.data.to_vec() });
             }
             Ok(Next::Idle) => panic!("a file source never idles"),
+            Ok(Next::Decoded(_)) => panic!("a file source hands out packets, not kernel-decoded flows"),
             Ok(Next::End) => {
                 let cut = source.source_stats().truncated_files > 0;
                 return Some((packets, if cut { Ending::Other } else { Ending::Clean }));

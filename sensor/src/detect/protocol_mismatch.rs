@@ -34,7 +34,7 @@ use super::host::{FlowRef, Map};
 use super::{Candidate, PointCtx, transport_name};
 use crate::alert::{Detector, LearningState};
 use crate::observe::Observation;
-use crate::protocol::Protocol;
+use crate::protocol::{App, Protocol, Role, Transport, registry};
 
 const DESCRIPTION: &str =
     "A protocol runs on a port registered for another one, or a standard port carries something else.";
@@ -51,60 +51,35 @@ pub struct Service {
 /// Services by (server, port, transport).
 pub type Inventory = Map<(IpAddr, u16, u8), Service>;
 
-/// The protocols registered on a port (what the port "should" carry).
+/// The protocols registered on a port (what the port "should" carry), in
+/// identifier names, from the process-wide port registry
+/// ([`crate::protocol::registry`]: the system's services database and a
+/// supplement of de-facto ports).
 #[must_use]
 pub fn registered(port: u16, proto: u8) -> &'static [&'static str] {
-    let tcp = proto == 6;
-    match (port, tcp) {
-        (22, true) => &["ssh"],
-        (53, _) => &["dns"],
-        (80 | 8080 | 8000 | 8008 | 8888 | 3128, true) => &["http", "http2"],
-        (443, true) => &["tls", "http2"],
-        (443, false) => &["quic"],
-        (25 | 587 | 2525, true) => &["smtp", "tls"],
-        (465 | 993 | 995 | 636 | 853 | 8443 | 5061 | 990 | 992 | 994, true) => &["tls"],
-        (21, true) => &["ftp", "tls"],
-        (23, true) => &["telnet"],
-        (110 | 143, true) => &["pop3/imap", "tls"],
-        (445 | 139, true) => &["smb"],
-        (3389, _) => &["rdp", "tls"],
-        (3306, true) => &["mysql", "tls"],
-        (5432, true) => &["postgresql", "tls"],
-        (1433, true) => &["mssql", "tls"],
-        (389, _) => &["ldap"],
-        (88, _) => &["kerberos"],
-        (123, false) => &["ntp"],
-        (161 | 162, false) => &["snmp"],
-        (67 | 68, false) => &["dhcp"],
-        (514, _) => &["syslog"],
-        (1194, _) => &["openvpn"],
-        (5060, _) => &["sip"],
-        (6379, true) => &["redis"],
-        (27017, true) => &["mongodb"],
-        _ => &[],
-    }
+    let transport = match proto {
+        6 => Transport::Tcp,
+        17 => Transport::Udp,
+        _ => return &[],
+    };
+    registry::global().protocols(port, transport)
 }
 
 /// An address and a port.
 type Endpoint = (IpAddr, u16);
 
-/// The service and the client of a direction from `src` to `dst` carrying `p`.
+/// The service and the client of a direction from `src` to `dst` carrying
+/// `p`: the receiver of what a client sends, the sender of what a server
+/// sends, and for what either side may send the side with the lower port.
 fn sides(src: Endpoint, dst: Endpoint, p: &Protocol) -> (Endpoint, Endpoint, &'static str) {
     let lower_is_src = src.1 < dst.1;
-    let (server, client) = match p {
-        Protocol::Tls { client_hello: true, .. } | Protocol::HttpRequest { .. } | Protocol::Quic { .. } => {
-            (dst, src)
-        }
-        Protocol::Dns { query: true, .. } => (dst, src),
-        Protocol::HttpResponse { .. } | Protocol::Dns { query: false, .. } => (src, dst),
-        _ if lower_is_src => (src, dst),
-        _ => (dst, src),
+    let (server, client) = match p.role {
+        Role::Client => (dst, src),
+        Role::Server => (src, dst),
+        Role::Either if lower_is_src => (src, dst),
+        Role::Either => (dst, src),
     };
-    let name = match p {
-        Protocol::HttpRequest { method, .. } if method == "PRI" => "http2",
-        other => other.name(),
-    };
-    (server, client, name)
+    (server, client, p.name())
 }
 
 /// A direction that breaks a port rule: which side is the service, what it
@@ -158,6 +133,19 @@ pub fn rule_for(
     Some(Mismatch { server, client, name, registered: reg, rule, confidence })
 }
 
+/// A ClientHello's SNI and JA4 as evidence.
+fn hello_details(
+    d: &mut serde_json::Map<String, serde_json::Value>,
+    hello: &crate::protocol::tls::ClientHello,
+) {
+    if let Some(sni) = &hello.sni {
+        d.insert("sni".into(), json!(sni));
+    }
+    if let Some(ja4) = &hello.ja4 {
+        d.insert("ja4".into(), json!(ja4));
+    }
+}
+
 /// Looks at one identified flow direction; returns a finding when the
 /// service mismatches and is not yet part of the learned inventory.
 pub fn observe(
@@ -208,16 +196,23 @@ pub fn observe(
     d.insert("port".into(), json!(port));
     d.insert("expected".into(), json!(expected));
     d.insert("service_first_seen_ns".into(), json!(first_ns));
-    match p {
-        Protocol::Ssh { banner } => {
+    match &p.app {
+        App::Ssh { banner } => {
             d.insert("banner".into(), json!(banner));
         }
-        Protocol::Tls { sni: Some(sni), .. } => {
-            d.insert("sni".into(), json!(sni));
+        App::Tls(info) => {
+            if let crate::protocol::tls::TlsMessage::ClientHello(hello) = &info.message {
+                hello_details(d, hello);
+            }
         }
-        Protocol::HttpRequest { method, host: Some(h) } => {
-            d.insert("http_method".into(), json!(method));
-            d.insert("http_host".into(), json!(h));
+        App::Quic { hello: Some(hello), .. } => hello_details(d, hello),
+        App::Http(info) => {
+            if let crate::protocol::http::HttpInfo::Request(r) = &**info
+                && let Some(h) = &r.host
+            {
+                d.insert("http_method".into(), json!(r.method));
+                d.insert("http_host".into(), json!(h));
+            }
         }
         _ => {}
     }

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use crate::decode::{L4Span, Malformed, PacketMeta};
 use crate::detect::protocol_mismatch;
 use crate::flow::record::addr_of;
-use crate::protocol::{self, Protocol, Transport};
+use crate::protocol::{self, App, DnsInfo, Protocol, Transport};
 
 /// Slots of the first-payload table (a power of two): 2 MiB, two-way.
 pub const SEEN_SLOTS: usize = 1 << 18;
@@ -280,9 +280,12 @@ impl Observer {
 
     /// Reports a DNS message; false when the payload is not DNS.
     fn dns(&mut self, meta: &PacketMeta, transport: Transport, payload: &[u8]) -> bool {
-        let Protocol::Dns { query, qname, qtype } = protocol::identify(transport, payload) else {
+        let Protocol { app: App::Dns(DnsInfo { query, qname, qtype, .. }), .. } =
+            protocol::identify(transport, payload)
+        else {
             return false;
         };
+        let qname = qname.map(String::from);
         let msg = if transport == Transport::Tcp { payload.get(2..).unwrap_or(&[]) } else { payload };
         let rcode = msg.get(3).map_or(0, |b| b & 0x0f);
         let answers = msg.get(6..8).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));

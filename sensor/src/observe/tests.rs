@@ -3,7 +3,7 @@ use crate::capture::LinkType;
 use crate::config::DecodeSettings;
 use crate::decode::Decoder;
 use crate::flow::FlowHasher;
-use crate::protocol::Protocol;
+use crate::protocol::{App, Protocol};
 
 fn decoder() -> Decoder {
     Decoder::new(&DecodeSettings { gre: true, vxlan: true, vxlan_ports: vec![4789] })
@@ -98,7 +98,7 @@ fn ssh_on_443_is_reported_once_per_direction() {
     let batch = obs.take(0);
     let apps: Vec<_> = batch.iter().filter(|o| matches!(o.kind, ObsKind::App(_))).collect();
     assert_eq!(apps.len(), 1, "{batch:?}");
-    assert!(matches!(&apps[0].kind, ObsKind::App(Protocol::Ssh { .. })));
+    assert!(matches!(&apps[0].kind, ObsKind::App(Protocol { app: App::Ssh { .. }, .. })));
     assert_eq!(obs.counters.identified, 1);
 }
 
@@ -108,4 +108,21 @@ fn tls_records_on_443_skip_identification() {
     observe(&mut obs, &tcp_frame(443, &[0x17, 0x03, 0x03, 0x00, 0x10, 1, 2, 3]));
     assert_eq!(obs.counters.identified, 0);
     assert!(obs.take(0).is_empty());
+}
+
+/// Regression: a Windows client's DNS dynamic UPDATE (opcode 5) to port 53
+/// was identified as unknown and raised "port 53 carrying something other
+/// than DNS"; it is a DNS message and breaks no port rule.
+#[test]
+fn dns_update_to_port_53_is_dns_not_a_mismatch() {
+    let update = b"\x8a\x1c\x28\x00\x00\x01\x00\x01\x00\x02\x00\x00\x07example\x05local\x00\x00\x06\x00\x01\
+        \x05host1\xc0\x0c\x00\x05\x00\xfe\x00\x00\x00\x00\x00\x00\
+        \xc0\x1f\x00\x01\x00\xff\x00\x00\x00\x00\x00\x00\
+        \xc0\x1f\x00\x01\x00\x01\x00\x00\x04\xb0\x00\x04\x0a\x00\x00\x17";
+    let mut obs = Observer::new();
+    observe(&mut obs, &udp_frame(53, update));
+    let batch = obs.take(0);
+    assert!(batch.iter().all(|o| !matches!(o.kind, ObsKind::App(_))), "{batch:?}");
+    let ObsKind::Dns(d) = &batch[0].kind else { panic!("not DNS: {batch:?}") };
+    assert_eq!((d.query, d.qname.as_deref(), d.qtype), (true, Some("example.local"), Some(6)));
 }

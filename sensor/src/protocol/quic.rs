@@ -12,11 +12,23 @@
 //! destination connection id; the ClientHello (and its SNI) inside is not
 //! decrypted here.
 //!
+//! A version negotiation packet (version 0, sent by a server) is QUIC when
+//! its connection ids are as above and its list of versions, a multiple of
+//! four bytes, names at least one known version.
+//!
+//! A client's Initial packet is then decrypted ([`super::quic_initial`]) for
+//! its ClientHello: SNI, ALPN and the JA4 fingerprint (`q`).
+//!
+//! Role: an Initial whose ClientHello was read and a 0-RTT packet are the
+//! client's, a Retry or version negotiation the server's; other Initial and
+//! Handshake packets are sent by both ends (either).
+//!
 //! Not handled: short-header packets (the rest of a connection; they carry no
-//! version), version negotiation (version 0), greased or private versions,
-//! Google QUIC (`Q0xx`), and the fixed bit cleared by RFC 9287 greasing.
+//! version), greased or private versions, Google QUIC (`Q0xx`), and the fixed
+//! bit cleared by RFC 9287 greasing.
 
 use super::Protocol;
+use super::model::{App, Role};
 
 /// QUIC version 1 (RFC 9000).
 pub const VERSION_1: u32 = 0x0000_0001;
@@ -32,15 +44,15 @@ pub fn known_version(version: u32) -> bool {
     matches!(version, VERSION_1 | VERSION_2 | 0xff00_0001..=0xff00_0022)
 }
 
-/// `Some(Protocol::Quic)` for a UDP payload that starts with a QUIC long header.
+/// [`App::Quic`] for a UDP payload that starts with a QUIC long header.
 pub(super) fn identify(payload: &[u8]) -> Option<Protocol> {
     let (&first, rest) = payload.split_first()?;
-    if first & LONG_HEADER != LONG_HEADER {
+    if first & 0x80 == 0 {
         return None;
     }
     let (version, rest) = rest.split_first_chunk::<4>()?;
     let version = u32::from_be_bytes(*version);
-    if !known_version(version) {
+    if version != 0 && (first & LONG_HEADER != LONG_HEADER || !known_version(version)) {
         return None;
     }
     let (&dcid_len, rest) = rest.split_first()?;
@@ -48,7 +60,27 @@ pub(super) fn identify(payload: &[u8]) -> Option<Protocol> {
         return None;
     }
     let scid_len = *rest.get(usize::from(dcid_len))?;
-    (scid_len <= MAX_CID_LEN).then_some(Protocol::Quic { version })
+    if scid_len > MAX_CID_LEN {
+        return None;
+    }
+    if version == 0 {
+        let versions = rest.get(usize::from(dcid_len) + 1 + usize::from(scid_len)..)?;
+        let listed = !versions.is_empty()
+            && versions.len() % 4 == 0
+            && versions.chunks_exact(4).any(|v| known_version(u32::from_be_bytes([v[0], v[1], v[2], v[3]])));
+        return listed.then_some(Protocol::new(App::Quic { version, hello: None }, Role::Server));
+    }
+    // Long packet types: v1 0 Initial, 1 0-RTT, 2 Handshake, 3 Retry; v2 rotates them by one.
+    let kind = (first >> 4) & 0x03;
+    let kind = if version == VERSION_2 { (kind + 3) % 4 } else { kind };
+    let hello = if kind == 0 { super::quic_initial::client_hello_of(payload).map(Box::new) } else { None };
+    let role = match kind {
+        _ if hello.is_some() => Role::Client,
+        1 => Role::Client,
+        3 => Role::Server,
+        _ => Role::Either,
+    };
+    Some(Protocol::new(App::Quic { version, hello }, role))
 }
 
 #[cfg(test)]
@@ -69,13 +101,14 @@ mod tests {
     #[test]
     fn known_versions_are_quic() {
         for version in [VERSION_1, VERSION_2, 0xff00_001d] {
-            assert_eq!(identify(&long_header(version)), Some(Protocol::Quic { version }), "{version:#x}");
+            let got = identify(&long_header(version)).map(|p| p.app);
+            assert_eq!(got, Some(App::Quic { version, hello: None }), "{version:#x}");
         }
     }
 
     #[test]
     fn other_versions_and_headers_are_not() {
-        assert_eq!(identify(&long_header(0)), None, "version negotiation");
+        assert_eq!(identify(&long_header(0)), None, "version negotiation without versions");
         assert_eq!(identify(&long_header(0x1a2a_3a4a)), None, "greased version");
         assert_eq!(identify(&long_header(0x5130_3436)), None, "gQUIC Q046");
         let mut short = long_header(VERSION_1);
@@ -90,5 +123,26 @@ mod tests {
         wide.resize(64, 0);
         assert_eq!(identify(&wide), None, "source connection id over 20 bytes");
         assert_eq!(identify(&long_header(VERSION_1)[..14]), None, "cut before the SCID length");
+    }
+
+    #[test]
+    fn version_negotiation_lists_a_known_version() {
+        let mut vn = vec![0x80, 0, 0, 0, 0, 4, 1, 2, 3, 4, 0];
+        vn.extend_from_slice(&[0x0a, 0x1a, 0x2a, 0x3a, 0, 0, 0, 1]);
+        assert_eq!(identify(&vn), Some(Protocol::new(App::Quic { version: 0, hello: None }, Role::Server)));
+        vn.truncate(vn.len() - 4);
+        assert_eq!(identify(&vn), None, "only a greased version");
+    }
+
+    #[test]
+    fn zero_rtt_is_the_client_and_retry_the_server() {
+        let mut p = long_header(VERSION_1);
+        p[0] = 0xd0;
+        assert_eq!(identify(&p).map(|q| q.role), Some(Role::Client));
+        p[0] = 0xf0;
+        assert_eq!(identify(&p).map(|q| q.role), Some(Role::Server));
+        let mut p = long_header(VERSION_2);
+        p[0] = 0xc0; // v2 Retry
+        assert_eq!(identify(&p).map(|q| q.role), Some(Role::Server));
     }
 }

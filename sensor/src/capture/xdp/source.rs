@@ -19,7 +19,7 @@ use crate::capture::xdp::{FlowDelta, XdpCapture};
 use crate::capture::{CaptureError, Next, PacketSource, SourceStats};
 use crate::clock::wall_ns;
 use crate::decode::PacketMeta;
-use crate::protocol::{self, Protocol};
+use crate::protocol::{self, App};
 
 /// Longest sleep between two looks at the stop flag.
 const MAX_NAP: Duration = Duration::from_millis(100);
@@ -43,9 +43,10 @@ pub struct XdpSource {
     polls: u64,
 }
 
-/// Statistics names of the sample counts by protocol; the last counts
+/// Statistics names of the sample counts by protocol: the common ones by
+/// name, every other identified protocol in `samples_other`; the last counts
 /// samples without payload (a bare SYN or ACK) or not TCP/UDP.
-const SAMPLE_KINDS: [&str; 9] = [
+const SAMPLE_KINDS: [&str; 10] = [
     "samples_tls",
     "samples_ssh",
     "samples_http",
@@ -54,6 +55,7 @@ const SAMPLE_KINDS: [&str; 9] = [
     "samples_ftp",
     "samples_quic",
     "samples_unknown",
+    "samples_other",
     "samples_no_payload",
 ];
 
@@ -64,15 +66,16 @@ fn sample_kind(frame: &[u8]) -> usize {
     if payload.is_empty() {
         return SAMPLE_KINDS.len() - 1;
     }
-    match protocol::identify(transport, payload) {
-        Protocol::Tls { .. } => 0,
-        Protocol::Ssh { .. } => 1,
-        Protocol::HttpRequest { .. } | Protocol::HttpResponse { .. } => 2,
-        Protocol::Dns { .. } => 3,
-        Protocol::Smtp => 4,
-        Protocol::Ftp => 5,
-        Protocol::Quic { .. } => 6,
-        Protocol::Unknown => 7,
+    match protocol::identify(transport, payload).app {
+        App::Tls(_) => 0,
+        App::Ssh { .. } => 1,
+        App::Http(_) | App::Http2 => 2,
+        App::Dns(_) => 3,
+        App::Smtp => 4,
+        App::Ftp => 5,
+        App::Quic { .. } => 6,
+        App::Unknown => 7,
+        _ => 8,
     }
 }
 
