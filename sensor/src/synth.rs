@@ -285,15 +285,36 @@ impl Timeline {
             }
             p
         };
+        // On HTTP's ports the first segment of each side starts like an HTTP request or
+        // response, for the same reason.
+        let http = matches!(server.1, 80 | 8080);
+        let head = |mut p: Vec<u8>, line: &[u8]| {
+            let n = line.len().min(p.len());
+            p[..n].copy_from_slice(&line[..n]);
+            p
+        };
+        let mut first = (http, http);
         for &(up, down) in exchanges {
             t += gap_ns;
             for chunk in chunks(up) {
-                add(t, true, PSH | ACK, cs, ss, &payload(b'u', chunk));
+                let mut p = payload(b'u', chunk);
+                if std::mem::take(&mut first.0) {
+                    let line = format!(
+                        "POST /upload HTTP/1.1\r\nHost: files.example\r\nUser-Agent: synth/1.0\r\nContent-Length: {up}\r\n\r\n"
+                    );
+                    p = head(p, line.as_bytes());
+                }
+                add(t, true, PSH | ACK, cs, ss, &p);
                 cs = cs.wrapping_add(chunk as u32);
                 t += 100_000;
             }
             for chunk in chunks(down) {
-                add(t, false, PSH | ACK, cs, ss, &payload(b'd', chunk));
+                let mut p = payload(b'd', chunk);
+                if std::mem::take(&mut first.1) {
+                    let line = format!("HTTP/1.1 200 OK\r\nContent-Length: {down}\r\n\r\n");
+                    p = head(p, line.as_bytes());
+                }
+                add(t, false, PSH | ACK, cs, ss, &p);
                 ss = ss.wrapping_add(chunk as u32);
                 t += 100_000;
             }

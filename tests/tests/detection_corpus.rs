@@ -209,7 +209,7 @@ fn an_upload_after_a_learned_baseline_is_exfiltration_and_the_same_upload_unlear
     );
     let fired = rules(&with, "exfiltration");
     ensure!(
-        fired.iter().any(|r| *r == "bucket" || *r == "hour" || *r == "dominant_upload"),
+        fired.iter().any(|r| ["burst", "hour", "new_peer_upload", "peer_upload"].contains(r)),
         "no exfiltration alert on {HOST} after a learned baseline; alerts:\n{}",
         list(&with)
     );

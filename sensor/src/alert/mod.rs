@@ -42,11 +42,17 @@ pub enum Detector {
     MalformedTraffic,
     /// The sensor's own health: it is losing packets.
     CaptureLoss,
+    /// TLS whose context (port, peer, SNI, fingerprint, certificate) is unlike ordinary traffic.
+    SuspiciousTls,
+    /// HTTP whose context (port, peer, Host, User-Agent, body) looks like command and control.
+    SuspiciousHttp,
+    /// Lookups of many random-looking domains that do not exist (domain generation algorithm).
+    Dga,
 }
 
 impl Detector {
     /// Every detector, in the order documentation and statistics list them.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 12] = [
         Self::Exfiltration,
         Self::DnsTunnel,
         Self::IcmpTunnel,
@@ -56,6 +62,9 @@ impl Detector {
         Self::LongConnection,
         Self::MalformedTraffic,
         Self::CaptureLoss,
+        Self::SuspiciousTls,
+        Self::SuspiciousHttp,
+        Self::Dga,
     ];
 
     /// The name in `rule.name`, in configuration tables and in statistics.
@@ -71,6 +80,9 @@ impl Detector {
             Self::LongConnection => "long_connection",
             Self::MalformedTraffic => "malformed_traffic",
             Self::CaptureLoss => "capture_loss",
+            Self::SuspiciousTls => "suspicious_tls",
+            Self::SuspiciousHttp => "suspicious_http",
+            Self::Dga => "dga",
         }
     }
 

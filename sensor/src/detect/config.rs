@@ -13,8 +13,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+pub use super::beaconing::Settings as Beaconing;
 use super::clock::SiteClock;
 pub use super::exfiltration::Settings as Exfiltration;
+pub use super::suspicious_http::Settings as SuspiciousHttp;
+pub use super::suspicious_tls::Settings as SuspiciousTls;
 use crate::alert::Detector;
 use crate::config::ConfigError;
 
@@ -41,6 +44,8 @@ pub(crate) struct RawDetection {
     pub dns_tunnel: DnsTunnel,
     pub icmp_tunnel: IcmpTunnel,
     pub protocol_mismatch: ProtocolMismatch,
+    pub suspicious_tls: SuspiciousTls,
+    pub suspicious_http: SuspiciousHttp,
     pub scan: Scan,
     pub beaconing: Beaconing,
     pub long_connection: LongConnection,
@@ -71,6 +76,8 @@ impl Default for RawDetection {
             dns_tunnel: DnsTunnel::default(),
             icmp_tunnel: IcmpTunnel::default(),
             protocol_mismatch: ProtocolMismatch::default(),
+            suspicious_tls: SuspiciousTls::default(),
+            suspicious_http: SuspiciousHttp::default(),
             scan: Scan::default(),
             beaconing: Beaconing::default(),
             long_connection: LongConnection::default(),
@@ -206,37 +213,6 @@ impl Default for Scan {
     }
 }
 
-/// `[detection.beaconing]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Beaconing {
-    /// Detector on.
-    pub enabled: bool,
-    /// Connections to one destination needed before scoring.
-    pub min_connections: u64,
-    /// Score (0–1, RITA-style) at or above which a channel beacons.
-    pub min_score: f64,
-    /// Connections remembered per channel (the most recent).
-    pub history: i64,
-    /// Channels remembered per host at most.
-    pub max_channels_per_host: i64,
-    /// Destination ports never scored (resolvers and time servers are periodic by design).
-    pub ignore_ports: Vec<i64>,
-}
-
-impl Default for Beaconing {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            min_connections: 8,
-            min_score: 0.8,
-            history: 64,
-            max_channels_per_host: 512,
-            ignore_ports: vec![53, 123, 5353],
-        }
-    }
-}
-
 /// `[detection.long_connection]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -365,6 +341,10 @@ pub struct DetectionSettings {
     pub icmp_tunnel: IcmpTunnel,
     /// `[detection.protocol_mismatch]`.
     pub protocol_mismatch: ProtocolMismatch,
+    /// `[detection.suspicious_tls]`.
+    pub suspicious_tls: SuspiciousTls,
+    /// `[detection.suspicious_http]`.
+    pub suspicious_http: SuspiciousHttp,
     /// `[detection.scan]`.
     pub scan: Scan,
     /// `[detection.beaconing]`.
@@ -518,6 +498,12 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
     let p = &raw.protocol_mismatch;
     c.int("protocol_mismatch.inventory_learn_s", p.inventory_learn_s, 0, 365 * 86_400, "seconds")?;
     c.int("protocol_mismatch.max_services", p.max_services, 1, 10_000_000, "")?;
+    c.float("suspicious_tls.min_score", raw.suspicious_tls.min_score, 0.0, 100.0)?;
+    let h = &raw.suspicious_http;
+    c.float("suspicious_http.min_score", h.min_score, 0.0, 100.0)?;
+    c.float("suspicious_http.min_body_entropy", h.min_body_entropy, 0.0, 8.0)?;
+    c.positive("suspicious_http.series_min_posts", h.series_min_posts)?;
+    c.int("suspicious_http.series_window_s", h.series_window_s, 1, 86_400, "seconds")?;
     let s = &raw.scan;
     c.positive("scan.min_hosts", s.min_hosts)?;
     c.positive("scan.min_ports", s.min_ports)?;
@@ -535,8 +521,22 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
         ));
     }
     c.int("beaconing.max_channels_per_host", b.max_channels_per_host, 1, 1_000_000, "")?;
+    c.float("beaconing.min_interval_s", b.min_interval_s, 0.0, 86_400.0)?;
+    c.float("beaconing.inflow_min_interval_s", b.inflow_min_interval_s, 0.0, 86_400.0)?;
     for (n, port) in b.ignore_ports.iter().enumerate() {
         c.int(&format!("beaconing.ignore_ports[{n}]"), *port, 0, 65_535, "")?;
+    }
+    for (n, port) in b.inflow_ignore_ports.iter().enumerate() {
+        c.int(&format!("beaconing.inflow_ignore_ports[{n}]"), *port, 0, 65_535, "")?;
+    }
+    for (n, name) in b.ignore_names.iter().enumerate() {
+        if name.trim_matches('.').is_empty() || name.contains(char::is_whitespace) {
+            return Err(c.invalid(
+                &format!("beaconing.ignore_names[{n}]"),
+                toml_str(name),
+                "a name, \"label.\" (first label) or \".suffix\" without spaces",
+            ));
+        }
     }
     let l = &raw.long_connection;
     let min_d = c.int("long_connection.min_duration_s", l.min_duration_s, 60, 365 * 86_400, "seconds")?;
@@ -617,6 +617,8 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
         dns_tunnel: raw.dns_tunnel,
         icmp_tunnel: raw.icmp_tunnel,
         protocol_mismatch: raw.protocol_mismatch,
+        suspicious_tls: raw.suspicious_tls,
+        suspicious_http: raw.suspicious_http,
         scan: raw.scan,
         beaconing: raw.beaconing,
         long_connection: raw.long_connection,
@@ -650,11 +652,13 @@ impl DetectionSettings {
         let _ = writeln!(out, "incident_window_s = {}", secs(self.incident_window));
         let _ = writeln!(out, "min_score = {}", self.min_score);
         let _ = writeln!(out, "timezone = {}", toml_str(self.clock.name()));
-        let tables: [(&str, Result<String, toml::ser::Error>); 8] = [
+        let tables: [(&str, Result<String, toml::ser::Error>); 10] = [
             ("exfiltration", toml::to_string(&self.exfiltration)),
             ("dns_tunnel", toml::to_string(&self.dns_tunnel)),
             ("icmp_tunnel", toml::to_string(&self.icmp_tunnel)),
             ("protocol_mismatch", toml::to_string(&self.protocol_mismatch)),
+            ("suspicious_tls", toml::to_string(&self.suspicious_tls)),
+            ("suspicious_http", toml::to_string(&self.suspicious_http)),
             ("scan", toml::to_string(&self.scan)),
             ("beaconing", toml::to_string(&self.beaconing)),
             ("long_connection", toml::to_string(&self.long_connection)),

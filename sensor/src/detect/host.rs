@@ -34,7 +34,7 @@ pub const MAX_FLOW_REFS: usize = 4;
 pub const MAX_EXAMPLES: usize = 3;
 
 /// Enough of a flow to compute its Community ID when an alert needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowRef {
     /// Client address and port.
     pub a: (IpAddr, u16),
@@ -271,7 +271,7 @@ impl HostState {
     }
 }
 
-/// Shannon entropy of `s` in bits per character.
+/// Shannon entropy of `s` in bits per character (case-insensitive).
 #[must_use]
 pub fn entropy(s: &str) -> f64 {
     let bytes = s.as_bytes();

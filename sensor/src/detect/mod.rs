@@ -23,6 +23,7 @@
 //! score, suppression, incidents) and come out as [`Alert`]s.
 
 pub mod alerting;
+pub mod app;
 pub mod baseline;
 pub mod beaconing;
 pub mod clock;
@@ -31,13 +32,17 @@ pub mod dns_tunnel;
 pub mod exfiltration;
 pub mod host;
 pub mod icmp_tunnel;
+pub mod ja4_census;
 pub mod long_connection;
 pub mod malformed;
+pub mod name_score;
 pub mod names;
 pub mod protocol_mismatch;
 pub mod scan;
 pub mod seen;
 pub mod state;
+pub mod suspicious_http;
+pub mod suspicious_tls;
 pub mod volume;
 
 #[cfg(test)]
@@ -241,9 +246,12 @@ pub struct Engine {
     long: long_connection::LongFlows,
     inventory: protocol_mismatch::Inventory,
     names: names::NameCache,
+    apps: app::AppState,
     stage: AlertStage,
     alerts: Vec<Alert>,
     last_snapshot_ns: u64,
+    /// The first packet time the engine saw (how long it has been learning).
+    first_ns: u64,
     counters: EngineCounters,
 }
 
@@ -271,9 +279,11 @@ impl Engine {
             long: long_connection::LongFlows::default(),
             inventory: protocol_mismatch::Inventory::default(),
             names: names::NameCache::default(),
+            apps: app::AppState::default(),
             stage: AlertStage::default(),
             alerts: Vec::new(),
             last_snapshot_ns: 0,
+            first_ns: 0,
             counters: EngineCounters::default(),
         };
         if let Some(saved) = saved {
@@ -332,6 +342,7 @@ impl Engine {
         if self.start_ns == 0 {
             self.start_ns = now_ns - now_ns % self.bucket_ns;
             self.last_snapshot_ns = now_ns;
+            self.first_ns = now_ns;
             return;
         }
         if now_ns >= self.start_ns + self.bucket_ns {
@@ -494,12 +505,17 @@ impl Engine {
                     b.dst_ports.insert(server.1);
                 }
                 if self.settings.beaconing.enabled {
-                    self.beacons.entry(host).or_default().connect(
-                        flow,
-                        r.start_ns,
-                        sent.bytes,
-                        &self.settings.beaconing,
-                    );
+                    let name = self.apps.take_name(&flow);
+                    let s = &self.settings.beaconing;
+                    let ignored = s.ignore_ports.contains(&i64::from(server.1))
+                        || name.as_deref().is_some_and(|n| beaconing::ignored_name(n, &s.ignore_names));
+                    if !ignored {
+                        let ch = self.beacons.entry(host).or_default();
+                        ch.add(beaconing::ChannelKey::Addr(server.0), flow, r.start_ns, sent.bytes, s);
+                        if let Some(n) = name {
+                            ch.add(beaconing::ChannelKey::Name(n), flow, r.start_ns, sent.bytes, s);
+                        }
+                    }
                 }
             }
         }
@@ -528,15 +544,12 @@ impl Engine {
         self.counters.observations += 1;
         self.advance(o.ts_ns);
         match &o.kind {
-            ObsKind::App(p) => {
-                let home = &self.home;
-                let is_home = |ip: IpAddr| home.iter().any(|n| n.contains(&ip));
-                let max = usize::try_from(self.settings.protocol_mismatch.max_services).unwrap_or(usize::MAX);
-                let ctx = PointCtx { settings: &self.settings, host: None, ts_ns: o.ts_ns };
-                if let Some(c) = protocol_mismatch::observe(o, p, &mut self.inventory, max, &ctx, is_home) {
-                    self.raise(c);
-                }
+            ObsKind::App { protocol, body_entropy, executable, body_follows } => {
+                self.app(o, protocol, *body_entropy, *executable, *body_follows);
             }
+            ObsKind::HttpBody { entropy } => self.http_body(o, *entropy),
+            ObsKind::TlsServer(flight) => self.server_flight(o, flight),
+            ObsKind::Burst { bytes } => self.burst(o, *bytes),
             ObsKind::Dns(d) => {
                 if !d.query && !d.addrs.is_empty() {
                     self.note_answers(d, o.ts_ns);
@@ -654,6 +667,32 @@ impl Engine {
         }
     }
 
+    /// A burst inside a flow: a beat of a heartbeat, when an inside host sends it to an outside
+    /// server (not on a port whose keep-alives are periodic by design).
+    fn burst(&mut self, o: &Observation, bytes: u32) {
+        let s = &self.settings.beaconing;
+        if !s.enabled || !s.inflow || !self.is_home(o.src) || self.is_home(o.dst) || local_scope(o.dst) {
+            return;
+        }
+        let ignored =
+            |p: u16| s.inflow_ignore_ports.contains(&i64::from(p)) || s.ignore_ports.contains(&i64::from(p));
+        if ignored(o.dport) || ignored(o.sport) {
+            return;
+        }
+        let flow = FlowRef { a: (o.src, o.sport), b: (o.dst, o.dport), proto: o.proto };
+        if self.apps.is_quiet(&flow) {
+            return;
+        }
+        let s = self.settings.beaconing.clone();
+        self.beacons.entry(o.src).or_default().add(
+            beaconing::ChannelKey::Flow(flow),
+            flow,
+            o.ts_ns,
+            u64::from(bytes),
+            &s,
+        );
+    }
+
     /// Remembers the names DNS gave addresses (A and AAAA answers).
     fn note_answers(&mut self, d: &crate::observe::DnsObs, ts_ns: u64) {
         let Some(name) = &d.qname else { return };
@@ -719,6 +758,16 @@ impl Engine {
             self.raise(c);
         }
         self.stage.expire(end_ns, &self.settings);
+    }
+}
+
+/// Whether `ip` is the local segment's own: multicast, broadcast, link-local or unspecified.
+/// Such traffic is never an outside peer, a service or a beacon's destination.
+#[must_use]
+pub fn local_scope(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_multicast() || a.is_broadcast() || a.is_link_local() || a.is_unspecified(),
+        IpAddr::V6(a) => a.is_multicast() || a.is_unicast_link_local() || a.is_unspecified(),
     }
 }
 

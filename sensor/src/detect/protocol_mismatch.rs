@@ -1,29 +1,47 @@
-//! `protocol_mismatch`: a known protocol on another protocol's port, or a
-//! standard port carrying something else.
+//! `protocol_mismatch`: a known protocol on another protocol's port, a registered port carrying
+//! something other than its protocol, or a port-bound protocol on a port no one registered.
 //!
-//! Works on the identification of each flow direction's first payload (see
-//! [`crate::protocol`]). The service side of the flow is the destination for
-//! what a client sends first (TLS ClientHello, HTTP request, DNS query, QUIC)
-//! and the source for an HTTP response; for banners both sides send (SSH) or
-//! the server sends first (SMTP, FTP) it is the side with the lower port.
-//! Then:
+//! Works on the identification of each flow direction's first payload (see [`crate::protocol`];
+//! TCP directions only when their opening was seen, so a flow met in mid-stream is never judged).
+//! The service side is taken from the payload's role: the receiver of what a client sends, the
+//! sender of a server's greeting or response, and for what either side may send the side with
+//! the lower port. What a port is registered for comes from the port registry
+//! ([`crate::protocol::registry`]: the system's IANA services database, `/etc/services`, and a
+//! documented supplement of de-facto ports). Rules:
 //!
-//! - **cross**: the protocol is not among those the port is registered for,
-//!   and the port is registered for something (SSH on 443 or 80, HTTP on 22,
-//!   TLS on 80, HTTP on 5432): confidence 0.85;
-//! - **not the standard protocol**: port 53 carrying something other than DNS,
-//!   or a client sending TCP 443 neither TLS nor anything else identified:
-//!   0.55;
-//! - **non-standard port** (`report_nonstandard`): SSH, SMTP or FTP on a port
-//!   no protocol is registered for: 0.45. TLS and HTTP on unregistered high
-//!   ports are everyday traffic and are not reported.
+//! - **cross_protocol**: the protocol is not among those the port is registered for (SSH on 443,
+//!   HTTP on 22, TLS on 80, MySQL on PostgreSQL's 5432, LDAP on 389's neighbour...). Confidence
+//!   0.85 on a port below 1024, 0.7 above. Protocols that roam over any port by design (STUN and
+//!   TURN, BitTorrent, WireGuard, QUIC) are not judged on ports of 1024 and above, where a random
+//!   port of theirs often falls on some registered service.
+//! - **not_standard_protocol** ("expected protocol absent"): the side that speaks first on the
+//!   registered port (the client for TLS, HTTP, DNS, SMB...; the server for SSH, SMTP, FTP, MySQL
+//!   ...) — or either side, for protocols whose both sides the identifier knows (DNS, TLS, HTTP,
+//!   SSH, SMB, NTP, SNMP, Kerberos, LDAP) — sent something the identifier does not know. TCP
+//!   ports of any range (0.55 below 1024, 0.45 above); UDP only on ports whose datagrams are
+//!   self-contained messages the identifier knows (DNS, DHCP, TFTP, Kerberos, NTP, NetBIOS name
+//!   service, SNMP, CLDAP, syslog): QUIC's short headers, RTP or a VPN's data look random and
+//!   need no handshake the sensor could have missed. An executable (`MZ` ... `PE`) in such a
+//!   payload, or in any unidentified first payload on TCP, is rule **executable_transfer**
+//!   (0.8; the receiver is at fault): binaries travel over HTTP, SMB or FTP, not over a raw
+//!   connection. A first payload of at most 8 bytes that says nothing (a stager's length
+//!   prefix) has the next payload looked at instead (see `observe::SHORT_FIRST_LEN`).
+//! - **shell**: a command shell spoken over a bare connection (a Windows console or PowerShell
+//!   banner, a prompt, `id` output, or an operator's first command line; see
+//!   [`crate::protocol::shell`]), on any port: a reverse or bind shell. Confidence 0.9; the
+//!   shell's host is at fault, inside or not.
+//! - **nonstandard_port** (`report_nonstandard`): a port-bound protocol (SSH, SMTP, FTP, POP3,
+//!   IMAP, Telnet, the databases, LDAP, Kerberos, SMB, NetBIOS, RDP, SOCKS, IRC, MQTT, AMQP,
+//!   SNMP, TFTP, DHCP, syslog, NTP, XMPP) on a port nothing is registered for: 0.45, 0.6 for
+//!   those that carry an organisation's data or control (LDAP, Kerberos, SMB, RDP, the
+//!   databases). TLS and HTTP on unregistered ports are scored by context instead, by
+//!   [`super::suspicious_tls`] and [`super::suspicious_http`].
 //!
-//! The host at fault is the inside endpoint (the client when both or neither
-//! are inside).
+//! The host at fault is the inside endpoint (the client when both or neither are inside).
 //!
-//! The service inventory remembers every (server, port, transport) with the
-//! protocol seen and when it was first seen; a service first seen at least
-//! `inventory_learn_s` ago is the organisation's own and no longer alerts.
+//! The service inventory remembers every (server, port, transport) with the protocol seen and
+//! when it was first seen; a service first seen at least `inventory_learn_s` ago with the same
+//! protocol is the organisation's own and no longer alerts.
 
 use std::net::IpAddr;
 
@@ -34,7 +52,7 @@ use super::host::{FlowRef, Map};
 use super::{Candidate, PointCtx, transport_name};
 use crate::alert::{Detector, LearningState};
 use crate::observe::Observation;
-use crate::protocol::{App, Protocol, Role, Transport, registry};
+use crate::protocol::{App, Protocol, Role, ShellSide, Transport, registry};
 
 const DESCRIPTION: &str =
     "A protocol runs on a port registered for another one, or a standard port carries something else.";
@@ -50,6 +68,36 @@ pub struct Service {
 
 /// Services by (server, port, transport).
 pub type Inventory = Map<(IpAddr, u16, u8), Service>;
+
+/// Notes the service an identified direction shows (its server side, see [`rule_for`]'s sides)
+/// in the inventory, unless it is there or the inventory is full; returns whether the service
+/// is new: absent, or first seen less than `learn_ns` before `ts_ns`.
+pub fn note_service(
+    inventory: &mut Inventory,
+    max: usize,
+    server: (IpAddr, u16),
+    transport: u8,
+    name: &str,
+    ts_ns: u64,
+    learn_ns: u64,
+) -> bool {
+    let key = (server.0, server.1, transport);
+    match inventory.get(&key) {
+        Some(svc) => ts_ns.saturating_sub(svc.first_ns) < learn_ns,
+        None => {
+            if inventory.len() < max {
+                inventory.insert(key, Service { protocol: name.to_owned(), first_ns: ts_ns });
+            }
+            true
+        }
+    }
+}
+
+/// The service side of a direction from `src` to `dst` carrying `p` (see the module docs).
+#[must_use]
+pub fn service_side(src: (IpAddr, u16), dst: (IpAddr, u16), p: &Protocol) -> (IpAddr, u16) {
+    sides(src, dst, p).0
+}
 
 /// The protocols registered on a port (what the port "should" carry), in
 /// identifier names, from the process-wide port registry
@@ -68,6 +116,67 @@ pub fn registered(port: u16, proto: u8) -> &'static [&'static str] {
 /// An address and a port.
 type Endpoint = (IpAddr, u16);
 
+/// Protocols that run on any port by design: not judged on ports of 1024 and above.
+const ROAMING: [&str; 5] = ["stun", "bittorrent", "wireguard", "quic", "openvpn"];
+/// Protocols normally found on their registered ports, and the confidence of finding one on a
+/// port no one registered.
+const PORT_BOUND: [(&str, f64); 27] = [
+    ("ssh", 0.45),
+    ("smtp", 0.45),
+    ("ftp", 0.45),
+    ("pop3", 0.45),
+    ("imap", 0.45),
+    ("telnet", 0.45),
+    ("mysql", 0.6),
+    ("postgresql", 0.6),
+    ("mssql", 0.6),
+    ("redis", 0.6),
+    ("mongodb", 0.6),
+    ("ldap", 0.6),
+    ("kerberos", 0.6),
+    ("smb", 0.6),
+    ("netbios", 0.6),
+    ("rdp", 0.6),
+    ("socks4", 0.45),
+    ("socks5", 0.45),
+    ("irc", 0.45),
+    ("mqtt", 0.45),
+    ("amqp", 0.45),
+    ("snmp", 0.45),
+    ("tftp", 0.45),
+    ("dhcp", 0.45),
+    ("syslog", 0.45),
+    ("ntp", 0.45),
+    ("xmpp", 0.45),
+];
+/// Protocols whose server speaks first: on their ports, the server's first payload is the one
+/// that must be identified.
+const SERVER_FIRST: [&str; 8] = ["ssh", "smtp", "ftp", "pop3", "imap", "mysql", "telnet", "vnc"];
+/// Protocols whose both sides' first payloads the identifier knows (requests and responses,
+/// hellos and greetings): on their ports an unknown payload from either side is judged.
+const BOTH_SIDES: [&str; 9] = ["dns", "tls", "http", "ssh", "smb", "ntp", "snmp", "kerberos", "ldap"];
+/// UDP ports judged for an unidentified payload: self-contained datagrams whose every message
+/// the identifier knows. (QUIC's short headers, RTP or a VPN's data look like random bytes and
+/// need no handshake the sensor could have missed.)
+const UDP_JUDGED: [u16; 11] = [53, 67, 68, 69, 88, 123, 137, 161, 162, 389, 514];
+
+/// Whether an unidentified first payload on `port` over `proto` is judged.
+fn judged(port: u16, proto: u8) -> bool {
+    let judged_port = match proto {
+        6 => true,
+        17 => UDP_JUDGED.contains(&port),
+        _ => false,
+    };
+    judged_port && !registered(port, proto).is_empty()
+}
+
+/// Whether a payload between `sport` and `dport` that nothing identified may break
+/// `not_standard_protocol` (the capture thread asks before sending it on).
+#[must_use]
+pub fn expects_identifiable(sport: u16, dport: u16, proto: u8) -> bool {
+    judged(sport, proto) || judged(dport, proto)
+}
+
 /// The service and the client of a direction from `src` to `dst` carrying
 /// `p`: the receiver of what a client sends, the sender of what a server
 /// sends, and for what either side may send the side with the lower port.
@@ -80,6 +189,13 @@ fn sides(src: Endpoint, dst: Endpoint, p: &Protocol) -> (Endpoint, Endpoint, &'s
         Role::Either => (dst, src),
     };
     (server, client, p.name())
+}
+
+/// Whether `name` may run where `reg` is registered.
+fn compatible(name: &str, reg: &[&str]) -> bool {
+    reg.contains(&name)
+        // HTTP/2 with prior knowledge where HTTP is registered.
+        || (name == "http2" && reg.contains(&"http"))
 }
 
 /// A direction that breaks a port rule: which side is the service, what it
@@ -101,9 +217,7 @@ pub struct Mismatch {
 }
 
 /// The rule a direction from `src` to `dst` carrying `p` on transport `proto`
-/// breaks; `None` when it breaks none. The capture thread asks this before
-/// sending an identification on, so only the few that can alert cross to the
-/// analysis stage.
+/// breaks; `None` when it breaks none.
 #[must_use]
 pub fn rule_for(
     src: Endpoint,
@@ -112,25 +226,56 @@ pub fn rule_for(
     p: &Protocol,
     report_nonstandard: bool,
 ) -> Option<Mismatch> {
+    if p.is_unknown() {
+        return unknown_rule(src, dst, proto);
+    }
     let (server, client, name) = sides(src, dst, p);
     let port = server.1;
     let reg = registered(port, proto);
-    let (rule, confidence) = if name == "unknown" {
-        // On 443 only what the client sends first counts: a server's
-        // segments continue TLS records that can start with any byte.
-        let standard_only = (port == 53) || (port == 443 && proto == 6 && dst.1 == 443);
-        if !standard_only {
+    let (rule, confidence) = if !reg.is_empty() && !compatible(name, reg) {
+        if port >= 1024 && ROAMING.contains(&name) {
             return None;
         }
-        ("not_standard_protocol", 0.55)
-    } else if !reg.is_empty() && !reg.contains(&name) {
-        ("cross_protocol", 0.85)
-    } else if reg.is_empty() && report_nonstandard && matches!(name, "ssh" | "smtp" | "ftp") {
-        ("nonstandard_port", 0.45)
+        ("cross_protocol", if port < 1024 { 0.85 } else { 0.7 })
+    } else if reg.is_empty() && report_nonstandard {
+        let (_, confidence) = PORT_BOUND.iter().find(|(n, _)| *n == name)?;
+        ("nonstandard_port", *confidence)
     } else {
         return None;
     };
     Some(Mismatch { server, client, name, registered: reg, rule, confidence })
+}
+
+/// `not_standard_protocol` for an unidentified payload from `src` to `dst`: when the port it
+/// went to (or came from) is judged ([`judged`]) and the side that speaks first there sent it
+/// (either side, for protocols whose both sides the identifier knows).
+fn unknown_rule(src: Endpoint, dst: Endpoint, proto: u8) -> Option<Mismatch> {
+    // To a judged port (the client's payload), else from one (the server's).
+    let (server, client, from_server) = if judged(dst.1, proto) {
+        (dst, src, false)
+    } else if judged(src.1, proto) {
+        (src, dst, true)
+    } else {
+        return None;
+    };
+    let reg = registered(server.1, proto);
+    let both = reg.iter().all(|r| BOTH_SIDES.contains(r));
+    let server_first = reg.iter().all(|r| SERVER_FIRST.contains(r));
+    let client_first = reg.iter().all(|r| !SERVER_FIRST.contains(r));
+    // The first speaker's payload is the one that must be known; the other side's first
+    // payload answers something already judged, unless both sides are known.
+    if !both && ((from_server && !server_first) || (!from_server && !client_first)) {
+        return None;
+    }
+    let confidence = if server.1 < 1024 { 0.55 } else { 0.45 };
+    Some(Mismatch {
+        server,
+        client,
+        name: "unknown",
+        registered: reg,
+        rule: "not_standard_protocol",
+        confidence,
+    })
 }
 
 /// A ClientHello's SNI and JA4 as evidence.
@@ -146,13 +291,14 @@ fn hello_details(
     }
 }
 
-/// Looks at one identified flow direction; returns a finding when the
-/// service mismatches and is not yet part of the learned inventory.
+/// Looks at one identified flow direction; returns a finding when the service mismatches and
+/// is not yet part of the learned inventory (the caller notes every service in it, see
+/// [`note_service`]).
 pub fn observe(
     o: &Observation,
     p: &Protocol,
-    inventory: &mut Inventory,
-    max_services: usize,
+    executable: bool,
+    inventory: &Inventory,
     ctx: &PointCtx<'_>,
     is_home: impl Fn(IpAddr) -> bool,
 ) -> Option<Candidate> {
@@ -160,23 +306,53 @@ pub fn observe(
     if !s.enabled {
         return None;
     }
+    let (src, dst) = ((o.src, o.sport), (o.dst, o.dport));
     let Mismatch { server, client, name, registered: reg, rule, confidence } =
-        rule_for((o.src, o.sport), (o.dst, o.dport), o.proto, p, s.report_nonstandard)?;
+        if let App::Shell { side } = p.app {
+            // "server" is the shell's end: the sender of a banner, a prompt or output, the
+            // receiver of a command line.
+            let (shell, operator) = if side == ShellSide::Command { (dst, src) } else { (src, dst) };
+            Mismatch {
+                server: shell,
+                client: operator,
+                name: "shell",
+                registered: &[],
+                rule: "shell",
+                confidence: 0.9,
+            }
+        } else if executable && p.is_unknown() {
+            // "server" is the sender of the binary, "client" its receiver.
+            let registered = registered(src.1.min(dst.1), o.proto);
+            Mismatch {
+                server: src,
+                client: dst,
+                name: "executable",
+                registered,
+                rule: "executable_transfer",
+                confidence: 0.8,
+            }
+        } else {
+            rule_for(src, dst, o.proto, p, s.report_nonstandard)?
+        };
     let port = server.1;
     let key = (server.0, port, o.proto);
     let learn_ns = u64::try_from(s.inventory_learn_s).unwrap_or(0).saturating_mul(1_000_000_000);
-    match inventory.get(&key) {
-        Some(svc) if o.ts_ns.saturating_sub(svc.first_ns) >= learn_ns && svc.protocol == name => return None,
-        Some(_) => {}
-        None if inventory.len() < max_services => {
-            inventory.insert(key, Service { protocol: name.to_owned(), first_ns: o.ts_ns });
-        }
-        None => {}
+    if inventory
+        .get(&key)
+        .is_some_and(|svc| o.ts_ns.saturating_sub(svc.first_ns) >= learn_ns && svc.protocol == name)
+    {
+        return None;
     }
     // The inside endpoint is at fault; when neither is inside (a tap on a
     // transit link, or home networks not configured), the client that chose
     // the port.
-    let host = if is_home(client.0) || !is_home(server.0) { client.0 } else { server.0 };
+    // A shell's host is at fault wherever it is, and so is the receiver of an executable.
+    let host = match rule {
+        "shell" => server.0,
+        "executable_transfer" => client.0,
+        _ if is_home(client.0) || !is_home(server.0) => client.0,
+        _ => server.0,
+    };
     let peer = if host == client.0 { server.0 } else { client.0 };
     let flow = FlowRef { a: client, b: server, proto: o.proto };
     let first_ns = inventory.get(&key).map_or(o.ts_ns, |s| s.first_ns);
@@ -221,14 +397,28 @@ pub fn observe(
         "not_standard_protocol" => {
             format!("port {port} carrying something other than {}", expected.join("/"))
         }
+        "executable_transfer" => {
+            format!("a Windows executable sent over a raw TCP connection to {}", client.0)
+        }
+        "shell" => {
+            let what = match p.app {
+                App::Shell { side: ShellSide::Banner } => "console banner",
+                App::Shell { side: ShellSide::Prompt } => "prompt",
+                App::Shell { side: ShellSide::Output } => "command output",
+                _ => "operator's command line",
+            };
+            format!("a command shell on a bare connection ({what}); the shell runs on {}", server.0)
+        }
         _ => format!("{name} on non-standard port {port}"),
     };
+    // Arrows point the way the payload went: to the service, or from the sender of a binary.
+    let (from, to) = if rule == "executable_transfer" { (server, client) } else { (client, server) };
     cand.message = format!(
         "{}:{} → {}:{} {}: {what}",
-        client.0,
-        client.1,
-        server.0,
-        server.1,
+        from.0,
+        from.1,
+        to.0,
+        to.1,
         transport_name(o.proto).unwrap_or("ip")
     );
     Some(cand)

@@ -2,21 +2,29 @@
 //! carry, taken in the capture thread while the frame is still at hand.
 //!
 //! - the application protocol of each flow direction, from its first payload
-//!   ([`crate::protocol::identify`]), when it breaks a port rule of
-//!   [`protocol_mismatch`] (the rest would only be dropped there);
-//! - every DNS message on port 53 (name, type, response code, size);
+//!   ([`crate::protocol::identify`]): every identified direction, with the
+//!   entropy of an HTTP request's body where one follows its headers, and an
+//!   unidentified one where a port rule expects a protocol the identifier
+//!   knows. TCP directions are identified only when their opening was seen
+//!   ([`first_payload`]): a flow met in mid-stream is never judged from a
+//!   segment in its middle;
+//! - a TLS server's first flight (ServerHello, and for TLS 1.2 and earlier the
+//!   leaf certificate), joined across segments ([`flight`]);
+//! - bursts inside flows: a payload after a second of silence in its direction
+//!   ([`bursts`]), for beacons that call home inside one connection;
+//! - every DNS message on port 53 (name, type, response code, size, and the A
+//!   and AAAA answers of responses);
 //! - every ICMP echo request and reply (payload size);
 //! - every malformed frame whose sender is known, and TCP flag combinations no
 //!   stack sends (NULL, XMAS, SYN+FIN, SYN+RST): evasive packets.
 //!
-//! Cost on the hot path: a packet with neither payload nor anything above to
-//! report costs a few compares. "First payload of a direction" is remembered
-//! in a two-way set-associative table of flow-hash tags ([`SEEN_SLOTS`] × 8
-//! bytes, both ways in one cache line): a collision only makes a direction be
-//! identified twice, never missed, so no per-flow state has to be freed. Observations are batched and sent with the
-//! capture clock whenever a batch fills or the clock enters a new second,
-//! which is also when the dispatcher sends every worker its batch; the
-//! analysis stage orders its inputs by those clocks (see
+//! Cost on the hot path: a packet without payload costs a few compares; a
+//! payload costs two table lookups (one cache line each) unless it is a first
+//! payload, which is identified (tens of nanoseconds when it is nothing known,
+//! about a microsecond for a whole TLS ClientHello with its JA4). Observations
+//! are batched and sent with the capture clock whenever a batch fills or the
+//! clock enters a new second, which is also when the dispatcher sends every
+//! worker its batch; the analysis stage orders its inputs by those clocks (see
 //! [`crate::pipeline`]).
 
 use std::net::IpAddr;
@@ -24,13 +32,21 @@ use std::net::IpAddr;
 use crate::decode::{L4Span, Malformed, PacketMeta};
 use crate::detect::protocol_mismatch;
 use crate::flow::record::addr_of;
-use crate::protocol::{self, App, DnsInfo, Protocol, Transport};
+use crate::protocol::{self, App, DnsInfo, Protocol, ServerFlight, Transport};
 
-/// Slots of the first-payload table (a power of two): 2 MiB, two-way.
-pub const SEEN_SLOTS: usize = 1 << 18;
-/// Shortest payload identified: TCP keep-alives carry one byte, and no
-/// protocol the identifier knows starts with fewer than eight.
-pub const MIN_IDENTIFY_LEN: usize = 8;
+pub mod bursts;
+pub mod dns_answers;
+pub mod first_payload;
+pub mod flight;
+
+/// Shortest payload identified: TCP keep-alives carry one byte or none; the
+/// shortest opening the identifier knows (a SOCKS5 greeting) has three.
+pub const MIN_IDENTIFY_LEN: usize = 3;
+/// A TCP first payload this short that tells nothing (a stager's length prefix, a lone byte)
+/// has its direction's next payload looked at too.
+pub const SHORT_FIRST_LEN: usize = 8;
+/// Bytes of an HTTP request body from which its entropy is measured.
+pub const MIN_BODY_LEN: usize = 32;
 /// Observations per batch sent to the analysis stage.
 pub const BATCH: usize = 512;
 
@@ -44,7 +60,32 @@ const DNS_PORT: u16 = 53;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ObsKind {
     /// The first payload of a flow direction, identified (`Unknown` included).
-    App(Protocol),
+    App {
+        /// What it carries.
+        protocol: Protocol,
+        /// For an HTTP request with a body after its headers in the same payload: the body's
+        /// Shannon entropy in bits per byte (8 is random).
+        body_entropy: Option<f32>,
+        /// The payload (an HTTP response's body) starts a Windows executable (`MZ`, and
+        /// `PE\0\0` where its header points).
+        executable: bool,
+        /// An HTTP POST or PUT whose headers filled the payload: its body comes next, as
+        /// [`ObsKind::HttpBody`].
+        body_follows: bool,
+    },
+    /// The body of an HTTP request whose headers came alone ([`ObsKind::App`]'s `body_follows`).
+    HttpBody {
+        /// The body's Shannon entropy in bits per byte of the data it carries (see
+        /// `body_entropy`), when it has at least [`MIN_BODY_LEN`] bytes.
+        entropy: Option<f32>,
+    },
+    /// A TLS server's first flight (ServerHello, leaf certificate for TLS 1.2 and earlier).
+    TlsServer(Box<ServerFlight>),
+    /// A payload after at least a second of silence in its direction (a burst inside a flow).
+    Burst {
+        /// The payload's bytes.
+        bytes: u32,
+    },
     /// A DNS message on port 53.
     Dns(DnsObs),
     /// An ICMP or ICMPv6 echo request or reply.
@@ -118,7 +159,9 @@ pub struct ObserveCounters {
 /// Takes observations from decoded frames and batches them.
 #[derive(Debug)]
 pub struct Observer {
-    seen: Vec<u64>,
+    firsts: first_payload::FirstPayloads,
+    bursts: bursts::Bursts,
+    flights: flight::Flights,
     batch: Vec<Observation>,
     sec: u64,
     /// What has been observed.
@@ -136,7 +179,9 @@ impl Observer {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            seen: vec![0; SEEN_SLOTS],
+            firsts: first_payload::FirstPayloads::new(),
+            bursts: bursts::Bursts::new(),
+            flights: flight::Flights::new(),
             batch: Vec::with_capacity(BATCH),
             sec: 0,
             counters: ObserveCounters::default(),
@@ -151,63 +196,43 @@ impl Observer {
         let Some(span) = l4 else { return false };
         match proto {
             TCP | UDP => {
-                if proto == TCP && meta.packets == 1 {
+                let tcp = proto == TCP;
+                if tcp && meta.packets == 1 {
                     self.tcp_flags(meta);
+                    if meta.tcp_flags & crate::decode::tcp_flags::SYN != 0 {
+                        // A SYN opens the client's direction, a SYN-ACK the server's.
+                        self.firsts.opening(meta.hash, meta.from_lo);
+                    }
                 }
                 let payload = span.payload(frame);
                 if payload.is_empty() {
                     return self.batch.len() >= BATCH;
                 }
                 let (sport, dport) = ports(meta);
-                let transport = if proto == TCP { Transport::Tcp } else { Transport::Udp };
-                let dns = sport == DNS_PORT || dport == DNS_PORT;
-                if dns && self.dns(meta, transport, payload) {
-                    // DNS on 53 breaks no port rule: nothing more to learn.
+                let transport = if tcp { Transport::Tcp } else { Transport::Udp };
+                if (sport == DNS_PORT || dport == DNS_PORT) && self.dns(meta, transport, payload) {
                     return self.batch.len() >= BATCH;
                 }
-                // Most payloads are neither a first payload nor able to start
-                // one that breaks a port rule: those skip the table. On TCP
-                // 443 every payload the client sends goes through it, so that
-                // a TLS flow's direction is marked at its first record and its
-                // later segments (which start anywhere) are not taken for a
-                // first payload of something else. What a server on 443 sends
-                // is never looked at: every 443 rule is decided by the client's
-                // side (its ClientHello, SSH banner or HTTP request), and the
-                // server's side is most of an HTTPS flow's packets.
-                if proto == TCP && sport == 443 {
-                    return self.batch.len() >= BATCH;
+                if self.bursts.payload(meta.hash, meta.from_lo, meta.ts_ns) {
+                    let bytes = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+                    self.push(meta, ObsKind::Burst { bytes });
                 }
-                let tls_port = proto == TCP && dport == 443;
-                // A TCP keep-alive's single byte (or any payload this short)
-                // says nothing about the protocol.
-                if payload.len() < MIN_IDENTIFY_LEN
-                    || (!tls_port && !may_break_a_rule(proto, sport, dport, payload))
-                {
-                    return self.batch.len() >= BATCH;
-                }
-                let dir = u64::from(meta.from_lo);
-                let tag = (meta.hash & !1) | dir | 0x8000_0000_0000_0000;
-                // The set depends on the direction too, so a flow's two
-                // directions do not evict each other.
-                let set = ((meta.hash ^ dir.wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 40) as usize
-                    & (SEEN_SLOTS - 1)
-                    & !1;
-                let seen = self.seen[set] == tag || self.seen[set + 1] == tag;
-                if !seen {
-                    // The newer tag goes first; the older one moves to the second way.
-                    self.seen[set + 1] = self.seen[set];
-                    self.seen[set] = tag;
-                    if tls_port && matches!(payload[0], 0x14..=0x17) {
-                        // A TLS record on 443 breaks no rule.
-                        return self.batch.len() >= BATCH;
+                match self.firsts.payload(meta.hash, meta.from_lo, tcp) {
+                    first_payload::First::Identify => {
+                        let known = payload.len() >= MIN_IDENTIFY_LEN
+                            && self.identify(meta, transport, sport, dport, payload);
+                        if tcp && !known && payload.len() <= SHORT_FIRST_LEN {
+                            self.firsts.again(meta.hash, meta.from_lo);
+                        }
                     }
-                    self.counters.identified += 1;
-                    let found = protocol::identify(transport, payload);
-                    // Only what can break a port rule crosses to the analysis
-                    // stage (TLS on 443 and HTTP on 80 are most of the traffic).
-                    let (src, dst) = endpoints(meta);
-                    if protocol_mismatch::rule_for(src, dst, proto, &found, true).is_some() {
-                        self.push(meta, ObsKind::App(found));
+                    first_payload::First::Body => {
+                        let entropy = entropy_of(payload);
+                        self.push(meta, ObsKind::HttpBody { entropy });
+                    }
+                    first_payload::First::Skip => {
+                        if tcp && let Some(flight) = self.flights.next(meta.hash, meta.from_lo, payload) {
+                            self.push(meta, ObsKind::TlsServer(Box::new(flight)));
+                        }
                     }
                 }
             }
@@ -278,6 +303,56 @@ impl Observer {
         self.push(meta, ObsKind::Evasive(what));
     }
 
+    /// Identifies a direction's first payload and reports it: every identified protocol, and
+    /// an unidentified payload where a port rule expects a protocol the identifier knows.
+    /// Identifies a first payload and reports it; whether it was known.
+    fn identify(
+        &mut self,
+        meta: &PacketMeta,
+        transport: Transport,
+        sport: u16,
+        dport: u16,
+        payload: &[u8],
+    ) -> bool {
+        self.counters.identified += 1;
+        let protocol = protocol::identify(transport, payload);
+        if protocol.is_unknown() {
+            let executable = transport == Transport::Tcp && starts_executable(payload);
+            let short = transport == Transport::Tcp && payload.len() <= SHORT_FIRST_LEN;
+            if executable || (!short && protocol_mismatch::expects_identifiable(sport, dport, meta.key.proto))
+            {
+                self.push(
+                    meta,
+                    ObsKind::App { protocol, body_entropy: None, executable, body_follows: false },
+                );
+            }
+            return false;
+        }
+        if let Some(protocol::tls::TlsInfo { message: protocol::tls::TlsMessage::ServerHello(_), .. }) =
+            protocol.tls()
+            && let Some(flight) = self.flights.first(meta.hash, meta.from_lo, payload, meta.ts_ns)
+        {
+            self.push(meta, ObsKind::TlsServer(Box::new(flight)));
+        }
+        let (body_entropy, body_follows) = match protocol.http() {
+            Some(protocol::http::HttpInfo::Request(r)) => {
+                let sends = matches!(&*r.method, "POST" | "PUT") && r.content_length.unwrap_or(0) > 0;
+                let alone = sends && payload.ends_with(b"\r\n\r\n");
+                if alone {
+                    self.firsts.expect_body(meta.hash, meta.from_lo);
+                }
+                (body_entropy(payload), alone)
+            }
+            _ => (None, false),
+        };
+        let executable = match protocol.http() {
+            Some(protocol::http::HttpInfo::Response(_)) => http_body(payload).is_some_and(starts_executable),
+            _ => false,
+        };
+        self.push(meta, ObsKind::App { protocol, body_entropy, executable, body_follows });
+        true
+    }
+
     /// Reports a DNS message; false when the payload is not DNS.
     fn dns(&mut self, meta: &PacketMeta, transport: Transport, payload: &[u8]) -> bool {
         let Protocol { app: App::Dns(DnsInfo { query, qname, qtype, .. }), .. } =
@@ -311,22 +386,85 @@ impl Observer {
     }
 }
 
-/// Whether `payload` could be a first payload that breaks a port rule of
-/// [`protocol_mismatch`] (off TCP 443): on 53 anything that is not DNS (the
-/// caller has tried DNS), elsewhere only bytes that can start a protocol the
-/// identifier knows (a TLS record, an ASCII banner, command, request or
-/// reply, a QUIC long header). Mid-stream segments mostly fail this test at
-/// their first byte.
-#[inline]
-fn may_break_a_rule(proto: u8, sport: u16, dport: u16, payload: &[u8]) -> bool {
-    let Some(&b) = payload.first() else { return false };
-    if sport == DNS_PORT || dport == DNS_PORT {
-        return true;
+/// Whether `payload` starts a Windows PE executable: `MZ`, and `PE\0\0` at the offset its DOS
+/// header gives (when that lies within the payload; a cut header with `MZ` and the DOS stub's
+/// text counts too).
+fn starts_executable(payload: &[u8]) -> bool {
+    if !payload.starts_with(b"MZ") {
+        return false;
     }
-    if proto == UDP {
-        return b & 0x80 != 0 || b.is_ascii_uppercase();
+    let pe_at = payload.get(0x3c..0x40).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    match pe_at.and_then(|at| payload.get(at..at + 4)) {
+        Some(sig) => sig == b"PE\0\0",
+        None => payload.windows(16).any(|w| w == b"This program can"),
     }
-    matches!(b, 0x14..=0x17) || b.is_ascii_uppercase() || b.is_ascii_digit()
+}
+
+/// What follows an HTTP message's headers in `payload`, past a first chunk-size line when the
+/// body is chunked.
+fn http_body(payload: &[u8]) -> Option<&[u8]> {
+    let at = payload.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let body = payload.get(at..)?;
+    let size_line = body.iter().take(18).position(|&b| b == b'\r');
+    match size_line {
+        Some(n)
+            if n > 0 && body[..n].iter().all(u8::is_ascii_hexdigit) && body.get(n + 1) == Some(&b'\n') =>
+        {
+            body.get(n + 2..)
+        }
+        _ => Some(body),
+    }
+}
+
+/// The Shannon entropy, in bits per byte of the data it carries, of what follows an HTTP
+/// request's headers in `payload`, when at least [`MIN_BODY_LEN`] bytes follow.
+///
+/// A body that is one form field of hex digits or of the base64 alphabet (`o=6b78...`, how
+/// many implants encode what they encrypt) is measured per character and scaled to the data
+/// it encodes (4 bits a hex digit, 6 a base64 character carry at most): random bytes score
+/// near 8 raw or encoded, text and markup well below.
+fn body_entropy(payload: &[u8]) -> Option<f32> {
+    let at = payload.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    entropy_of(payload.get(at..)?)
+}
+
+/// [`body_entropy`] of a body on its own.
+fn entropy_of(body: &[u8]) -> Option<f32> {
+    if body.len() < MIN_BODY_LEN {
+        return None;
+    }
+    let value = form_value(body);
+    let scale = if value.len() >= MIN_BODY_LEN && value.iter().all(u8::is_ascii_hexdigit) {
+        2.0
+    } else if value.len() >= MIN_BODY_LEN
+        && value.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+    {
+        8.0 / 6.0
+    } else {
+        return Some(shannon(body) as f32);
+    };
+    Some((shannon(value) * scale).min(8.0) as f32)
+}
+
+/// A body's value when it is a single form field (`name=value`, a short name), else the body.
+fn form_value(body: &[u8]) -> &[u8] {
+    let name = body.iter().take(17).position(|&b| b == b'=');
+    match name {
+        Some(n) if n > 0 && body[..n].iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_') => {
+            &body[n + 1..]
+        }
+        _ => body,
+    }
+}
+
+/// The Shannon entropy of `bytes` in bits per byte.
+fn shannon(bytes: &[u8]) -> f64 {
+    let mut counts = [0u32; 256];
+    for &b in bytes {
+        counts[usize::from(b)] += 1;
+    }
+    let n = bytes.len() as f64;
+    counts.iter().filter(|&&c| c > 0).map(|&c| f64::from(c) / n).map(|p| -p * p.log2()).sum()
 }
 
 /// The sender's and the receiver's address and port.
@@ -350,8 +488,6 @@ fn mapped(bytes: [u8; 16]) -> IpAddr {
     let v6 = std::net::Ipv6Addr::from(bytes);
     v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
 }
-
-pub mod dns_answers;
 
 #[cfg(test)]
 mod tests;

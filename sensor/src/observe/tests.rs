@@ -21,6 +21,17 @@ fn tcp_frame(dport: u16, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The SYN of 10.0.0.1:40000 → 10.0.0.2:`dport`: opens the client's direction.
+fn tcp_syn(dport: u16) -> Vec<u8> {
+    let builder = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(40000, dport, 0, 64_000)
+        .syn();
+    let mut out = Vec::new();
+    builder.write(&mut out, &[]).expect("frame");
+    out
+}
+
 /// An Ethernet/IPv4/UDP frame from 10.0.0.1:40000 to 10.0.0.2:`dport`.
 fn udp_frame(dport: u16, payload: &[u8]) -> Vec<u8> {
     let builder = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
@@ -62,7 +73,7 @@ fn reports_every_dns_query_on_port_53() {
     assert_eq!(dns[0].qname.as_deref(), Some("a1.example.com"));
     assert_eq!(dns[0].qtype, Some(16));
     assert!(dns[0].query);
-    let apps = batch.iter().filter(|o| matches!(o.kind, ObsKind::App(_))).count();
+    let apps = batch.iter().filter(|o| matches!(o.kind, ObsKind::App { .. })).count();
     assert_eq!(apps, 0, "DNS on 53 breaks no port rule");
     assert_eq!(batch[0].src.to_string(), "10.0.0.1");
     assert_eq!(batch[0].dport, 53);
@@ -93,21 +104,58 @@ fn empty_payloads_report_nothing() {
 fn ssh_on_443_is_reported_once_per_direction() {
     let mut obs = Observer::new();
     let banner = b"SSH-2.0-OpenSSH_9.2\r\n";
+    observe(&mut obs, &tcp_syn(443));
     observe(&mut obs, &tcp_frame(443, banner));
     observe(&mut obs, &tcp_frame(443, b"Zmore bytes of the session"));
     let batch = obs.take(0);
-    let apps: Vec<_> = batch.iter().filter(|o| matches!(o.kind, ObsKind::App(_))).collect();
+    let apps: Vec<_> = batch.iter().filter(|o| matches!(o.kind, ObsKind::App { .. })).collect();
     assert_eq!(apps.len(), 1, "{batch:?}");
-    assert!(matches!(&apps[0].kind, ObsKind::App(Protocol { app: App::Ssh { .. }, .. })));
+    assert!(matches!(&apps[0].kind, ObsKind::App { protocol: Protocol { app: App::Ssh { .. }, .. }, .. }));
     assert_eq!(obs.counters.identified, 1);
 }
 
+/// Regression: a flow whose start the capture missed was judged from a segment in its middle,
+/// which read as "something other than TLS on 443". A TCP direction is identified only after
+/// its opening was seen.
 #[test]
-fn tls_records_on_443_skip_identification() {
+fn a_flow_met_in_mid_stream_is_never_identified() {
     let mut obs = Observer::new();
-    observe(&mut obs, &tcp_frame(443, &[0x17, 0x03, 0x03, 0x00, 0x10, 1, 2, 3]));
+    observe(&mut obs, &tcp_frame(443, &[0x9c, 0x03, 0x77, 0x00, 0x10, 1, 2, 3, 4, 5]));
+    observe(&mut obs, &tcp_frame(443, b"SSH-2.0-not-at-the-start\r\n"));
     assert_eq!(obs.counters.identified, 0);
-    assert!(obs.take(0).is_empty());
+    assert!(obs.take(0).iter().all(|o| !matches!(o.kind, ObsKind::App { .. })));
+}
+
+#[test]
+fn an_http_post_is_reported_with_its_body_entropy() {
+    let mut obs = Observer::new();
+    let mut post =
+        b"POST /gate.php HTTP/1.1\r\nHost: 203.0.113.9:7080\r\nContent-Length: 256\r\n\r\n".to_vec();
+    post.extend((0..=255u8).map(|b| b.wrapping_mul(167)));
+    observe(&mut obs, &tcp_syn(7080));
+    observe(&mut obs, &tcp_frame(7080, &post));
+    let batch = obs.take(0);
+    let Some(ObsKind::App { protocol, body_entropy, .. }) =
+        batch.iter().map(|o| &o.kind).find(|k| matches!(k, ObsKind::App { .. }))
+    else {
+        panic!("no application observation: {batch:?}");
+    };
+    assert_eq!(protocol.name(), "http");
+    assert!(body_entropy.is_some_and(|e| e > 7.9), "{body_entropy:?}");
+}
+
+#[test]
+fn hex_or_base64_encoded_random_bodies_measure_like_raw_random_and_text_does_not() {
+    let random: Vec<u8> = (0..96u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let post = format!("POST /76N1Lm.php?n=x4 HTTP/1.1\r\nHost: a.example\r\n\r\no={hex}");
+    let e = body_entropy(post.as_bytes()).expect("present");
+    assert!(e > 6.5, "hex-encoded random: {e}");
+    let text = "POST /f HTTP/1.1\r\n\r\nname=Jane+Doe&comment=the+quick+brown+fox+jumps+over+the+lazy+dog";
+    let e = body_entropy(text.as_bytes()).expect("present");
+    assert!(e < 5.0, "a form: {e}");
+    let word = "POST /f HTTP/1.1\r\n\r\ntoken=aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    assert!(body_entropy(word.as_bytes()).expect("present") < 2.0);
 }
 
 /// Regression: a Windows client's DNS dynamic UPDATE (opcode 5) to port 53
@@ -122,7 +170,7 @@ fn dns_update_to_port_53_is_dns_not_a_mismatch() {
     let mut obs = Observer::new();
     observe(&mut obs, &udp_frame(53, update));
     let batch = obs.take(0);
-    assert!(batch.iter().all(|o| !matches!(o.kind, ObsKind::App(_))), "{batch:?}");
+    assert!(batch.iter().all(|o| !matches!(o.kind, ObsKind::App { .. })), "{batch:?}");
     let ObsKind::Dns(d) = &batch[0].kind else { panic!("not DNS: {batch:?}") };
     assert_eq!((d.query, d.qname.as_deref(), d.qtype), (true, Some("example.local"), Some(6)));
 }

@@ -5,6 +5,15 @@
 //! 0; sensor-specific facts (TCP state and flags per direction) live under
 //! `nbad.*`. Times are RFC 3339 UTC with microseconds; `event.duration` is in
 //! nanoseconds as ECS defines it.
+//!
+//! Where the flow's first payloads were identified ([`super::flow_meta`]):
+//! `network.protocol`; for TLS `tls.version`, `tls.version_protocol`, `tls.cipher`,
+//! `tls.client.server_name`, `tls.server.subject`, `tls.server.issuer`,
+//! `tls.server.not_before`, `tls.server.not_after`, and `nbad.tls.ja4`,
+//! `nbad.tls.client_alpn`, `nbad.tls.client_version`, `nbad.tls.self_signed`; for HTTP
+//! `http.request.method`, `http.response.status_code`, `http.response.mime_type`,
+//! `url.domain`, `url.port`, `url.path`, `url.query`, `url.original`,
+//! `user_agent.original`, and `nbad.http.uri_length`, `nbad.http.referer_present`.
 
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -12,6 +21,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::flow_meta::{FlowMeta, version_name};
 use crate::flow::community_id::community_id_v1;
 use crate::flow::record::{FlowRecord, tcp_state};
 
@@ -38,9 +48,9 @@ impl FlowJsonWriter {
         Self { out, buf: Vec::with_capacity(WRITE_CHUNK + 4096), observer: observer.to_owned() }
     }
 
-    /// Writes one record as a line.
-    pub fn write(&mut self, record: &FlowRecord) -> io::Result<()> {
-        serde_json::to_writer(&mut self.buf, &ecs(record, &self.observer))?;
+    /// Writes one record as a line, with what its first payloads said, if known.
+    pub fn write(&mut self, record: &FlowRecord, meta: Option<&FlowMeta>) -> io::Result<()> {
+        serde_json::to_writer(&mut self.buf, &ecs(record, meta, &self.observer))?;
         self.buf.push(b'\n');
         if self.buf.len() >= WRITE_CHUNK {
             self.out.write_all(&self.buf)?;
@@ -76,8 +86,82 @@ struct Ecs<'a> {
     source: Endpoint,
     destination: Endpoint,
     network: Network,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<Tls<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<Http<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<Url<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<UserAgent<'a>>,
     observer: Observer<'a>,
-    nbad: Nbad,
+    nbad: Nbad<'a>,
+}
+
+#[derive(Serialize)]
+struct Tls<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version_protocol: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cipher: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<TlsClient<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<TlsServer<'a>>,
+}
+
+#[derive(Serialize)]
+struct TlsClient<'a> {
+    server_name: &'a str,
+}
+
+#[derive(Serialize)]
+struct TlsServer<'a> {
+    subject: &'a str,
+    issuer: &'a str,
+    not_before: Ts,
+    not_after: Ts,
+}
+
+#[derive(Serialize)]
+struct Http<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<HttpRequest<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<HttpResponse<'a>>,
+}
+
+#[derive(Serialize)]
+struct HttpRequest<'a> {
+    method: &'a str,
+}
+
+#[derive(Serialize)]
+struct HttpResponse<'a> {
+    status_code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mime_type: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Url<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct UserAgent<'a> {
+    original: &'a str,
 }
 
 #[derive(Serialize)]
@@ -116,6 +200,8 @@ struct Network {
     bytes: u64,
     packets: u64,
     community_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -161,9 +247,33 @@ struct Observer<'a> {
 }
 
 #[derive(Serialize)]
-struct Nbad {
+struct Nbad<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     tcp: Option<Tcp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<NbadTls<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<NbadHttp>,
+}
+
+#[derive(Serialize)]
+struct NbadTls<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja4: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    client_alpn: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_version: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    self_signed: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct NbadHttp {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uri_length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referer_present: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -215,7 +325,86 @@ fn tcp_state_name(state: u8) -> &'static str {
     }
 }
 
-fn ecs<'a>(r: &FlowRecord, observer: &'a str) -> Ecs<'a> {
+/// The ECS `tls`, `http`, `url`, `user_agent` objects and `nbad.tls`, `nbad.http` of a flow.
+#[derive(Default)]
+struct AppFields<'a> {
+    tls: Option<Tls<'a>>,
+    http: Option<Http<'a>>,
+    url: Option<Url<'a>>,
+    user_agent: Option<UserAgent<'a>>,
+    nbad_tls: Option<NbadTls<'a>>,
+    nbad_http: Option<NbadHttp>,
+}
+
+fn app_fields(meta: Option<&FlowMeta>) -> AppFields<'_> {
+    let Some(meta) = meta else { return AppFields::default() };
+    let (tls, nbad_tls) = meta.tls.as_deref().map_or((None, None), |t| {
+        let version = t.version.and_then(version_name);
+        let cipher = t.cipher.and_then(|c| tls_parser::TlsCipherSuite::from_id(c).map(|c| c.name));
+        let server = t.certificate.as_ref().map(|c| TlsServer {
+            subject: &c.subject,
+            issuer: &c.issuer,
+            not_before: Ts(secs_to_ns(c.not_before)),
+            not_after: Ts(secs_to_ns(c.not_after)),
+        });
+        let tls = Tls {
+            version: version.map(|v| v.1),
+            version_protocol: version.map(|v| v.0),
+            cipher,
+            client: t.server_name.as_deref().map(|server_name| TlsClient { server_name }),
+            server,
+        };
+        let nbad = NbadTls {
+            ja4: t.ja4.as_deref(),
+            client_alpn: t.client_alpn.iter().map(|a| &**a).collect(),
+            client_version: t.client_version.and_then(version_name).map(|v| v.1),
+            self_signed: t.certificate.as_ref().map(|c| c.self_signed),
+        };
+        (Some(tls), Some(nbad))
+    });
+    let Some(h) = meta.http.as_deref() else { return AppFields { tls, nbad_tls, ..AppFields::default() } };
+    let http = Http {
+        request: h.method.as_deref().map(|method| HttpRequest { method }),
+        response: h
+            .status
+            .map(|status_code| HttpResponse { status_code, mime_type: h.content_type.as_deref() }),
+    };
+    let (domain, port) = h.host.as_deref().map_or((None, None), split_host);
+    let (path, query) = h.path.as_deref().map_or((None, None), |p| match p.split_once('?') {
+        Some((path, query)) => (Some(path), Some(query)),
+        None => (Some(p), None),
+    });
+    let url = (domain.is_some() || path.is_some()).then_some(Url {
+        domain,
+        port,
+        path,
+        query,
+        original: h.path.as_deref(),
+    });
+    let ua = h.user_agent.as_deref().map(|original| UserAgent { original });
+    let nbad_http = NbadHttp { uri_length: h.uri_len, referer_present: h.referer };
+    AppFields { tls, http: Some(http), url, user_agent: ua, nbad_tls, nbad_http: Some(nbad_http) }
+}
+
+/// A Host header's name and port: `example.org:8080` → (`example.org`, 8080), `[2001:db8::1]`
+/// → (`2001:db8::1`, none).
+fn split_host(h: &str) -> (Option<&str>, Option<u16>) {
+    if let Some(rest) = h.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']').unwrap_or((rest, ""));
+        return (Some(addr), after.strip_prefix(':').and_then(|p| p.parse().ok()));
+    }
+    match h.split_once(':') {
+        Some((name, port)) if !port.contains(':') => (Some(name), port.parse().ok()),
+        _ => (Some(h), None),
+    }
+}
+
+fn secs_to_ns(s: i64) -> u64 {
+    u64::try_from(s).unwrap_or(0).saturating_mul(1_000_000_000)
+}
+
+fn ecs<'a>(r: &FlowRecord, meta: Option<&'a FlowMeta>, observer: &'a str) -> Ecs<'a> {
+    let AppFields { tls, http, url, user_agent, nbad_tls, nbad_http } = app_fields(meta);
     let proto = r.key.proto;
     let ports = has_ports(proto);
     let (cip, cport) = r.client_endpoint();
@@ -254,7 +443,12 @@ fn ecs<'a>(r: &FlowRecord, observer: &'a str) -> Ecs<'a> {
             bytes: r.bytes(),
             packets: r.packets(),
             community_id: community_id_v1(0, cip, cport, sip, sport, proto),
+            protocol: meta.and_then(|m| m.protocol),
         },
+        tls,
+        http,
+        url,
+        user_agent,
         observer: Observer { name: observer },
         nbad: Nbad {
             tcp: (proto == 6).then(|| Tcp {
@@ -263,6 +457,8 @@ fn ecs<'a>(r: &FlowRecord, observer: &'a str) -> Ecs<'a> {
                 source_flags: Flags(r.client.tcp_flags),
                 destination_flags: Flags(r.server.tcp_flags),
             }),
+            tls: nbad_tls,
+            http: nbad_http,
         },
     }
 }

@@ -1,6 +1,7 @@
 //! Where records go: files, standard output, or nowhere.
 
 pub mod flow_json;
+pub mod flow_meta;
 
 use std::fs::OpenOptions;
 use std::io::Write;

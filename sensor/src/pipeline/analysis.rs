@@ -12,8 +12,11 @@
 //! threads' timing: the same capture gives the same alerts. The queues never
 //! block a sender; they hold at most about a second of input.
 //!
-//! Flow records are written as they arrive, before the merge: a record's line
-//! never waits for another input.
+//! With detection on, flow records are written in merge order, each with what
+//! its flow's first payloads said ([`FlowMetas`]: protocol, TLS, HTTP), which
+//! the observations before it in that order carry: a record's line waits at
+//! most about a second. With detection off, records are written as they
+//! arrive.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -25,6 +28,7 @@ use crate::detect::Engine;
 use crate::flow::FlowRecord;
 use crate::observe::{Observation, ObserveCounters};
 use crate::output::flow_json::FlowJsonWriter;
+use crate::output::flow_meta::FlowMetas;
 use crate::stats::{DetectionJson, ObservedJson, StatsHub};
 
 /// A message to the analysis stage.
@@ -207,23 +211,20 @@ impl Analysis {
     ) -> std::io::Result<Option<Engine>> {
         let mut merge = Merge::new(inputs);
         let mut observed = ObserveCounters::default();
-        for mut msg in rx {
-            if let AnalysisMsg::Records { records, .. } = &mut msg {
-                if let Some(w) = self.flows.as_mut() {
-                    for r in records.iter() {
-                        w.write(r)?;
-                    }
-                    if rx.is_empty() {
-                        w.flush()?;
-                    }
-                }
-                hub.add_records_written(records.len() as u64);
-                if self.engine.is_none() {
-                    self.emit()?;
-                    continue;
-                }
-            }
+        let mut metas = FlowMetas::default();
+        for msg in rx {
             if self.engine.is_none() {
+                if let AnalysisMsg::Records { records, .. } = &msg {
+                    if let Some(w) = self.flows.as_mut() {
+                        for r in records {
+                            w.write(r, None)?;
+                        }
+                        if rx.is_empty() {
+                            w.flush()?;
+                        }
+                    }
+                    hub.add_records_written(records.len() as u64);
+                }
                 self.emit()?;
                 continue;
             }
@@ -236,19 +237,24 @@ impl Analysis {
             merge.push(msg);
             let mut raised = false;
             while let Some(m) = merge.pop() {
-                raised |= self.process(m, &mut observed)?;
+                raised |= self.process(m, &mut observed, &mut metas, hub)?;
+            }
+            if rx.is_empty()
+                && let Some(w) = self.flows.as_mut()
+            {
+                w.flush()?;
             }
             if raised || rx.is_empty() {
                 self.publish(hub, observed);
             }
         }
-        if let Some(w) = self.flows.as_mut() {
-            w.flush()?;
-        }
         // Every sender is gone: whatever is queued goes through in order.
         merge.done.iter_mut().for_each(|d| *d = true);
         while let Some(m) = merge.pop() {
-            self.process(m, &mut observed)?;
+            self.process(m, &mut observed, &mut metas, hub)?;
+        }
+        if let Some(w) = self.flows.as_mut() {
+            w.flush()?;
         }
         if let Some(engine) = self.engine.as_mut() {
             engine.finish();
@@ -258,10 +264,22 @@ impl Analysis {
         Ok(self.engine)
     }
 
-    fn process(&mut self, msg: AnalysisMsg, observed: &mut ObserveCounters) -> std::io::Result<bool> {
+    fn process(
+        &mut self,
+        msg: AnalysisMsg,
+        observed: &mut ObserveCounters,
+        metas: &mut FlowMetas,
+        hub: &StatsHub,
+    ) -> std::io::Result<bool> {
         let Some(engine) = self.engine.as_mut() else { return Ok(false) };
         match msg {
             AnalysisMsg::Records { clock_ns, records, .. } => {
+                if let Some(w) = self.flows.as_mut() {
+                    for r in &records {
+                        w.write(r, metas.for_record(r).as_ref())?;
+                    }
+                }
+                hub.add_records_written(records.len() as u64);
                 engine.advance(clock_ns);
                 for r in &records {
                     engine.record(r);
@@ -269,7 +287,11 @@ impl Analysis {
             }
             AnalysisMsg::Observations { clock_ns, obs, counters, .. } => {
                 *observed = counters;
+                let keep = self.flows.is_some();
                 for o in &obs {
+                    if keep {
+                        metas.observe(o);
+                    }
                     engine.observation(o);
                 }
                 engine.advance(clock_ns);

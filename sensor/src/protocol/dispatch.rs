@@ -19,8 +19,8 @@
 use super::model::Protocol;
 use super::{
     amqp, banner, bittorrent, dhcp, dns, http, ike, irc, kerberos, ldap, mailbox, mongodb, mqtt, mssql,
-    mysql, netbios, ntp, openvpn, postgres, quic, rdp, redis, sip_rtsp, smb, snmp, socks, stun, syslog,
-    telnet, tftp, tls, vnc, wireguard, xmpp,
+    mysql, netbios, ntp, openvpn, postgres, quic, rdp, redis, shell, sip_rtsp, smb, snmp, socks, stun,
+    syslog, telnet, tftp, tls, vnc, wireguard, xmpp,
 };
 
 /// A TCP payload's protocol.
@@ -51,6 +51,7 @@ pub(super) fn tcp(payload: &[u8]) -> Option<Protocol> {
         b'<' => syslog::identify(payload, true).or_else(|| xmpp::identify(payload)),
         b'1'..=b'9' => digits(payload),
         b'A'..=b'Z' | b'a'..=b'z' => letters(payload),
+        b'/' | b'\r' | b'\n' => shell::identify(payload),
         _ => None,
     };
     by_first
@@ -79,6 +80,7 @@ fn letters(payload: &[u8]) -> Option<Protocol> {
         .or_else(|| irc::identify(payload))
         .or_else(|| redis::identify(payload))
         .or_else(|| postgres::identify(payload))
+        .or_else(|| shell::identify(payload))
 }
 
 /// A UDP payload's protocol.

@@ -86,6 +86,9 @@ pub struct HttpRequest {
     pub method: Text,
     /// The request target's length in bytes (as far as it was read).
     pub uri_len: usize,
+    /// The request target as sent (path and query), cut at [`MAX_TEXT`] bytes, control
+    /// characters shown as `?`; `None` when empty.
+    pub path: Option<Text>,
     /// The Host header's value (with its port, if any).
     pub host: Option<Text>,
     /// The User-Agent header's value.
@@ -107,6 +110,10 @@ pub struct HttpResponse {
     pub status: u16,
     /// The Server header's value.
     pub server: Option<Text>,
+    /// The Content-Type header's value.
+    pub content_type: Option<Text>,
+    /// The file name a Content-Disposition header gives, if any.
+    pub filename: Option<Text>,
 }
 
 /// `Some` when `payload` starts an HTTP/1.x request or response or the HTTP/2 preface.
@@ -137,7 +144,9 @@ fn response(payload: &[u8]) -> Option<Protocol> {
     let _outcome = response.parse(bytes);
     let status = response.code.filter(|code| (100..=599).contains(code))?;
     let server = header(response.headers, "server").filter(|v| !v.is_empty()).map(printable_text);
-    let info = HttpInfo::Response(HttpResponse { status, server });
+    let content_type = header(response.headers, "content-type").filter(|v| !v.is_empty()).map(printable_text);
+    let filename = header(response.headers, "content-disposition").and_then(disposition_filename);
+    let info = HttpInfo::Response(HttpResponse { status, server, content_type, filename });
     Some(Protocol::new(App::Http(Box::new(info)), Role::Server))
 }
 
@@ -163,6 +172,7 @@ fn request(payload: &[u8]) -> Option<Protocol> {
     let info = HttpRequest {
         method: ascii_token(method.as_bytes(), MAX_METHOD)?,
         uri_len: path.len(),
+        path: (!path.is_empty()).then(|| printable_text(path.as_bytes())),
         host: header(headers, "host").and_then(|v| ascii_token(v, MAX_TEXT)),
         user_agent: header(headers, "user-agent").filter(|v| !v.is_empty()).map(printable_text),
         referer: header(headers, "referer").is_some(),
@@ -171,6 +181,18 @@ fn request(payload: &[u8]) -> Option<Protocol> {
         connect_target: if method == "CONNECT" { ascii_token(path.as_bytes(), MAX_TEXT) } else { None },
     };
     Some(Protocol::new(App::Http(Box::new(HttpInfo::Request(info))), Role::Client))
+}
+
+/// The `filename=` parameter of a Content-Disposition value, unquoted.
+fn disposition_filename(value: &[u8]) -> Option<Text> {
+    let at = value.windows(9).position(|w| w.eq_ignore_ascii_case(b"filename="))? + 9;
+    let rest = &value[at..];
+    let name = match rest.strip_prefix(b"\"") {
+        Some(quoted) => &quoted[..quoted.iter().position(|&b| b == b'"').unwrap_or(quoted.len())],
+        None => &rest[..rest.iter().position(|&b| b == b';').unwrap_or(rest.len())],
+    };
+    let name = name.trim_ascii();
+    (!name.is_empty()).then(|| printable_text(name))
 }
 
 /// The trimmed value of the first header called `name` among those read.
@@ -217,6 +239,7 @@ mod tests {
             .expect("HTTP");
         assert_eq!(&*got.method, "POST");
         assert_eq!(got.uri_len, 7);
+        assert_eq!(got.path.as_deref(), Some("/api/v1"));
         assert_eq!(got.host.as_deref(), Some("api.example.org:8080"));
         assert_eq!(got.user_agent.as_deref(), Some("curl/8.5.0 (x86_64)"));
         assert!(got.referer);
@@ -277,6 +300,22 @@ mod tests {
         assert_eq!(resp(b"HTTP/1.1 101").map(|r| r.status), Some(101));
         let got = resp(b"Http/1.1 204 No Content\r\nServer: x\x01y\r\n\r\n").expect("HTTP");
         assert_eq!((got.status, got.server.as_deref()), (204, None), "a control byte fails the header");
+    }
+
+    #[test]
+    fn responses_give_their_content_type_and_file_name() {
+        let got = resp(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Disposition: inline; filename=file.exe\r\n\r\nMZ")
+            .expect("HTTP");
+        assert_eq!(got.content_type.as_deref(), Some("application/octet-stream"));
+        assert_eq!(got.filename.as_deref(), Some("file.exe"));
+        let got =
+            resp(b"HTTP/1.1 200 OK\r\nContent-Disposition: attachment; filename=\"a b.pdf\"; size=3\r\n\r\n")
+                .expect("HTTP");
+        assert_eq!(got.filename.as_deref(), Some("a b.pdf"));
+        assert_eq!(
+            resp(b"HTTP/1.1 200 OK\r\nContent-Disposition: inline\r\n\r\n").expect("present").filename,
+            None
+        );
     }
 
     #[test]

@@ -48,6 +48,7 @@
 //! | [`vnc`] | RFB version line (`vnc`) | by hand |
 //! | [`stun`] | STUN/TURN messages (`stun`) | by hand |
 //! | [`xmpp`] | XMPP stream header (`xmpp`) | by hand |
+//! | [`shell`] | a command shell on a bare connection: banner, prompt, `id` output, or an operator's command line (`shell`) | by hand: a line |
 //! | [`registry`] | ports to the names above, from `/etc/services` and a supplement | by hand: the services file format |
 //!
 //! `dispatch` decides which of them a payload is offered to, by its first
@@ -116,6 +117,7 @@ pub mod rdp;
 pub mod redis;
 pub mod registry;
 pub mod server_flight;
+pub mod shell;
 pub mod sip_rtsp;
 pub mod smb;
 pub mod snmp;
@@ -137,7 +139,7 @@ pub(crate) mod tests;
 
 use etherparse::{LaxSlicedPacket, TransportSlice};
 
-pub use model::{App, DnsInfo, Protocol, Role, SocksTarget, StartLine, Text};
+pub use model::{App, DnsInfo, Protocol, Role, ShellSide, SocksTarget, StartLine, Text};
 pub use server_flight::{LeafCertificate, ServerFlight, server_flight};
 
 use crate::capture::LinkType;

@@ -280,6 +280,25 @@ pub enum App {
     },
     /// An XMPP stream header ([`super::xmpp`]).
     Xmpp,
+    /// A command shell on a bare connection: its banner, prompt or output, or an operator's
+    /// command line ([`super::shell`]).
+    Shell {
+        /// What was seen.
+        side: ShellSide,
+    },
+}
+
+/// What showed a command shell ([`App::Shell`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShellSide {
+    /// A console banner (`Microsoft Windows [Version ...]`, `Windows PowerShell`).
+    Banner,
+    /// A bare prompt (`C:\...>`, `sh-5.1$ `, `user@host:~# `).
+    Prompt,
+    /// The output of `id`.
+    Output,
+    /// An operator's command line (the other side is the shell).
+    Command,
 }
 
 impl App {
@@ -325,6 +344,7 @@ impl App {
             Self::Openvpn { .. } => "openvpn",
             Self::Wireguard { .. } => "wireguard",
             Self::Ike { .. } => "ike",
+            Self::Shell { .. } => "shell",
             Self::Bittorrent { .. } => "bittorrent",
             Self::Vnc => "vnc",
             Self::Stun { .. } => "stun",

@@ -103,6 +103,8 @@ pub const SUPPLEMENT: &[(u16, &str, &str, &[&str], &str)] = &[
     (5355, "udp", "llmnr", &["dns"], "LLMNR (DNS format), missing from netbase"),
     (3478, "udp tcp", "stun", &["stun"], "STUN/TURN, missing from netbase"),
     (5900, "tcp", "rfb", &["vnc"], "VNC's first display, missing from netbase"),
+    (5985, "tcp", "wsman", &["http"], "WinRM (WS-Management over HTTP), which IANA lists as wsman"),
+    (5986, "tcp", "wsmans", &["tls"], "WinRM over TLS (IANA: wsmans)"),
     (5901, "tcp", "rfb", &["vnc"], "VNC's second display"),
     (3389, "udp", "ms-wbt-server", &["rdp"], "RDP's UDP transport; netbase lists TCP only"),
 ];
