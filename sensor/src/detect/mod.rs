@@ -651,6 +651,8 @@ impl Engine {
                     *h.bucket.malformed.entry(what).or_default() += 1;
                 }
             }
+            // Read by the scan detector (refused probes, ARP sweeps).
+            ObsKind::Unreachable { .. } | ObsKind::ArpRequest => {}
         }
     }
 
