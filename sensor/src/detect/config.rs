@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::SiteClock;
 pub use super::exfiltration::Settings as Exfiltration;
+pub use super::scan::Settings as Scan;
 use crate::alert::Detector;
 use crate::config::ConfigError;
 
@@ -181,28 +182,6 @@ pub struct ProtocolMismatch {
 impl Default for ProtocolMismatch {
     fn default() -> Self {
         Self { enabled: true, report_nonstandard: true, inventory_learn_s: 86_400, max_services: 100_000 }
-    }
-}
-
-/// `[detection.scan]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Scan {
-    /// Detector on.
-    pub enabled: bool,
-    /// Distinct hosts on one port from one source in a bucket (horizontal).
-    pub min_hosts: u64,
-    /// Distinct ports on one host from one source in a bucket (vertical).
-    pub min_ports: u64,
-    /// Share of those attempts that failed, at least.
-    pub min_failed_ratio: f64,
-    /// Sources tracked per bucket at most.
-    pub max_sources: i64,
-}
-
-impl Default for Scan {
-    fn default() -> Self {
-        Self { enabled: true, min_hosts: 20, min_ports: 20, min_failed_ratio: 0.5, max_sources: 65_536 }
     }
 }
 
@@ -386,12 +365,14 @@ impl Default for DetectionSettings {
     }
 }
 
-struct Check<'a> {
+/// Range checks that name the key, the value and what would be valid; each
+/// detector's settings validate themselves with it.
+pub(crate) struct Check<'a> {
     origin: &'a Path,
 }
 
 impl Check<'_> {
-    fn invalid(&self, key: &str, value: String, expected: &str) -> ConfigError {
+    pub(crate) fn invalid(&self, key: &str, value: String, expected: &str) -> ConfigError {
         ConfigError::Invalid {
             path: self.origin.to_path_buf(),
             key: format!("detection.{key}"),
@@ -400,21 +381,21 @@ impl Check<'_> {
         }
     }
 
-    fn int(&self, key: &str, v: i64, lo: i64, hi: i64, unit: &str) -> Result<u64, ConfigError> {
+    pub(crate) fn int(&self, key: &str, v: i64, lo: i64, hi: i64, unit: &str) -> Result<u64, ConfigError> {
         if (lo..=hi).contains(&v) {
             return u64::try_from(v).map_err(|_| self.invalid(key, v.to_string(), "a positive integer"));
         }
         Err(self.invalid(key, v.to_string(), format!("an integer from {lo} to {hi} {unit}").trim_end()))
     }
 
-    fn float(&self, key: &str, v: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
+    pub(crate) fn float(&self, key: &str, v: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
         if v.is_finite() && (lo..=hi).contains(&v) {
             return Ok(v);
         }
         Err(self.invalid(key, v.to_string(), &format!("a number from {lo} to {hi}")))
     }
 
-    fn positive(&self, key: &str, v: u64) -> Result<(), ConfigError> {
+    pub(crate) fn positive(&self, key: &str, v: u64) -> Result<(), ConfigError> {
         if v == 0 {
             return Err(self.invalid(key, "0".into(), "an integer of at least 1"));
         }
@@ -518,11 +499,7 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
     let p = &raw.protocol_mismatch;
     c.int("protocol_mismatch.inventory_learn_s", p.inventory_learn_s, 0, 365 * 86_400, "seconds")?;
     c.int("protocol_mismatch.max_services", p.max_services, 1, 10_000_000, "")?;
-    let s = &raw.scan;
-    c.positive("scan.min_hosts", s.min_hosts)?;
-    c.positive("scan.min_ports", s.min_ports)?;
-    c.float("scan.min_failed_ratio", s.min_failed_ratio, 0.0, 1.0)?;
-    c.int("scan.max_sources", s.max_sources, 1, 10_000_000, "")?;
+    raw.scan.validate(&c)?;
     let b = &raw.beaconing;
     c.int("beaconing.min_connections", i64::try_from(b.min_connections).unwrap_or(i64::MAX), 4, 10_000, "")?;
     c.float("beaconing.min_score", b.min_score, 0.0, 1.0)?;
