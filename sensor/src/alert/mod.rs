@@ -40,13 +40,15 @@ pub enum Detector {
     LongConnection,
     /// Malformed or evasive packets above the host's baseline.
     MalformedTraffic,
+    /// A flood, a reflection or its backscatter at a host (or from one).
+    Flood,
     /// The sensor's own health: it is losing packets.
     CaptureLoss,
 }
 
 impl Detector {
     /// Every detector, in the order documentation and statistics list them.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Exfiltration,
         Self::DnsTunnel,
         Self::IcmpTunnel,
@@ -55,6 +57,7 @@ impl Detector {
         Self::Beaconing,
         Self::LongConnection,
         Self::MalformedTraffic,
+        Self::Flood,
         Self::CaptureLoss,
     ];
 
@@ -70,6 +73,7 @@ impl Detector {
             Self::Beaconing => "beaconing",
             Self::LongConnection => "long_connection",
             Self::MalformedTraffic => "malformed_traffic",
+            Self::Flood => "flood",
             Self::CaptureLoss => "capture_loss",
         }
     }

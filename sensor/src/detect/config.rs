@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::SiteClock;
 pub use super::exfiltration::Settings as Exfiltration;
+pub use super::flood::Settings as Flood;
 pub use super::scan::Settings as Scan;
 use crate::alert::Detector;
 use crate::config::ConfigError;
@@ -43,6 +44,7 @@ pub(crate) struct RawDetection {
     pub icmp_tunnel: IcmpTunnel,
     pub protocol_mismatch: ProtocolMismatch,
     pub scan: Scan,
+    pub flood: Flood,
     pub beaconing: Beaconing,
     pub long_connection: LongConnection,
     pub malformed_traffic: MalformedTraffic,
@@ -73,6 +75,7 @@ impl Default for RawDetection {
             icmp_tunnel: IcmpTunnel::default(),
             protocol_mismatch: ProtocolMismatch::default(),
             scan: Scan::default(),
+            flood: Flood::default(),
             beaconing: Beaconing::default(),
             long_connection: LongConnection::default(),
             malformed_traffic: MalformedTraffic::default(),
@@ -346,6 +349,8 @@ pub struct DetectionSettings {
     pub protocol_mismatch: ProtocolMismatch,
     /// `[detection.scan]`.
     pub scan: Scan,
+    /// `[detection.flood]`.
+    pub flood: Flood,
     /// `[detection.beaconing]`.
     pub beaconing: Beaconing,
     /// `[detection.long_connection]`.
@@ -500,6 +505,7 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
     c.int("protocol_mismatch.inventory_learn_s", p.inventory_learn_s, 0, 365 * 86_400, "seconds")?;
     c.int("protocol_mismatch.max_services", p.max_services, 1, 10_000_000, "")?;
     raw.scan.validate(&c)?;
+    raw.flood.validate(&c)?;
     let b = &raw.beaconing;
     c.int("beaconing.min_connections", i64::try_from(b.min_connections).unwrap_or(i64::MAX), 4, 10_000, "")?;
     c.float("beaconing.min_score", b.min_score, 0.0, 1.0)?;
@@ -595,6 +601,7 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
         icmp_tunnel: raw.icmp_tunnel,
         protocol_mismatch: raw.protocol_mismatch,
         scan: raw.scan,
+        flood: raw.flood,
         beaconing: raw.beaconing,
         long_connection: raw.long_connection,
         malformed_traffic: raw.malformed_traffic,
@@ -627,12 +634,13 @@ impl DetectionSettings {
         let _ = writeln!(out, "incident_window_s = {}", secs(self.incident_window));
         let _ = writeln!(out, "min_score = {}", self.min_score);
         let _ = writeln!(out, "timezone = {}", toml_str(self.clock.name()));
-        let tables: [(&str, Result<String, toml::ser::Error>); 8] = [
+        let tables: [(&str, Result<String, toml::ser::Error>); 9] = [
             ("exfiltration", toml::to_string(&self.exfiltration)),
             ("dns_tunnel", toml::to_string(&self.dns_tunnel)),
             ("icmp_tunnel", toml::to_string(&self.icmp_tunnel)),
             ("protocol_mismatch", toml::to_string(&self.protocol_mismatch)),
             ("scan", toml::to_string(&self.scan)),
+            ("flood", toml::to_string(&self.flood)),
             ("beaconing", toml::to_string(&self.beaconing)),
             ("long_connection", toml::to_string(&self.long_connection)),
             ("malformed_traffic", toml::to_string(&self.malformed_traffic)),

@@ -15,6 +15,7 @@
 //! | [`icmp_tunnel`] | bucket close | ICMP echo observations |
 //! | [`malformed`] (`malformed_traffic`) | bucket close | malformed/evasive observations |
 //! | [`scan`] | bucket close | records: connection attempts per source; echo, unreachable and ARP observations |
+//! | [`flood`] | bucket close | records: unsolicited flows per victim and second |
 //! | [`beaconing`] | bucket close | records: connection starts per channel |
 //! | [`long_connection`] | each record | interim records |
 //! | [`protocol_mismatch`] | each identification | first-payload observations |
@@ -29,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod dns_tunnel;
 pub mod exfiltration;
+pub mod flood;
 pub mod host;
 pub mod icmp_tunnel;
 pub mod long_connection;
@@ -225,6 +227,8 @@ pub struct EngineCounters {
     pub snapshot_errors: u64,
     /// The scan detector's caps.
     pub scan: scan::ScanCounters,
+    /// The flood detector's caps.
+    pub flood: flood::FloodCounters,
 }
 
 /// The detection engine.
@@ -240,6 +244,7 @@ pub struct Engine {
     now_ns: u64,
     hosts: Map<IpAddr, HostState>,
     scans: scan::Scans,
+    floods: flood::Floods,
     beacons: Map<IpAddr, beaconing::HostChannels>,
     long: long_connection::LongFlows,
     inventory: protocol_mismatch::Inventory,
@@ -270,6 +275,7 @@ impl Engine {
             now_ns: 0,
             hosts: Map::default(),
             scans: scan::Scans::default(),
+            floods: flood::Floods::default(),
             beacons: Map::default(),
             long: long_connection::LongFlows::default(),
             inventory: protocol_mismatch::Inventory::default(),
@@ -388,6 +394,7 @@ impl Engine {
         c.hosts = self.hosts.len() as u64;
         c.long_flows_dropped = self.long.dropped;
         c.scan = self.scans.counters();
+        c.flood = self.floods.counters();
         c
     }
 
@@ -510,6 +517,9 @@ impl Engine {
         }
         // Scans: every source, inside or outside, that opened connections.
         self.scans.record(r, &self.settings.scan);
+        // Floods: unsolicited flows, per victim.
+        let home = &self.home;
+        self.floods.record(r, &self.settings.flood, &|ip| home.iter().any(|n| n.contains(&ip)));
         let inside = if client_home {
             Some(client.0)
         } else if server_home {
@@ -719,6 +729,7 @@ impl Engine {
                 state: LearningState::NotApplicable,
             };
             found.extend(self.scans.close(&ctx, &state_of));
+            found.extend(self.floods.close(&ctx, &state_of));
         }
         found.sort_by_key(|a| (a.host, a.detector, a.peer, a.port));
         for c in found {
