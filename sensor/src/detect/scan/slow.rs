@@ -13,11 +13,12 @@
 //!
 //! Bounds: at most [`MAX_KEYS`] spreads per source and direction and
 //! [`MAX_TARGETS`] targets per spread (the floors are a few dozen); at most
-//! `slow_max_sources` sources. A source arriving at a full table is counted in
-//! `dropped`; when a bucket closes with the table over 90 % full, the sources
-//! with a single failed target, oldest first, are evicted down to 75 %
-//! (`evicted`): a spoofed flood leaves thousands of those, a slow scanner has
-//! several.
+//! `slow_max_sources` sources. A source whose only failure so far is one
+//! target is kept compact, without spreads, until its second (a spoofed SYN
+//! flood brings tens of thousands of those; a slow scanner outgrows it at its
+//! second target). A source arriving at a full table is counted in `dropped`;
+//! when a bucket closes with the table over 90 % full, the compact ones,
+//! oldest first, are evicted down to 75 % (`evicted`).
 
 use std::net::IpAddr;
 
@@ -84,6 +85,17 @@ impl<T: std::hash::Hash + Eq + Copy> SlowSpread<T> {
     }
 }
 
+/// A source's one failed target, before it has a second.
+#[derive(Debug, Clone, Copy)]
+struct Single {
+    key: Target,
+    host: IpAddr,
+    at_ns: u64,
+    /// (attempts, failed) of its port's spread and of its host's.
+    port_counts: (u64, u64),
+    host_counts: (u64, u64),
+}
+
 /// One source's slow spreads.
 #[derive(Debug, Clone, Default)]
 struct SlowAcc {
@@ -95,15 +107,39 @@ struct SlowAcc {
 }
 
 impl SlowAcc {
-    fn failed_targets(&self) -> usize {
-        self.by_port.values().map(|s| s.failed_targets.len()).sum()
+    /// Spreads seeded with a single failed target.
+    fn from_single(one: &Single) -> Self {
+        let mut acc = Self::default();
+        let port = acc.by_port.entry(one.key).or_insert_with(|| SlowSpread::new(one.at_ns));
+        port.failed_targets.insert(one.host, one.at_ns);
+        (port.attempts, port.failed) = one.port_counts;
+        let host = acc.by_host.entry(one.host).or_insert_with(|| SlowSpread::new(one.at_ns));
+        host.failed_targets.insert(one.key, one.at_ns);
+        (host.attempts, host.failed) = one.host_counts;
+        acc
     }
+}
+
+fn counts<T>(sp: Option<&Spread<T>>) -> (u64, u64) {
+    sp.map_or((0, 0), |sp| (sp.attempts, sp.failed))
+}
+
+/// The first two failed (port, host) pairs of a bucket, if any failed.
+fn failed_pairs(acc: &ScanAcc) -> (Option<(Target, IpAddr)>, bool) {
+    let mut pairs = acc
+        .by_port
+        .iter()
+        .flat_map(|(k, sp)| sp.targets.iter().filter(|(_, failed)| **failed).map(move |(h, _)| (*k, *h)));
+    let first = pairs.next();
+    (first, pairs.next().is_some())
 }
 
 /// Every source's slow spreads.
 #[derive(Debug, Default)]
 pub struct SlowScans {
     sources: Map<IpAddr, SlowAcc>,
+    /// Sources with one failed target so far, kept compact.
+    singles: Map<IpAddr, Single>,
     /// Sources not admitted (table full).
     pub dropped: u64,
     /// Sources evicted to make room.
@@ -113,15 +149,33 @@ pub struct SlowScans {
 impl SlowScans {
     /// Merges a source's bucket into its slow spreads (only spreads that saw a failure).
     pub fn merge(&mut self, source: IpAddr, acc: &ScanAcc, now_ns: u64, s: &Settings) {
-        let any_failed = acc.by_port.values().any(|sp| sp.targets.values().any(|f| *f));
-        if !any_failed {
-            return;
-        }
-        if !self.sources.contains_key(&source) && self.sources.len() >= Settings::cap(s.slow_max_sources) {
+        let (Some(first), more) = failed_pairs(acc) else { return };
+        let known = self.sources.contains_key(&source) || self.singles.contains_key(&source);
+        if !known && self.sources.len() + self.singles.len() >= Settings::cap(s.slow_max_sources) {
             self.dropped += 1;
             return;
         }
-        let slow = self.sources.entry(source).or_default();
+        if !self.sources.contains_key(&source) {
+            let single = self.singles.get(&source).copied();
+            if !more && single.is_none_or(|one| (one.key, one.host) == first) {
+                let (key, host) = first;
+                let (p, h) = (counts(acc.by_port.get(&key)), counts(acc.by_host.get(&host)));
+                let (p0, h0) = single.map_or(((0, 0), (0, 0)), |one| (one.port_counts, one.host_counts));
+                let one = Single {
+                    key,
+                    host,
+                    at_ns: now_ns,
+                    port_counts: (p0.0 + p.0, p0.1 + p.1),
+                    host_counts: (h0.0 + h.0, h0.1 + h.1),
+                };
+                self.singles.insert(source, one);
+                return;
+            }
+            let seeded =
+                self.singles.remove(&source).map(|one| SlowAcc::from_single(&one)).unwrap_or_default();
+            self.sources.insert(source, seeded);
+        }
+        let Some(slow) = self.sources.get_mut(&source) else { return };
         slow.touched = true;
         slow.last_ns = now_ns;
         for (key, sp) in &acc.by_port {
@@ -269,18 +323,15 @@ impl SlowScans {
             acc.by_host.retain(|_, sp| !sp.failed_targets.is_empty());
             !acc.by_port.is_empty() || !acc.by_host.is_empty()
         });
+        self.singles.retain(|_, one| one.at_ns >= oldest);
         let cap = Settings::cap(s.slow_max_sources);
-        if self.sources.len() * 10 > cap * 9 {
-            let mut thin: Vec<(u64, IpAddr)> = self
-                .sources
-                .iter()
-                .filter(|(_, a)| a.failed_targets() <= 1)
-                .map(|(ip, a)| (a.last_ns, *ip))
-                .collect();
+        let total = self.sources.len() + self.singles.len();
+        if total * 10 > cap * 9 {
+            let mut thin: Vec<(u64, IpAddr)> =
+                self.singles.iter().map(|(ip, one)| (one.at_ns, *ip)).collect();
             thin.sort_unstable();
-            let excess = self.sources.len().saturating_sub(cap * 3 / 4);
-            for (_, ip) in thin.into_iter().take(excess) {
-                self.sources.remove(&ip);
+            for (_, ip) in thin.into_iter().take(total.saturating_sub(cap * 3 / 4)) {
+                self.singles.remove(&ip);
                 self.evicted += 1;
             }
         }
