@@ -330,6 +330,15 @@ struct Bin {
     senders: SecondBits,
 }
 
+impl Bin {
+    /// Distinct senders (never more than flows: each flow has one), and
+    /// whether the count is a lower bound.
+    fn senders(&self) -> (f64, bool) {
+        let (n, saturated) = self.senders.estimate();
+        (n.min(self.flows as f64), saturated)
+    }
+}
+
 /// One victim's unsolicited flows in the bucket.
 #[derive(Debug, Clone, Default)]
 struct VictimAcc {
@@ -524,7 +533,7 @@ impl Floods {
         let cap = usize::try_from(s.max_victims).unwrap_or(usize::MAX);
         for ip in ips {
             let Some(acc) = victims.get(ip) else { continue };
-            let peak = acc.bins.iter().map(|b| b.senders.estimate().0).fold(0.0, f64::max);
+            let peak = acc.bins.iter().map(|b| b.senders().0).fold(0.0, f64::max);
             let peak_flows = acc.bins.iter().map(|b| b.flows).max().unwrap_or(0);
             let base = self.baselines.get(ip).copied().filter(|b| b.buckets >= learned_after);
             let src_threshold =
@@ -681,13 +690,11 @@ fn finding(victim: IpAddr, acc: &VictimAcc, hit: &Hit, ctx: &BucketCtx<'_>) -> C
     {
         cand.peer = Some(top);
     }
-    let senders = acc.senders.estimate().round();
-    let peak_bin = acc
-        .bins
-        .iter()
-        .max_by(|a, b| a.senders.estimate().0.total_cmp(&b.senders.estimate().0).then(a.flows.cmp(&b.flows)));
+    let senders = acc.senders.estimate().min(acc.flows as f64).round();
+    let peak_bin =
+        acc.bins.iter().max_by(|a, b| a.senders().0.total_cmp(&b.senders().0).then(a.flows.cmp(&b.flows)));
     let (peak_sec, peak_packets, peak_bin_flows, saturated) =
-        peak_bin.map_or((0, 0, 0, false), |b| (b.sec, b.packets, b.flows, b.senders.estimate().1));
+        peak_bin.map_or((0, 0, 0, false), |b| (b.sec, b.packets, b.flows, b.senders().1));
     let active_s = (acc.last_ns.saturating_sub(acc.first_ns) as f64 / 1e9).max(1.0);
     let kinds: serde_json::Map<String, serde_json::Value> = Kind::ALL
         .iter()
