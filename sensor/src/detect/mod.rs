@@ -656,6 +656,7 @@ impl Engine {
                 }
             }
             ObsKind::Evasive(what) => {
+                self.scans.odd_probe(o.src, o.dst, what, &self.settings.scan);
                 if self.is_home(o.src)
                     && let Some(h) = self.host_mut(o.src)
                 {

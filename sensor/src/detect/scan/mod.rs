@@ -8,6 +8,7 @@
 //! | `horizontal` | one bucket | ≥ `min_hosts` hosts on one (transport, port), ≥ `min_failed_ratio` of the attempts failed | records |
 //! | `vertical` | one bucket | ≥ `min_ports` (transport, port) targets on one host, the same ratio | records |
 //! | `ip_protocol` | one bucket | a vertical spread of ≥ `min_ports` distinct IP protocols (nmap -sO) | records |
+//! | `fingerprint` | one bucket | ≥ `fingerprint_min_probes` TCP probes with flags no stack sends (NULL, FIN+PSH+URG, SYN+FIN, SYN+RST) to one host, and neither rule above | evasive-packet observations |
 //! | `icmp_sweep` | `sweep_window_s`, sliding | ≥ `sweep_min_targets` hosts sent an echo request (or answering one sent to a broadcast address) | echo observations |
 //! | `arp_sweep` | `sweep_window_s`, sliding | ≥ `sweep_min_targets` addresses asked for in broadcast ARP who-has | ARP observations |
 //! | `slow_horizontal`, `slow_vertical` | `slow_window_s`, sliding | ≥ `slow_min_hosts` hosts on one port, or ≥ `slow_min_ports` ports on one host, that failed, and ≥ `min_failed_ratio` of the attempts failed | buckets merged |
@@ -101,6 +102,8 @@ pub struct Settings {
     pub slow_min_ports: u64,
     /// Sources followed by the slow rules at most.
     pub slow_max_sources: i64,
+    /// TCP probes with impossible flags from one source to one host in a bucket (OS fingerprinting).
+    pub fingerprint_min_probes: u64,
 }
 
 impl Default for Settings {
@@ -117,6 +120,7 @@ impl Default for Settings {
             slow_min_hosts: 30,
             slow_min_ports: 30,
             slow_max_sources: 16_384,
+            fingerprint_min_probes: 6,
         }
     }
 }
@@ -140,6 +144,8 @@ impl Settings {
         c.int("scan.slow_min_hosts", i64::try_from(self.slow_min_hosts).unwrap_or(i64::MAX), 2, 100_000, "")?;
         c.int("scan.slow_min_ports", i64::try_from(self.slow_min_ports).unwrap_or(i64::MAX), 2, 100_000, "")?;
         c.int("scan.slow_max_sources", self.slow_max_sources, 1, 10_000_000, "")?;
+        let probes = i64::try_from(self.fingerprint_min_probes).unwrap_or(i64::MAX);
+        c.int("scan.fingerprint_min_probes", probes, 2, 10_000, "")?;
         Ok(())
     }
 
@@ -220,7 +226,12 @@ impl<T: std::hash::Hash + Eq + Copy> Spread<T> {
 pub struct ScanAcc {
     by_port: Map<Target, Spread<IpAddr>>,
     by_host: Map<IpAddr, Spread<Target>>,
+    /// Per host: TCP probes with impossible flags, and which combinations (bits of [`ODD_FLAGS`]).
+    odd: Map<IpAddr, (u64, u8)>,
 }
+
+/// The flag combinations no stack sends, as the observer names them.
+pub const ODD_FLAGS: [&str; 4] = ["null_scan", "xmas_scan", "syn_fin", "syn_rst"];
 
 impl ScanAcc {
     /// Accounts one connection attempt. A port or host is followed from its
@@ -361,6 +372,22 @@ impl Scans {
         }
     }
 
+    /// Accounts a TCP packet from `src` to `dst` with flags no stack sends
+    /// (`what`: one of [`ODD_FLAGS`]).
+    pub fn odd_probe(&mut self, src: IpAddr, dst: IpAddr, what: &str, s: &Settings) {
+        if !s.enabled {
+            return;
+        }
+        let Some(bit) = ODD_FLAGS.iter().position(|f| *f == what) else { return };
+        if let Some(acc) = self.acc(src, s)
+            && (acc.odd.contains_key(&dst) || acc.odd.len() < MAX_KEYS)
+        {
+            let e = acc.odd.entry(dst).or_default();
+            e.0 += 1;
+            e.1 |= 1 << bit;
+        }
+    }
+
     /// Accounts an ICMP unreachable sent to `prober` about its probe of
     /// (`dst`, `key`).
     pub fn refused(&mut self, prober: IpAddr, dst: IpAddr, key: Target, s: &Settings) {
@@ -481,7 +508,7 @@ pub fn evaluate(source: IpAddr, acc: &ScanAcc, ctx: &BucketCtx<'_>) -> Option<Ca
         (Some(h), Some(v)) => h >= v,
         (Some(_), None) => true,
         (None, Some(_)) => false,
-        (None, None) => return None,
+        (None, None) => return fingerprint_finding(source, acc, ctx),
     };
     let mut cand = if use_h {
         horizontal_finding(source, &horizontal, ctx)
@@ -489,6 +516,43 @@ pub fn evaluate(source: IpAddr, acc: &ScanAcc, ctx: &BucketCtx<'_>) -> Option<Ca
         vertical_finding(source, &vertical, ctx)
     };
     cand.confidence = 0.8;
+    Some(cand)
+}
+
+/// The fingerprint rule: the host that got the most odd-flag probes, if it got enough.
+fn fingerprint_finding(source: IpAddr, acc: &ScanAcc, ctx: &BucketCtx<'_>) -> Option<Candidate> {
+    let s = &ctx.settings.scan;
+    let (&target, &(probes, combos)) = acc
+        .odd
+        .iter()
+        .filter(|(_, (n, _))| *n >= s.fingerprint_min_probes)
+        .max_by(|a, b| a.1.0.cmp(&b.1.0).then_with(|| b.0.cmp(a.0)))?;
+    let mut cand = Candidate::new(
+        Detector::Scan,
+        DESCRIPTION,
+        ctx,
+        "odd_flag_probes",
+        probes as f64,
+        s.fingerprint_min_probes as f64,
+    );
+    cand.strength = strength(probes as f64, s.fingerprint_min_probes as f64);
+    // No stack sends these: a tool crafted them.
+    cand.confidence = 0.8;
+    cand.peer = Some(target);
+    cand.transport = Some("tcp");
+    let names: Vec<&str> =
+        ODD_FLAGS.iter().enumerate().filter(|(i, _)| combos & (1 << i) != 0).map(|(_, n)| *n).collect();
+    let ports = acc.by_host.get(&target).map_or(0, |sp| sp.targets.len());
+    let d = &mut cand.evidence.details;
+    d.insert("rule".into(), json!("fingerprint"));
+    d.insert("probes".into(), json!(probes));
+    d.insert("combinations".into(), json!(names));
+    d.insert("ports".into(), json!(ports));
+    cand.message = format!(
+        "{source} sent {target} {probes} TCP probes with flags no stack sends ({}) in {} s (OS fingerprinting)",
+        names.join(", "),
+        ctx.bucket_s()
+    );
     Some(cand)
 }
 

@@ -215,3 +215,26 @@ fn a_bad_sweep_window_is_refused_naming_the_key_and_range() {
     let msg = format!("{err}");
     assert!(msg.contains("detection.scan.sweep_window_s") && msg.contains("1 to 300"), "{msg}");
 }
+
+#[test]
+fn a_dozen_odd_flag_probes_to_one_host_alert_as_fingerprinting() {
+    let (prober, target) = (v4(172, 16, 16, 128), v4(172, 16, 16, 150));
+    let mut e = engine("172.16.0.0/12", "");
+    for (n, what) in ["syn_fin", "null_scan", "xmas_scan"].iter().cycle().take(12).enumerate() {
+        e.observation(&obs(T0 + SEC + n as u64 * 10_000_000, prober, target, 6, ObsKind::Evasive(what)));
+    }
+    // Five are not enough.
+    let other = v4(172, 16, 16, 9);
+    for n in 0..5u64 {
+        e.observation(&obs(T0 + 2 * SEC + n, other, target, 6, ObsKind::Evasive("null_scan")));
+    }
+    let alerts = run(&mut e, &[]);
+    let found = scans(&alerts);
+    assert_eq!(found.len(), 1, "{alerts:#?}");
+    assert_eq!((found[0].host, found[0].peer), (prober, Some(target)));
+    assert_eq!(rule(found[0]), "fingerprint");
+    assert_eq!(
+        found[0].evidence.details["combinations"],
+        serde_json::json!(["null_scan", "xmas_scan", "syn_fin"])
+    );
+}
