@@ -62,7 +62,7 @@ fn resolver() -> IpAddr {
 
 /// Each episode: the detector, its host (at fault, or the victim of a
 /// flood), the rule that must name it (`""`: any), what it does.
-pub const EPISODES_TABLE: [(Detector, u8, &str, &str); 15] = [
+pub const EPISODES_TABLE: [(Detector, u8, &str, &str); 16] = [
     (Detector::Exfiltration, 10, "", "uploads 20 MB to an outside host in 40 s"),
     (Detector::DnsTunnel, 11, "", "sends 60 queries with 48-character random labels under one domain"),
     (Detector::IcmpTunnel, 12, "", "exchanges 40 echo packets of varying sizes with an outside host"),
@@ -75,6 +75,7 @@ pub const EPISODES_TABLE: [(Detector, u8, &str, &str); 15] = [
     (Detector::Scan, 22, "icmp_sweep", "pings 20 inside hosts in 2 s, 8 of them silent"),
     (Detector::Scan, 23, "arp_sweep", "asks ARP for 60 addresses in 3 s"),
     (Detector::Scan, 24, "slow_horizontal", "tries port 445 of a new inside host every 90 s, 35 times"),
+    (Detector::Scan, 28, "fingerprint", "sends one inside host 12 TCP probes with impossible flags"),
     (Detector::Flood, 25, "syn_flood", "receives 600 SYNs from 512 spoofed sources in one second"),
     (Detector::Flood, 26, "reflection", "receives 300 NTP answers it never asked for in one second"),
     (
@@ -261,6 +262,18 @@ fn scan_episodes(t: &mut Timeline) {
             EPISODES + u64::from(i) * 50_000_000,
             synth::arp_request(sweeper.octets(), [10, 1, 0, 130 + i]),
         );
+    }
+    // fingerprint: nmap -O's odd-flag probes (SYN+FIN+PSH+URG, NULL, FIN+PSH+URG).
+    let prober = host_of("fingerprint");
+    for (i, f) in [flags::SYN | flags::FIN | flags::PSH | flags::URG, 0, flags::FIN | flags::PSH | flags::URG]
+        .iter()
+        .cycle()
+        .take(12)
+        .enumerate()
+    {
+        let port = if i % 2 == 0 { 135 } else { 41_296 };
+        let probe = synth::tcp((prober, 58_000 + i as u16), (inside(97), port), *f, 1, 0, &[]);
+        t.push(EPISODES + i as u64 * 30_000_000, synth::ethernet(&[], &probe));
     }
     // slow_horizontal: one unanswered SYN to 445 of a new host every 90 s.
     let slow = host_of("slow_horizontal");

@@ -87,6 +87,7 @@ pub fn tcp(
     h.rst = tcp_flags & flags::RST != 0;
     h.psh = tcp_flags & flags::PSH != 0;
     h.ack = tcp_flags & flags::ACK != 0;
+    h.urg = tcp_flags & flags::URG != 0;
     h.acknowledgment_number = ack;
     let b = ip_step(src.0, dst.0).tcp_header(h);
     let mut out = Vec::with_capacity(b.size(payload.len()));
