@@ -446,13 +446,7 @@ pub const CASES: &[Case] = &[
          ports probed, and no detector parses DHCP per client MAC",
     ),
     alert("scan/evilfingers__nmap__FTP_BOUNCE_SCAN.pcap", "scan", "192.168.1.25"),
-    miss(
-        "scan/sanders__activeosfingerprinting.pcapng",
-        "scan",
-        "-",
-        "nmap -O: 13 odd-flag probes to 2 ports, one UDP probe and 2 pings of one host: under min_ports (20), \
-         and the impossible flags are under malformed_traffic's floor",
-    ),
+    alert("scan/sanders__activeosfingerprinting.pcapng", "scan", "172.16.16.128"),
     alert("scan/ndpi__synscan.pcap", "scan", "172.16.0.8"),
     alert("scan/evilfingers__nmap__TCP_SYN_SCAN.pcap", "scan", "192.168.1.10"),
     alert("scan/evilfingers__nmap__NULL_SCAN.pcap", "scan", "192.168.1.10"),
