@@ -233,3 +233,19 @@ fn a_bad_amplifier_port_is_refused_naming_the_key_and_range() {
     let msg = format!("{err}");
     assert!(msg.contains("detection.flood.amplifier_ports[1]") && msg.contains("1 to 65535"), "{msg}");
 }
+
+#[test]
+fn echo_requests_from_hundreds_of_sources_in_a_second_alert_as_an_icmp_flood() {
+    let victim = v4(10, 0, 0, 80);
+    let records: Vec<_> = (0..400u32)
+        .map(|n| {
+            let at = T0 + SEC + u64::from(n) * 2_000_000;
+            record(1, (spoofed(n), 8), (victim, 0), dir(3, 84, 0, at), dir(3, 84, 0, at), 0)
+        })
+        .collect();
+    let alerts = run(&mut engine(HOME, ""), &records);
+    let found = floods(&alerts);
+    assert_eq!(found.len(), 1, "{alerts:#?}");
+    assert_eq!(rule(found[0]), "icmp_flood");
+    assert_eq!(found[0].transport.as_deref(), Some("icmp"));
+}
