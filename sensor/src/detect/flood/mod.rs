@@ -58,8 +58,8 @@
 //! flow table brings the emergency idle timeout). Replays see a flood at
 //! once; a live sensor, that much later.
 //!
-//! **Bounds.** At most `max_victims` victims followed per bucket, each in a
-//! few hundred bytes (eight second bins, a 256-register HyperLogLog, short
+//! **Bounds.** At most `max_victims` victims followed per bucket, each in about
+//! a kilobyte (eight second bins, a 256-register HyperLogLog, short
 //! top lists); as many baselines (only of victims that ever had a busy
 //! second) and amplifiers. What did not fit is counted.
 
