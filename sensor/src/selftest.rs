@@ -8,7 +8,8 @@
 //! each by its own host, and one host that stays ordinary throughout. The
 //! capture goes through the real pipeline (file source, decoder, flow
 //! workers, analysis stage); [`run`] checks that each detector raised an alert
-//! for its host and that the ordinary host raised none.
+//! for its host (and, for detectors with several rules, by the rule the
+//! episode is for) and that the ordinary host raised none.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
@@ -59,16 +60,30 @@ fn resolver() -> IpAddr {
     inside(2)
 }
 
-/// Each episode: the detector, its host, what it does.
-pub const EPISODES_TABLE: [(Detector, u8, &str); 8] = [
-    (Detector::Exfiltration, 10, "uploads 20 MB to an outside host in 40 s"),
-    (Detector::DnsTunnel, 11, "sends 60 queries with 48-character random labels under one domain"),
-    (Detector::IcmpTunnel, 12, "exchanges 40 echo packets of varying sizes with an outside host"),
-    (Detector::ProtocolMismatch, 13, "speaks SSH to an outside host on port 443"),
-    (Detector::Scan, 14, "probes 100 ports of one inside host, each answered by a reset"),
-    (Detector::Beaconing, 15, "opens a small session to one outside host every 30 s, 20 times"),
-    (Detector::LongConnection, 16, "holds one SSH session for two and a half hours"),
-    (Detector::MalformedTraffic, 17, "sends 150 TCP packets without any flag (NULL scan probes)"),
+/// Each episode: the detector, its host (at fault, or the victim of a
+/// flood), the rule that must name it (`""`: any), what it does.
+pub const EPISODES_TABLE: [(Detector, u8, &str, &str); 16] = [
+    (Detector::Exfiltration, 10, "", "uploads 20 MB to an outside host in 40 s"),
+    (Detector::DnsTunnel, 11, "", "sends 60 queries with 48-character random labels under one domain"),
+    (Detector::IcmpTunnel, 12, "", "exchanges 40 echo packets of varying sizes with an outside host"),
+    (Detector::ProtocolMismatch, 13, "", "speaks SSH to an outside host on port 443"),
+    (Detector::Scan, 14, "vertical", "probes 100 ports of one inside host, each answered by a reset"),
+    (Detector::Beaconing, 15, "", "opens a small session to one outside host every 30 s, 20 times"),
+    (Detector::LongConnection, 16, "", "holds one SSH session for two and a half hours"),
+    (Detector::MalformedTraffic, 17, "", "sends 150 TCP packets without any flag (NULL scan probes)"),
+    (Detector::Scan, 21, "ip_protocol", "probes 150 IP protocols of one inside host"),
+    (Detector::Scan, 22, "icmp_sweep", "pings 20 inside hosts in 2 s, 8 of them silent"),
+    (Detector::Scan, 23, "arp_sweep", "asks ARP for 60 addresses in 3 s"),
+    (Detector::Scan, 24, "slow_horizontal", "tries port 445 of a new inside host every 90 s, 35 times"),
+    (Detector::Scan, 28, "fingerprint", "sends one inside host 12 TCP probes with impossible flags"),
+    (Detector::Flood, 25, "syn_flood", "receives 600 SYNs from 512 spoofed sources in one second"),
+    (Detector::Flood, 26, "reflection", "receives 300 NTP answers it never asked for in one second"),
+    (
+        Detector::Flood,
+        27,
+        "backscatter",
+        "receives 300 SYN-ACKs for connections it never opened in one second",
+    ),
 ];
 
 /// The host that only ever does ordinary things.
@@ -79,7 +94,8 @@ pub const ORDINARY_HOST: u8 = 20;
 pub fn scenario() -> Timeline {
     let mut t = Timeline::default();
     let mut rng = Rng::new(7);
-    let hosts: Vec<u8> = EPISODES_TABLE.iter().map(|e| e.1).chain([ORDINARY_HOST]).collect();
+    let mut hosts: Vec<u8> = EPISODES_TABLE.iter().map(|e| e.1).chain([ORDINARY_HOST]).collect();
+    hosts.dedup();
     // Ordinary traffic: every host, most minutes, at irregular times, for 40
     // minutes (the ordinary host keeps going until the end of the episodes).
     for minute in 0..120u64 {
@@ -114,6 +130,7 @@ pub fn scenario() -> Timeline {
         }
     }
     let ep = |d: Detector| EPISODES_TABLE.iter().find(|e| e.0 == d).map_or(0, |e| e.1);
+    let by_rule = |r: &str| EPISODES_TABLE.iter().find(|e| e.2 == r).map_or(0, |e| e.1);
     // exfiltration: 40 × 500 kB up, one per second.
     let exchanges = vec![(500_000usize, 100usize); 40];
     t.tcp_session(
@@ -166,7 +183,7 @@ pub fn scenario() -> Timeline {
         at += 10_000_000;
     }
     // scan: 100 ports, each reset.
-    let (scanner, target) = (inside(ep(Detector::Scan)), inside(99));
+    let (scanner, target) = (inside(by_rule("vertical")), inside(99));
     for p in 1..=100u16 {
         let at = EPISODES + u64::from(p) * 100_000_000;
         t.push(at, synth::ethernet(&[], &synth::tcp((scanner, 53_000), (target, p), flags::SYN, 1, 0, &[])));
@@ -208,7 +225,92 @@ pub fn scenario() -> Timeline {
         let ip = synth::tcp((host, 56_000), (inside(99), 80), 0, 1, 0, &[]);
         t.push(EPISODES + n * 200_000_000, synth::ethernet(&[], &ip));
     }
+    scan_episodes(&mut t);
+    flood_episodes(&mut t);
     t
+}
+
+fn host_of(rule: &str) -> IpAddr {
+    inside(EPISODES_TABLE.iter().find(|e| e.2 == rule).map_or(0, |e| e.1))
+}
+
+/// The scan rules beyond the classic vertical scan.
+fn scan_episodes(t: &mut Timeline) {
+    // ip_protocol: one bare probe per IP protocol (those without ports, and
+    // none the decoder opens as a tunnel or an extension header).
+    let (scanner, target) = (host_of("ip_protocol"), inside(98));
+    for (i, proto) in (61..=255u8).filter(|p| !matches!(p, 132 | 136)).take(150).enumerate() {
+        let at = EPISODES + i as u64 * 20_000_000;
+        t.push(at, synth::ethernet(&[], &synth::raw_ip(scanner, target, proto, &[0; 8])));
+    }
+    // icmp_sweep: 20 hosts in 2 s, 12 answer.
+    let pinger = host_of("icmp_sweep");
+    for i in 0..20u8 {
+        let (at, host) = (EPISODES + u64::from(i) * 100_000_000, inside(100 + i));
+        t.push(at, synth::ethernet(&[], &synth::echo(pinger, host, true, 77, u16::from(i), &[0; 56])));
+        if i < 12 {
+            t.push(
+                at + 500_000,
+                synth::ethernet(&[], &synth::echo(host, pinger, false, 77, u16::from(i), &[0; 56])),
+            );
+        }
+    }
+    // arp_sweep: 60 addresses in 3 s.
+    let IpAddr::V4(sweeper) = host_of("arp_sweep") else { return };
+    for i in 0..60u8 {
+        t.push(
+            EPISODES + u64::from(i) * 50_000_000,
+            synth::arp_request(sweeper.octets(), [10, 1, 0, 130 + i]),
+        );
+    }
+    // fingerprint: nmap -O's odd-flag probes (SYN+FIN+PSH+URG, NULL, FIN+PSH+URG).
+    let prober = host_of("fingerprint");
+    for (i, f) in [flags::SYN | flags::FIN | flags::PSH | flags::URG, 0, flags::FIN | flags::PSH | flags::URG]
+        .iter()
+        .cycle()
+        .take(12)
+        .enumerate()
+    {
+        let port = if i % 2 == 0 { 135 } else { 41_296 };
+        let probe = synth::tcp((prober, 58_000 + i as u16), (inside(97), port), *f, 1, 0, &[]);
+        t.push(EPISODES + i as u64 * 30_000_000, synth::ethernet(&[], &probe));
+    }
+    // slow_horizontal: one unanswered SYN to 445 of a new host every 90 s.
+    let slow = host_of("slow_horizontal");
+    for i in 0..35u8 {
+        let at = EPISODES + u64::from(i) * 90 * SEC;
+        t.push(
+            at,
+            synth::ethernet(&[], &synth::tcp((slow, 57_000), (inside(200 + i), 445), flags::SYN, 1, 0, &[])),
+        );
+    }
+}
+
+/// A spoofed address of the documentation ranges: 512 of them.
+fn spoofed(n: u16) -> IpAddr {
+    let last = u8::try_from(n / 2 % 256).unwrap_or(0);
+    if n.is_multiple_of(2) { IpAddr::V4(Ipv4Addr::new(203, 0, 113, last)) } else { doc(last) }
+}
+
+/// Floods at three inside hosts, one second each.
+fn flood_episodes(t: &mut Timeline) {
+    let victim = host_of("syn_flood");
+    for n in 0..600u16 {
+        let at = EPISODES + 10 * SEC + u64::from(n) * 1_600_000;
+        let syn = synth::tcp((spoofed(n), 1_024 + n), (victim, 80), flags::SYN, 7, 0, &[]);
+        t.push(at, synth::ethernet(&[], &syn));
+    }
+    let victim = host_of("reflection");
+    for n in 0..300u16 {
+        let at = EPISODES + 10 * SEC + u64::from(n) * 3_000_000;
+        t.push(at, synth::ethernet(&[], &synth::udp((spoofed(n), 123), (victim, 41_000), &[0x17; 440])));
+    }
+    let victim = host_of("backscatter");
+    for n in 0..300u16 {
+        let at = EPISODES + 10 * SEC + u64::from(n) * 3_000_000;
+        let syn_ack = synth::tcp((spoofed(n), 80), (victim, 20_000 + n), flags::SYN | flags::ACK, 9, 1, &[]);
+        t.push(at, synth::ethernet(&[], &syn_ack));
+    }
 }
 
 /// Runs the scenario through the pipeline and returns its alerts.
@@ -251,29 +353,31 @@ pub fn alerts_of_scenario() -> anyhow::Result<Vec<Alert>> {
 pub fn run() -> anyhow::Result<()> {
     let alerts = alerts_of_scenario()?;
     let mut failed = 0;
-    for (detector, host, what) in EPISODES_TABLE {
-        let hit = alerts.iter().find(|a| a.detector == detector && a.host == inside(host));
+    for (detector, host, rule, what) in EPISODES_TABLE {
+        let hit = alerts.iter().find(|a| {
+            a.detector == detector
+                && a.host == inside(host)
+                && (rule.is_empty() || a.evidence.details.get("rule").and_then(|r| r.as_str()) == Some(rule))
+        });
+        let name =
+            if rule.is_empty() { detector.name().to_owned() } else { format!("{}/{rule}", detector.name()) };
         match hit {
-            Some(a) => println!(
-                "PASS  {:<18} {} {what}: score {} ({})",
-                detector.name(),
-                inside(host),
-                a.risk_score,
-                a.message
-            ),
+            Some(a) => {
+                println!("PASS  {name:<22} {} {what}: score {} ({})", inside(host), a.risk_score, a.message)
+            }
             None => {
                 failed += 1;
-                println!("FAIL  {:<18} {} {what}: no alert", detector.name(), inside(host));
+                println!("FAIL  {name:<22} {} {what}: no alert", inside(host));
             }
         }
     }
     let ordinary: Vec<&Alert> = alerts.iter().filter(|a| a.host == inside(ORDINARY_HOST)).collect();
     if ordinary.is_empty() {
-        println!("PASS  {:<18} {} ordinary traffic raised no alert", "false_alerts", inside(ORDINARY_HOST));
+        println!("PASS  {:<22} {} ordinary traffic raised no alert", "false_alerts", inside(ORDINARY_HOST));
     } else {
         failed += 1;
         for a in ordinary {
-            println!("FAIL  {:<18} {} ordinary traffic raised: {}", "false_alerts", a.host, a.message);
+            println!("FAIL  {:<22} {} ordinary traffic raised: {}", "false_alerts", a.host, a.message);
         }
     }
     println!("{} alerts in total", alerts.len());

@@ -336,6 +336,10 @@ pub struct ObservedJson {
     pub malformed: u64,
     /// Evasive TCP packets.
     pub evasive: u64,
+    /// ICMP and ICMPv6 destination unreachables.
+    pub unreachable: u64,
+    /// Broadcast ARP requests.
+    pub arp_requests: u64,
 }
 
 /// Capture-loss counters and ratios since the start; the windowed ratio that alerts is

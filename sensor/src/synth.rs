@@ -87,6 +87,7 @@ pub fn tcp(
     h.rst = tcp_flags & flags::RST != 0;
     h.psh = tcp_flags & flags::PSH != 0;
     h.ack = tcp_flags & flags::ACK != 0;
+    h.urg = tcp_flags & flags::URG != 0;
     h.acknowledgment_number = ack;
     let b = ip_step(src.0, dst.0).tcp_header(h);
     let mut out = Vec::with_capacity(b.size(payload.len()));
@@ -113,6 +114,39 @@ pub fn echo(src: IpAddr, dst: IpAddr, request: bool, id: u16, seq: u16, payload:
         (false, false) => step.icmpv6_echo_reply(id, seq).write(&mut out, payload),
     };
     finish(r, out)
+}
+
+/// A destination unreachable (ICMP type 3, or ICMPv6 type 1) with `code`,
+/// quoting the start of `original` (an IP packet) as routers and hosts do:
+/// its header and the first 8 bytes of its transport.
+pub fn unreachable(src: IpAddr, dst: IpAddr, code: u8, original: &[u8]) -> Vec<u8> {
+    let v4 = src.is_ipv4();
+    let quoted_len = if v4 { usize::from(original.first().map_or(5, |b| b & 0x0f)) * 4 + 8 } else { 48 };
+    let quoted = &original[..original.len().min(quoted_len)];
+    let mut icmp = vec![if v4 { 3 } else { 1 }, code, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(quoted);
+    if v4 {
+        let sum = ipv4_checksum(&icmp);
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+    // (ICMPv6's checksum covers a pseudo-header; the decoder does not check it.)
+    raw_ip(src, dst, if v4 { 1 } else { 58 }, &icmp)
+}
+
+/// A broadcast Ethernet frame carrying an ARP request: `sender` asks who has `target`.
+pub fn arp_request(sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
+    let mac = [0x02, 0, sender[1], sender[2], sender[3], 0x01];
+    let mut frame = Vec::with_capacity(42);
+    frame.extend_from_slice(&[0xff; 6]);
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&[0x08, 0x06]);
+    // Ethernet, IPv4, lengths 6 and 4, request.
+    frame.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&sender);
+    frame.extend_from_slice(&[0; 6]);
+    frame.extend_from_slice(&target);
+    frame
 }
 
 /// An IP packet with protocol `proto` and a raw payload (GRE, ESP, ...).

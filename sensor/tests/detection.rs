@@ -42,7 +42,7 @@ fn replay(dir: &Path, pcap: &Path, state: &Path, alerts: &Path) {
 fn selftest_passes_every_check() {
     let out: Outcome = run_sensor(["selftest"]);
     out.assert_code(0, "selftest");
-    assert_eq!(out.stdout.matches("PASS").count(), 9, "{}", out.stdout);
+    assert_eq!(out.stdout.matches("PASS").count(), 17, "{}", out.stdout);
     assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
 }
 

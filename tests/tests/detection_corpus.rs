@@ -120,6 +120,44 @@ fn check_case(corpus: &Corpus, case: &Case, notes: &mut Vec<String>) -> Result<(
     Ok(())
 }
 
+/// Hosts that were scanned or flooded, per capture: they must raise nothing
+/// but the flood alert that names them its victim (their answers to probes,
+/// their ICMP errors and their resets to backscatter are not probes).
+const TARGETS: &[(&str, &[&str])] = &[
+    ("scan/evilfingers__nmap__TCP_SYN_SCAN.pcap", &["192.168.1.25"]),
+    ("scan/evilfingers__nmap__NULL_SCAN.pcap", &["192.168.1.25"]),
+    ("scan/evilfingers__nmap__version_scan.pcap", &["192.168.1.25"]),
+    ("scan/evilfingers__nmap__FTP_BOUNCE_SCAN.pcap", &["192.168.1.15"]),
+    ("scan/evilfingers__xprobe__xprobe_icmp_m.pcap", &["192.168.1.25"]),
+    ("scan/lmg__evidence04-mr-x-scan.pcap", &["10.42.42.25", "10.42.42.50", "10.42.42.56"]),
+    ("scan/ndpi__synscan.pcap", &["64.13.134.52"]),
+    ("scan/sanders__activeosfingerprinting.pcapng", &["172.16.16.150"]),
+    ("dos_flood/stopddos__amp.UDP.snmp.src161.pcapng", &["10.10.10.10"]),
+    ("dos_flood/stopddos__amp.TCP.reflection.SYNACK.pcap", &["10.10.10.10"]),
+    ("dos_flood/stopddos__pkt.TCP.DOMINATE.syn.ecn.cwr.pcapng", &["10.10.10.10"]),
+    ("dos_flood/stopddos__pkt.TCP.synflood.spoofed.pcap", &["10.10.10.10"]),
+];
+
+#[test]
+fn scanned_hosts_and_flood_victims_raise_nothing_but_the_flood_that_names_them() -> Result<()> {
+    let Some(corpus) = Corpus::open_or_skip()? else {
+        return Ok(());
+    };
+    let mut failures = Vec::new();
+    for (capture, targets) in TARGETS {
+        let case = CASES.iter().find(|c| c.capture == *capture).context("capture in the table")?;
+        let scratch = TempDir::new()?;
+        let outcome = detection::replay_case(corpus.root(), case, false, scratch.path())?;
+        for a in &outcome.alerts {
+            if targets.contains(&a.host.as_str()) && a.detector != "flood" {
+                failures.push(format!("{capture}: {}", a.describe()));
+            }
+        }
+    }
+    ensure!(failures.is_empty(), "{}", report("alerts on scanned or flooded hosts", &failures));
+    Ok(())
+}
+
 fn list(alerts: &[Alert]) -> String {
     if alerts.is_empty() {
         return "  (none)".to_owned();

@@ -40,6 +40,8 @@ pub enum Detector {
     LongConnection,
     /// Malformed or evasive packets above the host's baseline.
     MalformedTraffic,
+    /// A flood, a reflection or its backscatter at a host (or from one).
+    Flood,
     /// The sensor's own health: it is losing packets.
     CaptureLoss,
     /// TLS whose context (port, peer, SNI, fingerprint, certificate) is unlike ordinary traffic.
@@ -52,7 +54,7 @@ pub enum Detector {
 
 impl Detector {
     /// Every detector, in the order documentation and statistics list them.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Exfiltration,
         Self::DnsTunnel,
         Self::IcmpTunnel,
@@ -61,6 +63,7 @@ impl Detector {
         Self::Beaconing,
         Self::LongConnection,
         Self::MalformedTraffic,
+        Self::Flood,
         Self::CaptureLoss,
         Self::SuspiciousTls,
         Self::SuspiciousHttp,
@@ -79,6 +82,7 @@ impl Detector {
             Self::Beaconing => "beaconing",
             Self::LongConnection => "long_connection",
             Self::MalformedTraffic => "malformed_traffic",
+            Self::Flood => "flood",
             Self::CaptureLoss => "capture_loss",
             Self::SuspiciousTls => "suspicious_tls",
             Self::SuspiciousHttp => "suspicious_http",

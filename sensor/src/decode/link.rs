@@ -114,3 +114,60 @@ fn loopback(link: LinkType, data: &[u8]) -> Result<L3<'_>, Malformed> {
         _ => Err(Malformed::BadLoopbackFamily),
     }
 }
+
+/// An ARP request's addresses (IPv4 over Ethernet only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpRequest {
+    /// Sender protocol address.
+    pub sender: [u8; 4],
+    /// Target protocol address: the one asked for.
+    pub target: [u8; 4],
+    /// Sent to the Ethernet broadcast address (true also where the link
+    /// header does not say: cooked captures).
+    pub broadcast: bool,
+}
+
+/// ARP's EtherType.
+const ETHERTYPE_ARP: u16 = 0x0806;
+
+/// The ARP request a non-IP frame carries, if any: Ethernet (tagged or not)
+/// and Linux cooked frames; every length is checked.
+#[must_use]
+pub fn arp_request(link: LinkType, data: &[u8]) -> Option<ArpRequest> {
+    let (et, payload, broadcast) = match link {
+        LinkType::Ethernet => {
+            let dst = data.get(..6)?;
+            let et = data.get(12..14)?;
+            (u16::from_be_bytes([et[0], et[1]]), data.get(14..)?, dst == [0xff; 6])
+        }
+        LinkType::LinuxSll => {
+            let h = data.get(..16)?;
+            (u16::from_be_bytes([h[14], h[15]]), data.get(16..)?, true)
+        }
+        LinkType::LinuxSll2 => {
+            let h = data.get(..20)?;
+            (u16::from_be_bytes([h[0], h[1]]), data.get(20..)?, true)
+        }
+        LinkType::Raw | LinkType::Null | LinkType::Loop => return None,
+    };
+    let (mut et, mut payload) = (et, payload);
+    for _ in 0..MAX_TAGS {
+        if !matches!(et, 0x8100 | 0x88a8 | 0x9100) {
+            break;
+        }
+        let tag = payload.get(..4)?;
+        et = u16::from_be_bytes([tag[2], tag[3]]);
+        payload = payload.get(4..)?;
+    }
+    if et != ETHERTYPE_ARP {
+        return None;
+    }
+    // Hardware Ethernet (1), protocol IPv4, lengths 6 and 4, operation request (1).
+    let a = payload.get(..28)?;
+    if a[..8] != [0, 1, 0x08, 0x00, 6, 4, 0, 1] {
+        return None;
+    }
+    let sender: [u8; 4] = a[14..18].try_into().ok()?;
+    let target: [u8; 4] = a[24..28].try_into().ok()?;
+    Some(ArpRequest { sender, target, broadcast })
+}

@@ -188,3 +188,28 @@ fn malformed_frames_are_counted_by_reason_and_never_panic() {
         7 + vxlan.len() - d.counters.parsed as usize - d.counters.non_ip as usize
     );
 }
+
+#[test]
+fn arp_request_is_read_under_vlan_tags_and_cooked_headers_and_nothing_else() {
+    use link::{ArpRequest, arp_request};
+    let frame = synth::arp_request([10, 0, 0, 5], [10, 0, 0, 9]);
+    let want = ArpRequest { sender: [10, 0, 0, 5], target: [10, 0, 0, 9], broadcast: true };
+    assert_eq!(arp_request(LinkType::Ethernet, &frame), Some(want));
+    let mut tagged = frame[..12].to_vec();
+    tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]);
+    tagged.extend_from_slice(&frame[12..]);
+    assert_eq!(arp_request(LinkType::Ethernet, &tagged), Some(want));
+    let mut cooked = vec![0, 1, 0, 1, 0, 6, 2, 0, 0, 0, 0, 5, 0, 0, 0x08, 0x06];
+    cooked.extend_from_slice(&frame[14..]);
+    assert_eq!(arp_request(LinkType::LinuxSll, &cooked), Some(want));
+    let mut reply = frame.clone();
+    reply[21] = 2;
+    assert_eq!(arp_request(LinkType::Ethernet, &reply), None);
+    for cut in 0..frame.len() {
+        let _ = arp_request(LinkType::Ethernet, &frame[..cut]);
+    }
+    assert_eq!(arp_request(LinkType::Ethernet, &frame[..41]), None);
+    let ip = synth::ethernet(&[], &synth::udp((a(1), 1), (a(2), 2), b"x"));
+    assert_eq!(arp_request(LinkType::Ethernet, &ip), None);
+    assert_eq!(arp_request(LinkType::Raw, &frame), None);
+}

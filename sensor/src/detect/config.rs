@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub use super::beaconing::Settings as Beaconing;
 use super::clock::SiteClock;
 pub use super::exfiltration::Settings as Exfiltration;
+pub use super::flood::Settings as Flood;
+pub use super::scan::Settings as Scan;
 pub use super::suspicious_http::Settings as SuspiciousHttp;
 pub use super::suspicious_tls::Settings as SuspiciousTls;
 use crate::alert::Detector;
@@ -47,6 +49,7 @@ pub(crate) struct RawDetection {
     pub suspicious_tls: SuspiciousTls,
     pub suspicious_http: SuspiciousHttp,
     pub scan: Scan,
+    pub flood: Flood,
     pub beaconing: Beaconing,
     pub long_connection: LongConnection,
     pub malformed_traffic: MalformedTraffic,
@@ -79,6 +82,7 @@ impl Default for RawDetection {
             suspicious_tls: SuspiciousTls::default(),
             suspicious_http: SuspiciousHttp::default(),
             scan: Scan::default(),
+            flood: Flood::default(),
             beaconing: Beaconing::default(),
             long_connection: LongConnection::default(),
             malformed_traffic: MalformedTraffic::default(),
@@ -188,28 +192,6 @@ pub struct ProtocolMismatch {
 impl Default for ProtocolMismatch {
     fn default() -> Self {
         Self { enabled: true, report_nonstandard: true, inventory_learn_s: 86_400, max_services: 100_000 }
-    }
-}
-
-/// `[detection.scan]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Scan {
-    /// Detector on.
-    pub enabled: bool,
-    /// Distinct hosts on one port from one source in a bucket (horizontal).
-    pub min_hosts: u64,
-    /// Distinct ports on one host from one source in a bucket (vertical).
-    pub min_ports: u64,
-    /// Share of those attempts that failed, at least.
-    pub min_failed_ratio: f64,
-    /// Sources tracked per bucket at most.
-    pub max_sources: i64,
-}
-
-impl Default for Scan {
-    fn default() -> Self {
-        Self { enabled: true, min_hosts: 20, min_ports: 20, min_failed_ratio: 0.5, max_sources: 65_536 }
     }
 }
 
@@ -347,6 +329,8 @@ pub struct DetectionSettings {
     pub suspicious_http: SuspiciousHttp,
     /// `[detection.scan]`.
     pub scan: Scan,
+    /// `[detection.flood]`.
+    pub flood: Flood,
     /// `[detection.beaconing]`.
     pub beaconing: Beaconing,
     /// `[detection.long_connection]`.
@@ -366,12 +350,14 @@ impl Default for DetectionSettings {
     }
 }
 
-struct Check<'a> {
+/// Range checks that name the key, the value and what would be valid; each
+/// detector's settings validate themselves with it.
+pub(crate) struct Check<'a> {
     origin: &'a Path,
 }
 
 impl Check<'_> {
-    fn invalid(&self, key: &str, value: String, expected: &str) -> ConfigError {
+    pub(crate) fn invalid(&self, key: &str, value: String, expected: &str) -> ConfigError {
         ConfigError::Invalid {
             path: self.origin.to_path_buf(),
             key: format!("detection.{key}"),
@@ -380,21 +366,21 @@ impl Check<'_> {
         }
     }
 
-    fn int(&self, key: &str, v: i64, lo: i64, hi: i64, unit: &str) -> Result<u64, ConfigError> {
+    pub(crate) fn int(&self, key: &str, v: i64, lo: i64, hi: i64, unit: &str) -> Result<u64, ConfigError> {
         if (lo..=hi).contains(&v) {
             return u64::try_from(v).map_err(|_| self.invalid(key, v.to_string(), "a positive integer"));
         }
         Err(self.invalid(key, v.to_string(), format!("an integer from {lo} to {hi} {unit}").trim_end()))
     }
 
-    fn float(&self, key: &str, v: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
+    pub(crate) fn float(&self, key: &str, v: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
         if v.is_finite() && (lo..=hi).contains(&v) {
             return Ok(v);
         }
         Err(self.invalid(key, v.to_string(), &format!("a number from {lo} to {hi}")))
     }
 
-    fn positive(&self, key: &str, v: u64) -> Result<(), ConfigError> {
+    pub(crate) fn positive(&self, key: &str, v: u64) -> Result<(), ConfigError> {
         if v == 0 {
             return Err(self.invalid(key, "0".into(), "an integer of at least 1"));
         }
@@ -504,11 +490,8 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
     c.float("suspicious_http.min_body_entropy", h.min_body_entropy, 0.0, 8.0)?;
     c.positive("suspicious_http.series_min_posts", h.series_min_posts)?;
     c.int("suspicious_http.series_window_s", h.series_window_s, 1, 86_400, "seconds")?;
-    let s = &raw.scan;
-    c.positive("scan.min_hosts", s.min_hosts)?;
-    c.positive("scan.min_ports", s.min_ports)?;
-    c.float("scan.min_failed_ratio", s.min_failed_ratio, 0.0, 1.0)?;
-    c.int("scan.max_sources", s.max_sources, 1, 10_000_000, "")?;
+    raw.scan.validate(&c)?;
+    raw.flood.validate(&c)?;
     let b = &raw.beaconing;
     c.int("beaconing.min_connections", i64::try_from(b.min_connections).unwrap_or(i64::MAX), 4, 10_000, "")?;
     c.float("beaconing.min_score", b.min_score, 0.0, 1.0)?;
@@ -620,6 +603,7 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
         suspicious_tls: raw.suspicious_tls,
         suspicious_http: raw.suspicious_http,
         scan: raw.scan,
+        flood: raw.flood,
         beaconing: raw.beaconing,
         long_connection: raw.long_connection,
         malformed_traffic: raw.malformed_traffic,
@@ -652,7 +636,7 @@ impl DetectionSettings {
         let _ = writeln!(out, "incident_window_s = {}", secs(self.incident_window));
         let _ = writeln!(out, "min_score = {}", self.min_score);
         let _ = writeln!(out, "timezone = {}", toml_str(self.clock.name()));
-        let tables: [(&str, Result<String, toml::ser::Error>); 10] = [
+        let tables: [(&str, Result<String, toml::ser::Error>); 11] = [
             ("exfiltration", toml::to_string(&self.exfiltration)),
             ("dns_tunnel", toml::to_string(&self.dns_tunnel)),
             ("icmp_tunnel", toml::to_string(&self.icmp_tunnel)),
@@ -660,6 +644,7 @@ impl DetectionSettings {
             ("suspicious_tls", toml::to_string(&self.suspicious_tls)),
             ("suspicious_http", toml::to_string(&self.suspicious_http)),
             ("scan", toml::to_string(&self.scan)),
+            ("flood", toml::to_string(&self.flood)),
             ("beaconing", toml::to_string(&self.beaconing)),
             ("long_connection", toml::to_string(&self.long_connection)),
             ("malformed_traffic", toml::to_string(&self.malformed_traffic)),

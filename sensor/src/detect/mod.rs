@@ -14,7 +14,8 @@
 //! | [`dns_tunnel`] | bucket close | DNS observations |
 //! | [`icmp_tunnel`] | bucket close | ICMP echo observations |
 //! | [`malformed`] (`malformed_traffic`) | bucket close | malformed/evasive observations |
-//! | [`scan`] | bucket close | records: connection attempts per source |
+//! | [`scan`] | bucket close | records: connection attempts per source; echo, unreachable and ARP observations |
+//! | [`flood`] | bucket close | records: unsolicited flows per victim and second |
 //! | [`beaconing`] | bucket close | records: connection starts per channel |
 //! | [`long_connection`] | each record | interim records |
 //! | [`protocol_mismatch`] | each identification | first-payload observations |
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod dns_tunnel;
 pub mod exfiltration;
+pub mod flood;
 pub mod host;
 pub mod icmp_tunnel;
 pub mod ja4_census;
@@ -46,6 +48,8 @@ pub mod suspicious_tls;
 pub mod volume;
 
 #[cfg(test)]
+mod testing;
+#[cfg(test)]
 mod tests;
 
 use std::net::IpAddr;
@@ -55,7 +59,6 @@ use ipnet::IpNet;
 use crate::alert::{Alert, Detector, Evidence, LearningState};
 use crate::config::Config;
 use crate::flow::FlowRecord;
-use crate::flow::record::tcp_state;
 use crate::observe::{ObsKind, Observation};
 use alerting::{AlertCounters, AlertStage};
 use baseline::{HostBaseline, Lifecycle};
@@ -227,6 +230,10 @@ pub struct EngineCounters {
     pub snapshots: u64,
     /// State snapshots that failed.
     pub snapshot_errors: u64,
+    /// The scan detector's caps.
+    pub scan: scan::ScanCounters,
+    /// The flood detector's caps.
+    pub flood: flood::FloodCounters,
 }
 
 /// The detection engine.
@@ -241,7 +248,8 @@ pub struct Engine {
     start_ns: u64,
     now_ns: u64,
     hosts: Map<IpAddr, HostState>,
-    scans: Map<IpAddr, scan::ScanAcc>,
+    scans: scan::Scans,
+    floods: flood::Floods,
     beacons: Map<IpAddr, beaconing::HostChannels>,
     long: long_connection::LongFlows,
     inventory: protocol_mismatch::Inventory,
@@ -274,7 +282,8 @@ impl Engine {
             start_ns: 0,
             now_ns: 0,
             hosts: Map::default(),
-            scans: Map::default(),
+            scans: scan::Scans::default(),
+            floods: flood::Floods::default(),
             beacons: Map::default(),
             long: long_connection::LongFlows::default(),
             inventory: protocol_mismatch::Inventory::default(),
@@ -395,6 +404,8 @@ impl Engine {
         let mut c = self.counters;
         c.hosts = self.hosts.len() as u64;
         c.long_flows_dropped = self.long.dropped;
+        c.scan = self.scans.counters();
+        c.flood = self.floods.counters();
         c
     }
 
@@ -437,7 +448,8 @@ impl Engine {
         let flow = FlowRef { a: client, b: server, proto: r.key.proto };
         let client_home = self.is_home(client.0);
         let server_home = self.is_home(server.0);
-        let failed = !r.continued && attempt_failed(r);
+        let failed = !r.continued && scan::attempt_failed(r);
+        let attempt = scan::is_attempt(r);
         let (tcp_ratio, udp_ratio) =
             (self.settings.exfiltration.tcp_upload_ratio, self.settings.exfiltration.upload_ratio);
         for (host, peer, sent, recv, is_client) in
@@ -497,7 +509,7 @@ impl Engine {
                     }
                 }
             }
-            if is_client && !r.continued && sent.packets > 0 {
+            if is_client && attempt {
                 let b = &mut h.bucket;
                 b.connections += 1;
                 b.failed += u64::from(failed);
@@ -520,12 +532,10 @@ impl Engine {
             }
         }
         // Scans: every source, inside or outside, that opened connections.
-        if self.settings.scan.enabled && !r.continued && r.client.packets > 0 {
-            let cap = usize::try_from(self.settings.scan.max_sources).unwrap_or(usize::MAX);
-            if self.scans.len() < cap || self.scans.contains_key(&client.0) {
-                self.scans.entry(client.0).or_default().attempt(flow, failed);
-            }
-        }
+        self.scans.record(r, &self.settings.scan);
+        // Floods: unsolicited flows, per victim.
+        let home = &self.home;
+        self.floods.record(r, &self.settings.flood, &|ip| home.iter().any(|n| n.contains(&ip)));
         let inside = if client_home {
             Some(client.0)
         } else if server_home {
@@ -625,6 +635,7 @@ impl Engine {
                 }
             }
             ObsKind::IcmpEcho { reply, payload_len } => {
+                self.scans.echo(o.src, o.dst, *reply, o.ts_ns, &self.settings.scan);
                 let (initiator, responder) = if *reply { (o.dst, o.src) } else { (o.src, o.dst) };
                 let (host, peer) = if self.is_home(initiator) {
                     (initiator, responder)
@@ -658,12 +669,21 @@ impl Engine {
                 }
             }
             ObsKind::Evasive(what) => {
+                self.scans.odd_probe(o.src, o.dst, what, &self.settings.scan);
                 if self.is_home(o.src)
                     && let Some(h) = self.host_mut(o.src)
                 {
                     *h.bucket.malformed.entry(what).or_default() += 1;
                 }
             }
+            ObsKind::Unreachable { orig_proto, orig_dst, orig_dport } => {
+                let key = match orig_proto {
+                    6 | 17 | 132 | 1 | 58 => (*orig_proto, *orig_dport),
+                    p => (*p, 0),
+                };
+                self.scans.refused(o.dst, *orig_dst, key, &self.settings.scan);
+            }
+            ObsKind::ArpRequest => self.scans.arp(o.src, o.dst, o.ts_ns, &self.settings.scan),
         }
     }
 
@@ -736,22 +756,20 @@ impl Engine {
             exfiltration::learn(h, &ctx, env, verdict.suspect || exfil_hit);
             h.roll(hour_buckets);
         }
-        if self.settings.scan.enabled {
-            let mut sources: Vec<IpAddr> = self.scans.keys().copied().collect();
-            sources.sort_unstable();
-            for src in sources {
-                let state = self
-                    .hosts
-                    .get(&src)
-                    .map_or(LearningState::NotApplicable, |h| h.baseline.state(end_ns, &self.life));
-                let ctx = BucketCtx { settings: &self.settings, host: src, start_ns, end_ns, state };
-                if let Some(acc) = self.scans.get(&src)
-                    && let Some(c) = scan::evaluate(src, acc, &ctx)
-                {
-                    found.push(c);
-                }
-            }
-            self.scans.clear();
+        {
+            let (hosts, life) = (&self.hosts, &self.life);
+            let state_of = |ip: IpAddr| {
+                hosts.get(&ip).map_or(LearningState::NotApplicable, |h| h.baseline.state(end_ns, life))
+            };
+            let ctx = BucketCtx {
+                settings: &self.settings,
+                host: IpAddr::from([0, 0, 0, 0]),
+                start_ns,
+                end_ns,
+                state: LearningState::NotApplicable,
+            };
+            found.extend(self.scans.close(&ctx, &state_of));
+            found.extend(self.floods.close(&ctx, &state_of));
         }
         found.sort_by_key(|a| (a.host, a.detector, a.peer, a.port));
         for c in found {
@@ -768,21 +786,6 @@ pub fn local_scope(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => a.is_multicast() || a.is_broadcast() || a.is_link_local() || a.is_unspecified(),
         IpAddr::V6(a) => a.is_multicast() || a.is_unicast_link_local() || a.is_unspecified(),
-    }
-}
-
-/// Whether a connection attempt failed: a TCP handshake that did not complete
-/// (no SYN-ACK, or reset before completion), or a UDP/ICMP flow with no answer.
-fn attempt_failed(r: &FlowRecord) -> bool {
-    match r.key.proto {
-        6 => {
-            // A handshake that never completed: a SYN without SYN-ACK, or a
-            // probe (FIN, NULL, XMAS, ACK) answered by a reset or not at all.
-            let s = r.tcp_state;
-            s & tcp_state::ESTABLISHED == 0
-                && (s & tcp_state::SYN != 0 || s & tcp_state::RST != 0 || r.server.packets == 0)
-        }
-        _ => r.server.packets == 0,
     }
 }
 

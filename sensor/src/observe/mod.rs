@@ -16,7 +16,14 @@
 //!   and AAAA answers of responses);
 //! - every ICMP echo request and reply (payload size);
 //! - every malformed frame whose sender is known, and TCP flag combinations no
-//!   stack sends (NULL, XMAS, SYN+FIN, SYN+RST): evasive packets.
+//!   stack sends (NULL, XMAS, SYN+FIN, SYN+RST): evasive packets;
+//! - every ICMP or ICMPv6 destination unreachable, with the protocol,
+//!   destination and port of the packet it quotes (what the scan detector
+//!   counts as a refused probe);
+//! - every broadcast ARP request (who asked for which address), from the
+//!   frames the decoder returns as not IP (what the scan detector counts
+//!   sweeps with). Only frames read whole see ARP: the XDP path passes non-IP
+//!   frames to the kernel without a sample.
 //!
 //! Cost on the hot path: a packet without payload costs a few compares; a
 //! payload costs two table lookups (one cache line each) unless it is a first
@@ -99,6 +106,18 @@ pub enum ObsKind {
     Malformed(Malformed),
     /// A TCP packet with flags no stack sends; the name of the combination.
     Evasive(&'static str),
+    /// A destination unreachable (`src` sent it to `dst`, the sender of the
+    /// packet it quotes), with what the quoted header says.
+    Unreachable {
+        /// The quoted packet's IANA protocol.
+        orig_proto: u8,
+        /// The quoted packet's destination.
+        orig_dst: IpAddr,
+        /// The quoted packet's destination port (ICMP: its type; 0 when none).
+        orig_dport: u16,
+    },
+    /// A broadcast ARP request: `src` asked who has `dst`.
+    ArpRequest,
 }
 
 /// One DNS message's facts.
@@ -154,6 +173,10 @@ pub struct ObserveCounters {
     pub malformed: u64,
     /// Evasive TCP packets.
     pub evasive: u64,
+    /// ICMP and ICMPv6 destination unreachables observed.
+    pub unreachable: u64,
+    /// Broadcast ARP requests observed.
+    pub arp_requests: u64,
 }
 
 /// Takes observations from decoded frames and batches them.
@@ -247,6 +270,9 @@ impl Observer {
                     self.counters.icmp_echo += 1;
                     let payload_len = u16::try_from(span.payload(frame).len()).unwrap_or(u16::MAX);
                     self.push(meta, ObsKind::IcmpEcho { reply, payload_len });
+                } else if let Some(kind) = unreachable(proto, header) {
+                    self.counters.unreachable += 1;
+                    self.push(meta, kind);
                 }
             }
             _ => {}
@@ -267,6 +293,29 @@ impl Observer {
                 dport: 0,
                 proto: 0,
                 kind: ObsKind::Malformed(reason),
+            });
+        }
+        self.batch.len() >= BATCH
+    }
+
+    /// Looks at a frame the decoder found not to be IP: a broadcast ARP
+    /// request is reported (gratuitous ARP and probes from 0.0.0.0 are not).
+    /// Returns whether a batch is ready to be taken.
+    pub fn not_ip(&mut self, link: crate::capture::LinkType, frame: &[u8], ts_ns: u64) -> bool {
+        if let Some(arp) = crate::decode::link::arp_request(link, frame)
+            && arp.broadcast
+            && arp.sender != arp.target
+            && arp.sender != [0; 4]
+        {
+            self.counters.arp_requests += 1;
+            self.batch.push(Observation {
+                ts_ns,
+                src: IpAddr::V4(arp.sender.into()),
+                dst: IpAddr::V4(arp.target.into()),
+                sport: 0,
+                dport: 0,
+                proto: 0,
+                kind: ObsKind::ArpRequest,
             });
         }
         self.batch.len() >= BATCH
@@ -465,6 +514,33 @@ fn shannon(bytes: &[u8]) -> f64 {
     }
     let n = bytes.len() as f64;
     counts.iter().filter(|&&c| c > 0).map(|&c| f64::from(c) / n).map(|p| -p * p.log2()).sum()
+}
+
+/// A destination unreachable's facts from its ICMP header and the IP header
+/// it quotes (ICMP type 3 but not code 4, "fragmentation needed", which
+/// answers a packet too big rather than refusing it; ICMPv6 type 1). The
+/// quoted header is read with every length checked; `None` when cut short.
+fn unreachable(proto: u8, icmp: &[u8]) -> Option<ObsKind> {
+    let (&ty, &code) = (icmp.first()?, icmp.get(1)?);
+    let quoted = icmp.get(8..)?;
+    let (orig_proto, orig_dst, l4) = match (proto, ty, code) {
+        (ICMP, 3, c) if c != 4 => {
+            let ihl = usize::from(quoted.first()? & 0x0f) * 4;
+            let dst: [u8; 4] = quoted.get(16..20)?.try_into().ok()?;
+            (*quoted.get(9)?, IpAddr::V4(dst.into()), quoted.get(ihl.max(20)..).unwrap_or(&[]))
+        }
+        (ICMPV6, 1, _) => {
+            let dst: [u8; 16] = quoted.get(24..40)?.try_into().ok()?;
+            (*quoted.get(6)?, IpAddr::V6(dst.into()), quoted.get(40..).unwrap_or(&[]))
+        }
+        _ => return None,
+    };
+    let orig_dport = match orig_proto {
+        TCP | UDP | 132 => l4.get(2..4).map_or(0, |p| u16::from_be_bytes([p[0], p[1]])),
+        ICMP | ICMPV6 => l4.first().map_or(0, |t| u16::from(*t)),
+        _ => 0,
+    };
+    Some(ObsKind::Unreachable { orig_proto, orig_dst, orig_dport })
 }
 
 /// The sender's and the receiver's address and port.

@@ -174,3 +174,55 @@ fn dns_update_to_port_53_is_dns_not_a_mismatch() {
     let ObsKind::Dns(d) = &batch[0].kind else { panic!("not DNS: {batch:?}") };
     assert_eq!((d.query, d.qname.as_deref(), d.qtype), (true, Some("example.local"), Some(6)));
 }
+
+#[test]
+fn reports_a_port_unreachable_with_the_probe_it_quotes() {
+    let probe =
+        crate::synth::udp((IpAddr::from([10, 0, 0, 1]), 40_000), (IpAddr::from([10, 0, 0, 2]), 161), b"x");
+    let icmp = crate::synth::unreachable(IpAddr::from([10, 0, 0, 2]), IpAddr::from([10, 0, 0, 1]), 3, &probe);
+    let mut obs = Observer::new();
+    observe(&mut obs, &crate::synth::ethernet(&[], &icmp));
+    let batch = obs.take(0);
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    assert_eq!(batch[0].src.to_string(), "10.0.0.2");
+    assert_eq!(batch[0].dst.to_string(), "10.0.0.1");
+    assert_eq!(
+        batch[0].kind,
+        ObsKind::Unreachable { orig_proto: 17, orig_dst: IpAddr::from([10, 0, 0, 2]), orig_dport: 161 }
+    );
+    assert_eq!(obs.counters.unreachable, 1);
+}
+
+#[test]
+fn fragmentation_needed_and_cut_quotes_are_not_reported() {
+    let probe =
+        crate::synth::udp((IpAddr::from([10, 0, 0, 1]), 40_000), (IpAddr::from([10, 0, 0, 2]), 161), b"x");
+    let (a, b) = (IpAddr::from([10, 0, 0, 2]), IpAddr::from([10, 0, 0, 1]));
+    let mut obs = Observer::new();
+    observe(&mut obs, &crate::synth::ethernet(&[], &crate::synth::unreachable(a, b, 4, &probe)));
+    observe(&mut obs, &crate::synth::ethernet(&[], &crate::synth::unreachable(a, b, 3, &probe[..12])));
+    assert!(obs.take(0).is_empty());
+}
+
+#[test]
+fn reports_broadcast_arp_requests_from_non_ip_frames_only() {
+    let mut obs = Observer::new();
+    let frame = crate::synth::arp_request([192, 168, 1, 71], [192, 168, 1, 9]);
+    assert!(matches!(decoder().decode(LinkType::Ethernet, 0, &frame), Err(crate::decode::Skip::NotIp)));
+    obs.not_ip(LinkType::Ethernet, &frame, 5);
+    // Gratuitous ARP and a unicast refresh are not a sweep's.
+    obs.not_ip(LinkType::Ethernet, &crate::synth::arp_request([192, 168, 1, 7], [192, 168, 1, 7]), 6);
+    let mut unicast = crate::synth::arp_request([192, 168, 1, 71], [192, 168, 1, 10]);
+    unicast[..6].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+    obs.not_ip(LinkType::Ethernet, &unicast, 7);
+    // Cut short: nothing, no panic.
+    obs.not_ip(LinkType::Ethernet, &frame[..30], 8);
+    let batch = obs.take(0);
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    assert_eq!(
+        (batch[0].src.to_string(), batch[0].dst.to_string()),
+        ("192.168.1.71".into(), "192.168.1.9".into())
+    );
+    assert_eq!(batch[0].kind, ObsKind::ArpRequest);
+    assert_eq!(batch[0].ts_ns, 5);
+}

@@ -328,6 +328,8 @@ impl Analysis {
                 icmp_echo: o.icmp_echo,
                 malformed: o.malformed,
                 evasive: o.evasive,
+                unreachable: o.unreachable,
+                arp_requests: o.arp_requests,
             },
             engine: engine.counters(),
             alerts,

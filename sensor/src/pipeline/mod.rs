@@ -214,12 +214,17 @@ fn capture_loop<S: PacketSource>(
                     }
                     Err(skip) => {
                         // Not IP, malformed or an orphan fragment: counted by the
-                        // decoder; its timestamp still moves the clock.
+                        // decoder; its timestamp still moves the clock. The
+                        // observer reports malformed senders and ARP requests.
                         dispatcher.tick(p.ts_ns)?;
-                        if let Some(link) = obs.as_deref_mut()
-                            && let Skip::Malformed(reason) = skip
-                        {
-                            let full = link.observer.malformed(decoder.last_src(), reason, p.ts_ns);
+                        if let Some(link) = obs.as_deref_mut() {
+                            let full = match skip {
+                                Skip::Malformed(reason) => {
+                                    link.observer.malformed(decoder.last_src(), reason, p.ts_ns)
+                                }
+                                Skip::NotIp => link.observer.not_ip(p.link, p.data, p.ts_ns),
+                                Skip::OrphanFragment => false,
+                            };
                             link.send_if_due(full, dispatcher.now_ns())?;
                         }
                     }

@@ -28,7 +28,7 @@ use crate::sensor::{self, Run};
 pub use table::{CASES, Case, Expect};
 
 /// The detector names `rule.name` takes.
-pub const DETECTORS: [&str; 8] = [
+pub const DETECTORS: [&str; 9] = [
     "exfiltration",
     "dns_tunnel",
     "icmp_tunnel",
@@ -37,6 +37,7 @@ pub const DETECTORS: [&str; 8] = [
     "beaconing",
     "long_connection",
     "malformed_traffic",
+    "flood",
 ];
 
 /// The `[detection]` section of every test replay.

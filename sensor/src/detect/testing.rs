@@ -1,0 +1,105 @@
+//! Builders for the detectors' unit tests: flow records and observations as
+//! the flow table and the observer make them, and an engine with the
+//! shipped settings.
+
+use std::net::IpAddr;
+
+use nbad_common::{FlowKey, IP_V4, IP_V6};
+
+use super::Engine;
+use crate::alert::Alert;
+use crate::flow::record::{DirectionCounters, EndReason, FlowRecord};
+use crate::observe::{ObsKind, Observation};
+
+/// One second, ns.
+pub const SEC: u64 = 1_000_000_000;
+/// A bucket-aligned start (2023-11-14T22:13:20Z).
+pub const T0: u64 = 1_700_000_000 * SEC;
+
+/// An engine with the shipped detection settings, `home` inside, and `extra`
+/// TOML appended to `[detection]`'s tables.
+pub fn engine(home: &str, extra: &str) -> Engine {
+    let text = format!("[sensor]\nhome_networks = [\"{home}\"]\n{extra}");
+    let config = crate::config::from_str(&text, "<test>").expect("test config is valid");
+    Engine::new(&config, None)
+}
+
+fn bytes(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// One direction's counters: `packets` packets of `size` bytes from `at` on, `flags` their union.
+#[must_use]
+pub fn dir(packets: u64, size: u64, flags: u8, at: u64) -> DirectionCounters {
+    DirectionCounters {
+        packets,
+        bytes: packets * size,
+        tcp_flags: flags,
+        first_ns: if packets > 0 { at } else { 0 },
+        last_ns: if packets > 0 { at } else { 0 },
+    }
+}
+
+/// A flow record, client → server, with the TCP state bits given.
+#[must_use]
+pub fn record(
+    proto: u8,
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    c: DirectionCounters,
+    s: DirectionCounters,
+    tcp_state: u8,
+) -> FlowRecord {
+    let (cb, sb) = ((bytes(client.0), client.1), (bytes(server.0), server.1));
+    let client_is_lo = cb <= sb;
+    let (lo, hi) = if client_is_lo { (cb, sb) } else { (sb, cb) };
+    let key = FlowKey {
+        addr_lo: lo.0,
+        addr_hi: hi.0,
+        port_lo: lo.1,
+        port_hi: hi.1,
+        proto,
+        ip_version: if client.0.is_ipv4() { IP_V4 } else { IP_V6 },
+        ..FlowKey::default()
+    };
+    let start = [c, s].iter().filter(|d| d.packets > 0).map(|d| d.first_ns).min().unwrap_or(0);
+    let end = c.last_ns.max(s.last_ns);
+    FlowRecord {
+        key,
+        client_is_lo,
+        reason: EndReason::IdleTimeout,
+        start_ns: start,
+        end_ns: end,
+        client: c,
+        server: s,
+        tcp_state,
+        continued: false,
+    }
+}
+
+/// An observation of `kind` from `src` to `dst` at `ts_ns`.
+#[must_use]
+pub fn obs(ts_ns: u64, src: IpAddr, dst: IpAddr, proto: u8, kind: ObsKind) -> Observation {
+    Observation { ts_ns, src, dst, sport: 0, dport: 0, proto, kind }
+}
+
+/// Runs records (each at its start time) through the engine, ends the input, returns the alerts.
+pub fn run(engine: &mut Engine, records: &[FlowRecord]) -> Vec<Alert> {
+    let mut sorted: Vec<&FlowRecord> = records.iter().collect();
+    sorted.sort_by_key(|r| r.start_ns);
+    for r in sorted {
+        engine.advance(r.start_ns);
+        engine.record(r);
+    }
+    engine.finish();
+    engine.take_alerts()
+}
+
+/// The address `a.b.c.d`.
+#[must_use]
+pub fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    IpAddr::from([a, b, c, d])
+}
