@@ -34,7 +34,8 @@
 //!   IMAP, Telnet, the databases, LDAP, Kerberos, SMB, NetBIOS, RDP, SOCKS, IRC, MQTT, AMQP,
 //!   SNMP, TFTP, DHCP, syslog, NTP, XMPP) on a port nothing is registered for: 0.45, 0.6 for
 //!   those that carry an organisation's data or control (LDAP, Kerberos, SMB, RDP, the
-//!   databases). TLS and HTTP on unregistered ports are scored by context instead, by
+//!   databases); not when the other side's port is the protocol's own (a request from port
+//!   161 to a high port is a reflection, not a service). TLS and HTTP on unregistered ports are scored by context instead, by
 //!   [`super::suspicious_tls`] and [`super::suspicious_http`].
 //!
 //! The host at fault is the inside endpoint (the client when both or neither are inside).
@@ -238,6 +239,11 @@ pub fn rule_for(
         }
         ("cross_protocol", if port < 1024 { 0.85 } else { 0.7 })
     } else if reg.is_empty() && report_nonstandard {
+        // A request sent *from* the protocol's own port (a reflector echoing a spoofed
+        // request back at its victim, a device looping) is not a service on an odd port.
+        if compatible(name, registered(client.1, proto)) {
+            return None;
+        }
         let (_, confidence) = PORT_BOUND.iter().find(|(n, _)| *n == name)?;
         ("nonstandard_port", *confidence)
     } else {
