@@ -10,6 +10,9 @@
 //! list; both are divided by the host-hours of observed activity (see
 //! `nbad_tests::detection::host_hours`).
 //!
+//! It also counts, flow by flow, how often the sensor's protocol identification agrees with
+//! nDPI's ([`agreement`]).
+//!
 //! Prints a markdown report and writes it into `docs/DETECTION.md` between the
 //! `<!-- detect-report:begin -->` and `<!-- detect-report:end -->` markers.
 
@@ -25,6 +28,8 @@ use nbad_tests::Corpus;
 use nbad_tests::detection::{self, CASES, Case, Expect};
 
 use crate::cmd::{self, heading, note};
+
+mod agreement;
 
 #[derive(Debug, Args)]
 pub struct DetectReportArgs {
@@ -105,10 +110,12 @@ pub fn run(root: &Path, args: &DetectReportArgs) -> Result<()> {
     };
     heading(&format!("detect-report: {} captures, nbad-sensor and ndpiReader", CASES.len()));
     let mut rows = Vec::new();
+    let mut agree = agreement::Agreement::default();
     for case in CASES {
-        rows.push(measure(&corpus, case).with_context(|| case.capture.to_owned())?);
+        rows.push(measure(&corpus, case, &mut agree).with_context(|| case.capture.to_owned())?);
     }
-    let report = render(&rows);
+    let mut report = render(&rows);
+    report.push_str(&agree.render());
     println!("{report}");
     if !args.no_write {
         let path = root.join("docs/DETECTION.md");
@@ -130,22 +137,25 @@ struct Row {
     host_hours: f64,
 }
 
-fn measure(corpus: &Corpus, case: &Case) -> Result<Row> {
+fn measure(corpus: &Corpus, case: &Case, agree: &mut agreement::Agreement) -> Result<Row> {
     let capture = corpus.root().join(case.capture);
     let scratch = tempdir()?;
     let benign = BENIGN.contains(&case.category());
+    let (flows, labels) = ndpi_flows(&capture)?;
     let (alerts, host_hours) = match case.expect {
         Expect::Unreadable { .. } => (Vec::new(), 0.0),
         _ => {
-            let outcome = detection::replay_case(corpus.root(), case, benign, &scratch)?;
+            let outcome = detection::replay_case(corpus.root(), case, true, &scratch)?;
             let hours = match &outcome.flows_path {
-                Some(flows) => detection::host_hours(flows, case.home_networks)?,
-                None => 0.0,
+                Some(path) if benign => detection::host_hours(path, case.home_networks)?,
+                _ => 0.0,
             };
+            if let Some(path) = &outcome.flows_path {
+                agree.add(case.capture, &labels, path)?;
+            }
             (outcome.alerts, hours)
         }
     };
-    let flows = ndpi_flows(&capture)?;
     let _ = fs::remove_dir_all(&scratch);
     let (nbad_detected, ndpi_detected) = match case.episode() {
         Some((detector, host)) => {
@@ -189,7 +199,8 @@ struct NdpiFlow {
     risks: Vec<String>,
 }
 
-fn ndpi_flows(capture: &Path) -> Result<Vec<NdpiFlow>> {
+/// nDPI's flows of `capture` with their risks, and the flows it labelled by payload.
+fn ndpi_flows(capture: &Path) -> Result<(Vec<NdpiFlow>, Vec<agreement::NdpiLabel>)> {
     let out = Command::new("ndpiReader")
         .arg("-i")
         .arg(capture)
@@ -197,7 +208,11 @@ fn ndpi_flows(capture: &Path) -> Result<Vec<NdpiFlow>> {
         .output()
         .context("running ndpiReader")?;
     // ndpiReader exits non-zero on files it cannot read (802.11): no flows.
-    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(parse_ndpi_line).collect())
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok((
+        text.lines().filter_map(parse_ndpi_line).collect(),
+        text.lines().filter_map(agreement::parse_label).collect(),
+    ))
 }
 
 /// `\t1\tTCP 172.16.238.1:49656 <-> 172.16.238.131:80 [proto: ...][Risk: ** A **** B **][...]`

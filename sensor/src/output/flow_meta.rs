@@ -146,6 +146,9 @@ impl FlowMetas {
                     _ => {}
                 }
             }
+            ObsKind::Dns(_) => {
+                self.entry(k, o.ts_ns).protocol.get_or_insert("dns");
+            }
             ObsKind::TlsServer(flight) => {
                 let m = self.entry(k, o.ts_ns);
                 let t = m.tls.get_or_insert_default();

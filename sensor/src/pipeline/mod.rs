@@ -70,6 +70,8 @@ struct ObsLink {
     observer: Observer,
     tx: crossbeam_channel::Sender<AnalysisMsg>,
     input: usize,
+    /// The clock of the last message sent.
+    sent_clock: u64,
 }
 
 impl ObsLink {
@@ -82,9 +84,15 @@ impl ObsLink {
         Ok(())
     }
 
-    /// Sends the observations gathered so far with the capture clock.
+    /// Sends the observations gathered so far. The message's clock is its first observation's
+    /// time (the capture clock when it has none; never behind the last message's): the
+    /// analysis stage's merge then sees a flow's first payloads before its record, which a
+    /// worker may emit, within the same second, before this batch is sent.
     fn send(&mut self, clock_ns: u64) -> anyhow::Result<()> {
         let obs = self.observer.take(clock_ns);
+        let first = obs.first().map_or(clock_ns, |o| o.ts_ns.min(clock_ns));
+        let clock_ns = first.max(self.sent_clock);
+        self.sent_clock = clock_ns;
         let counters = self.observer.counters;
         self.tx
             .send(AnalysisMsg::Observations { input: self.input, clock_ns, obs, counters })
@@ -110,8 +118,12 @@ pub fn run<S: PacketSource>(
     let senders = if opts.engine.is_some() { inputs } else { workers };
     let (rec_tx, rec_rx) = bounded::<AnalysisMsg>(ANALYSIS_QUEUE_PER_INPUT * senders);
     let detecting = opts.engine.is_some();
-    let mut obs_link =
-        detecting.then(|| ObsLink { observer: Observer::new(), tx: rec_tx.clone(), input: workers });
+    let mut obs_link = detecting.then(|| ObsLink {
+        observer: Observer::new(),
+        tx: rec_tx.clone(),
+        input: workers,
+        sent_clock: 0,
+    });
 
     std::thread::scope(|scope| -> anyhow::Result<StatsSnapshot> {
         let mut links = Vec::with_capacity(workers);

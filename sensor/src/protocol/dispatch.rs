@@ -102,6 +102,7 @@ pub(super) fn udp(payload: &[u8]) -> Option<Protocol> {
         _ => None,
     };
     by_first
+        .or_else(|| quic::identify_google(payload))
         .or_else(|| ike::identify(payload))
         .or_else(|| netbios::identify_udp(payload))
         .or_else(|| dns::identify_udp(payload))

@@ -23,9 +23,15 @@
 //! client's, a Retry or version negotiation the server's; other Initial and
 //! Handshake packets are sent by both ends (either).
 //!
+//! Google QUIC (`Q0xx`, Chrome's QUIC before the IETF version) is recognised
+//! from a client's first packets by [`identify_google`]: its public header's
+//! flags say "version present, 8-byte connection id", and the version after the
+//! connection id reads `Q0` and two digits (`Q039`, `Q043`). From `Q046` on,
+//! Google QUIC uses the long header above with a `Q0xx` version, also known.
+//!
 //! Not handled: short-header packets (the rest of a connection; they carry no
-//! version), greased or private versions, Google QUIC (`Q0xx`), and the fixed
-//! bit cleared by RFC 9287 greasing.
+//! version), greased or private versions, and the fixed bit cleared by RFC 9287
+//! greasing.
 
 use super::Protocol;
 use super::model::{App, Role};
@@ -39,9 +45,31 @@ const MAX_CID_LEN: u8 = 20;
 /// Form bit (long header) and fixed bit.
 const LONG_HEADER: u8 = 0b1100_0000;
 
-/// Whether `version` is QUIC v1, v2 or an IETF draft (`0xff00_00xx`, drafts 1 to 34).
+/// Whether `version` is QUIC v1, v2, an IETF draft (`0xff00_00xx`, drafts 1 to 34) or Google
+/// QUIC (`Q0` and two digits).
 pub fn known_version(version: u32) -> bool {
     matches!(version, VERSION_1 | VERSION_2 | 0xff00_0001..=0xff00_0022)
+        || google_version(version.to_be_bytes())
+}
+
+fn google_version(v: [u8; 4]) -> bool {
+    v[0] == b'Q' && v[1] == b'0' && v[2].is_ascii_digit() && v[3].is_ascii_digit()
+}
+
+/// Public-header flags of Google QUIC: version present, 8-byte connection id.
+const GOOGLE_VERSION_AND_CID: u8 = 0x09;
+
+/// [`App::Quic`] (version as its four ASCII bytes) for a Google QUIC client packet with the
+/// public header of versions up to `Q043`.
+pub(super) fn identify_google(payload: &[u8]) -> Option<Protocol> {
+    let (&flags, rest) = payload.split_first()?;
+    // Bit 7 is unused (0) before Q044; bit 1 is a public reset, never sent with a version.
+    if flags & 0x80 != 0 || flags & 0x02 != 0 || flags & GOOGLE_VERSION_AND_CID != GOOGLE_VERSION_AND_CID {
+        return None;
+    }
+    let version = *rest.get(8..12)?.first_chunk::<4>()?;
+    google_version(version)
+        .then(|| Protocol::new(App::Quic { version: u32::from_be_bytes(version), hello: None }, Role::Client))
 }
 
 /// [`App::Quic`] for a UDP payload that starts with a QUIC long header.
@@ -99,6 +127,24 @@ mod tests {
     }
 
     #[test]
+    fn google_quic_client_packets_are_quic() {
+        // Flags 0x0d: version, 8-byte connection id, 1-byte packet number; then the id, `Q039`.
+        let mut p = vec![0x0d];
+        p.extend_from_slice(&[0x5c; 8]);
+        p.extend_from_slice(b"Q039");
+        p.extend_from_slice(&[0x01, 0x23, 0x45]);
+        let got = identify_google(&p).expect("gQUIC");
+        assert_eq!(
+            (got.app, got.role),
+            (App::Quic { version: u32::from_be_bytes(*b"Q039"), hello: None }, Role::Client)
+        );
+        p[9] = b'X';
+        assert_eq!(identify_google(&p), None, "not a Q0 version");
+        assert_eq!(identify_google(&[0x0d; 11]), None, "cut");
+        assert_eq!(identify_google(&[0x0c; 20]), None, "no version flag");
+    }
+
+    #[test]
     fn known_versions_are_quic() {
         for version in [VERSION_1, VERSION_2, 0xff00_001d] {
             let got = identify(&long_header(version)).map(|p| p.app);
@@ -110,7 +156,8 @@ mod tests {
     fn other_versions_and_headers_are_not() {
         assert_eq!(identify(&long_header(0)), None, "version negotiation without versions");
         assert_eq!(identify(&long_header(0x1a2a_3a4a)), None, "greased version");
-        assert_eq!(identify(&long_header(0x5130_3436)), None, "gQUIC Q046");
+        assert!(identify(&long_header(0x5130_3436)).is_some(), "gQUIC Q046 has the long header");
+        assert_eq!(identify(&long_header(0x5130_3441)), None, "Q0 and a non-digit");
         let mut short = long_header(VERSION_1);
         short[0] = 0x43;
         assert_eq!(identify(&short), None, "short header");
