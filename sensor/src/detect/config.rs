@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::beaconing::Settings as Beaconing;
 use super::clock::SiteClock;
+pub use super::dga::Settings as Dga;
 pub use super::exfiltration::Settings as Exfiltration;
 pub use super::flood::Settings as Flood;
 pub use super::scan::Settings as Scan;
@@ -44,6 +45,7 @@ pub(crate) struct RawDetection {
     pub timezone: String,
     pub exfiltration: Exfiltration,
     pub dns_tunnel: DnsTunnel,
+    pub dga: Dga,
     pub icmp_tunnel: IcmpTunnel,
     pub protocol_mismatch: ProtocolMismatch,
     pub suspicious_tls: SuspiciousTls,
@@ -77,6 +79,7 @@ impl Default for RawDetection {
             timezone: "UTC".to_owned(),
             exfiltration: Exfiltration::default(),
             dns_tunnel: DnsTunnel::default(),
+            dga: Dga::default(),
             icmp_tunnel: IcmpTunnel::default(),
             protocol_mismatch: ProtocolMismatch::default(),
             suspicious_tls: SuspiciousTls::default(),
@@ -123,6 +126,12 @@ pub struct DnsTunnel {
     pub min_queries: u64,
     /// Registered domains never reported (e.g. DNSBL and antivirus lookups).
     pub ignore_domains: Vec<String>,
+    /// How long names count toward `encoded_subdomains`, seconds.
+    pub window_s: i64,
+    /// Distinct encoded-looking names under one registered domain within the window.
+    pub min_encoded_names: u64,
+    /// Share of the domain's distinct names that must look encoded.
+    pub min_encoded_share: f64,
 }
 
 impl Default for DnsTunnel {
@@ -141,6 +150,9 @@ impl Default for DnsTunnel {
             min_tcp_messages: 50,
             min_queries: 500,
             ignore_domains: Vec::new(),
+            window_s: 600,
+            min_encoded_names: 10,
+            min_encoded_share: 0.5,
         }
     }
 }
@@ -319,6 +331,8 @@ pub struct DetectionSettings {
     pub exfiltration: Exfiltration,
     /// `[detection.dns_tunnel]`.
     pub dns_tunnel: DnsTunnel,
+    /// `[detection.dga]`.
+    pub dga: Dga,
     /// `[detection.icmp_tunnel]`.
     pub icmp_tunnel: IcmpTunnel,
     /// `[detection.protocol_mismatch]`.
@@ -464,9 +478,14 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
         ("dns_tunnel.large_answer_bytes", d.large_answer_bytes),
         ("dns_tunnel.min_tcp_messages", d.min_tcp_messages),
         ("dns_tunnel.min_queries", d.min_queries),
+        ("dns_tunnel.min_encoded_names", d.min_encoded_names),
+        ("dga.min_domains", raw.dga.min_domains),
     ] {
         c.positive(k, v)?;
     }
+    c.int("dns_tunnel.window_s", d.window_s, 1, 86_400, "seconds")?;
+    c.float("dns_tunnel.min_encoded_share", d.min_encoded_share, 0.0, 1.0)?;
+    c.int("dga.window_s", raw.dga.window_s, 1, 86_400, "seconds")?;
     if d.long_label > 63 {
         return Err(c.invalid("dns_tunnel.long_label", d.long_label.to_string(), "an integer from 1 to 63"));
     }
@@ -598,6 +617,7 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
         clock,
         exfiltration: raw.exfiltration,
         dns_tunnel: raw.dns_tunnel,
+        dga: raw.dga,
         icmp_tunnel: raw.icmp_tunnel,
         protocol_mismatch: raw.protocol_mismatch,
         suspicious_tls: raw.suspicious_tls,
@@ -636,9 +656,10 @@ impl DetectionSettings {
         let _ = writeln!(out, "incident_window_s = {}", secs(self.incident_window));
         let _ = writeln!(out, "min_score = {}", self.min_score);
         let _ = writeln!(out, "timezone = {}", toml_str(self.clock.name()));
-        let tables: [(&str, Result<String, toml::ser::Error>); 11] = [
+        let tables: [(&str, Result<String, toml::ser::Error>); 12] = [
             ("exfiltration", toml::to_string(&self.exfiltration)),
             ("dns_tunnel", toml::to_string(&self.dns_tunnel)),
+            ("dga", toml::to_string(&self.dga)),
             ("icmp_tunnel", toml::to_string(&self.icmp_tunnel)),
             ("protocol_mismatch", toml::to_string(&self.protocol_mismatch)),
             ("suspicious_tls", toml::to_string(&self.suspicious_tls)),

@@ -23,7 +23,10 @@
 //! - **volume**: the host's query count far above its baseline, at least
 //!   `min_queries` (active baselines only);
 //! - **DNS over TCP**: at least `min_tcp_messages` DNS messages over TCP from
-//!   one host in a bucket (bulk transfer over TCP/53).
+//!   one host in a bucket (bulk transfer over TCP/53);
+//! - **encoded subdomains** and **odd characters**: over the last `window_s`
+//!   (10 min), not one bucket — see [`super::dns_track`]: a dozen encoded names
+//!   under one domain, or one name carrying bytes no hostname has.
 //!
 //! Reverse lookups (`in-addr.arpa`, `ip6.arpa`), local names (`.local`,
 //! `.lan`, `.internal`, `.home.arpa`) and `ignore_domains` are never reported.
@@ -31,6 +34,7 @@
 use serde_json::json;
 
 use super::baseline::Metric;
+use super::dns_track::{DomainTrack, HostDns};
 use super::host::{DomainAcc, HostState, entropy};
 use super::{BucketCtx, Candidate, strength};
 use crate::alert::{Detector, LearningState};
@@ -40,10 +44,10 @@ const DESCRIPTION: &str = "DNS traffic from the host looks like data carried in 
 /// Domains never reported: reverse lookups and local names.
 const BUILT_IN_IGNORED: [&str; 6] = ["in-addr.arpa", "ip6.arpa", "local", "lan", "internal", "home.arpa"];
 
-/// Query types that carry data back: CNAME, NULL, TXT, ANY, and the private range.
+/// Query types that carry data back: CNAME, NULL, MX, TXT, KEY, ANY, and the private range.
 #[must_use]
 pub fn unusual_qtype(qtype: u16) -> bool {
-    matches!(qtype, 5 | 10 | 16 | 255) || qtype >= 65_280
+    matches!(qtype, 5 | 10 | 15 | 16 | 25 | 255) || qtype >= 65_280
 }
 
 /// Where names are grouped whose last label is neither a known public suffix
@@ -98,12 +102,94 @@ pub fn long_high_entropy(sub: &str, long_label: u64, min_entropy: f64) -> bool {
 /// A rule's result: score, rule, observed, threshold, and the domain.
 type Finding<'a> = (f64, &'static str, f64, f64, Option<(&'a String, &'a DomainAcc)>);
 
-/// The strongest DNS-tunnel finding of the host's bucket, if any.
-pub fn evaluate(host: &HostState, ctx: &BucketCtx<'_>) -> Option<Candidate> {
+/// The strongest DNS-tunnel finding of the host's bucket and its window's track, if any.
+pub fn evaluate(host: &HostState, track: Option<&HostDns>, ctx: &BucketCtx<'_>) -> Option<Candidate> {
     let s = &ctx.settings.dns_tunnel;
     if !s.enabled {
         return None;
     }
+    let per_bucket = evaluate_bucket(host, ctx);
+    let windowed = track.and_then(|t| evaluate_track(t, ctx));
+    match (per_bucket, windowed) {
+        (Some(a), Some(b)) => Some(if b.strength > a.strength { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The strongest finding over the window's names (`encoded_subdomains`, `odd_characters`).
+fn evaluate_track(track: &HostDns, ctx: &BucketCtx<'_>) -> Option<Candidate> {
+    let s = &ctx.settings.dns_tunnel;
+    let mut best: Option<(f64, &'static str, f64, f64, &String, &DomainTrack)> = None;
+    let mut domains: Vec<_> = track.domains.iter().filter(|(d, _)| !ignored(d, &s.ignore_domains)).collect();
+    domains.sort_by(|x, y| x.0.cmp(y.0));
+    for (domain, t) in domains {
+        let (unique, encoded) = t.counts();
+        let share = if unique > 0 { encoded as f64 / unique as f64 } else { 0.0 };
+        let mut consider = |score: f64, rule, observed: f64, threshold: f64| {
+            if best.as_ref().is_none_or(|b| score > b.0) {
+                best = Some((score, rule, observed, threshold, domain, t));
+            }
+        };
+        if encoded >= s.min_encoded_names && share >= s.min_encoded_share {
+            let th = s.min_encoded_names as f64;
+            consider(strength(encoded as f64, th).max(0.5), "encoded_subdomains", encoded as f64, th);
+        }
+        if t.odd.is_some() {
+            consider(0.5, "odd_characters", 1.0, 1.0);
+        }
+    }
+    let (score, rule, observed, threshold, domain, t) = best?;
+    let metric = if rule == "odd_characters" { "odd_character_names" } else { "encoded_names_in_window" };
+    let mut cand = Candidate::new(Detector::DnsTunnel, DESCRIPTION, ctx, metric, observed, threshold);
+    cand.strength = score;
+    cand.confidence = if rule == "odd_characters" { 0.6 } else { 0.8 };
+    cand.transport = Some("udp");
+    cand.evidence.learning_state = LearningState::NotApplicable;
+    if let Some(f) = t.flow {
+        cand.peer = Some(f.b.0);
+        cand.port = Some(f.b.1);
+        cand.transport = super::transport_name(f.proto);
+        cand.evidence.community_ids.push(f.community_id());
+    }
+    if let Some(first) = t.first_ns() {
+        cand.evidence.window_start_ns = first;
+    }
+    let (unique, encoded) = t.counts();
+    let qtypes: serde_json::Map<String, serde_json::Value> =
+        t.qtypes.iter().map(|(q, n)| (qtype_name(*q), json!(n))).collect();
+    let d = &mut cand.evidence.details;
+    d.insert("rule".into(), json!(rule));
+    d.insert("registered_domain".into(), json!(domain));
+    d.insert("window_s".into(), json!(s.window_s));
+    d.insert("unique_names".into(), json!(unique));
+    d.insert("encoded_names".into(), json!(encoded));
+    d.insert("encoding".into(), json!(t.alphabet));
+    d.insert("domain_queries".into(), json!(t.queries));
+    d.insert("query_types".into(), serde_json::Value::Object(qtypes));
+    d.insert("examples".into(), json!(t.examples));
+    if let Some(odd) = &t.odd {
+        d.insert("odd_name".into(), json!(odd));
+    }
+    cand.message = if rule == "odd_characters" {
+        format!(
+            "{} asked for a name under {domain} carrying bytes no hostname has: {} (rule odd_characters)",
+            ctx.host,
+            t.odd.as_deref().unwrap_or("")
+        )
+    } else {
+        format!(
+            "{} asked for {encoded} encoded-looking names ({}) under {domain} within {} s (rule encoded_subdomains)",
+            ctx.host,
+            t.alphabet.unwrap_or("mixed"),
+            s.window_s
+        )
+    };
+    Some(cand)
+}
+
+/// The strongest finding of the host's bucket.
+fn evaluate_bucket(host: &HostState, ctx: &BucketCtx<'_>) -> Option<Candidate> {
+    let s = &ctx.settings.dns_tunnel;
     let b = &host.bucket;
     let mut best: Option<Finding<'_>> = None;
     let mut consider = |score: f64, rule, observed: f64, threshold: f64, dom| {

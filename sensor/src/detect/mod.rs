@@ -11,7 +11,8 @@
 //! | detector | evaluated | from |
 //! |---|---|---|
 //! | [`exfiltration`] | bucket close | records: bytes to outside peers |
-//! | [`dns_tunnel`] | bucket close | DNS observations |
+//! | [`dns_tunnel`] | bucket close | DNS observations, per bucket and over a 10-minute window ([`dns_track`]) |
+//! | [`dga`] | bucket close | NXDOMAIN answers over a 10-minute window ([`dns_track`]) |
 //! | [`icmp_tunnel`] | bucket close | ICMP echo observations |
 //! | [`malformed`] (`malformed_traffic`) | bucket close | malformed/evasive observations |
 //! | [`scan`] | bucket close | records: connection attempts per source; echo, unreachable and ARP observations |
@@ -29,6 +30,8 @@ pub mod baseline;
 pub mod beaconing;
 pub mod clock;
 pub mod config;
+pub mod dga;
+pub mod dns_track;
 pub mod dns_tunnel;
 pub mod exfiltration;
 pub mod flood;
@@ -255,6 +258,7 @@ pub struct Engine {
     inventory: protocol_mismatch::Inventory,
     names: names::NameCache,
     apps: app::AppState,
+    dns_tracks: dns_track::DnsTracks,
     stage: AlertStage,
     alerts: Vec<Alert>,
     last_snapshot_ns: u64,
@@ -289,6 +293,7 @@ impl Engine {
             inventory: protocol_mismatch::Inventory::default(),
             names: names::NameCache::default(),
             apps: app::AppState::default(),
+            dns_tracks: dns_track::DnsTracks::default(),
             stage: AlertStage::default(),
             alerts: Vec::new(),
             last_snapshot_ns: 0,
@@ -588,6 +593,13 @@ impl Engine {
                     b.dns_len_sum += name.len() as u64;
                     b.dns_entropy_sum += host::entropy(name.split('.').next().unwrap_or(""));
                     let (domain, sub) = dns_tunnel::split_name(name);
+                    let flow = FlowRef { a: (s, sport), b: (dst, dport), proto };
+                    if !dns_tunnel::ignored(&domain, &self.settings.dns_tunnel.ignore_domains) {
+                        let window = secs_ns(self.settings.dns_tunnel.window_s);
+                        self.dns_tracks.query(s, name, &domain, &sub, d.qtype, flow, o.ts_ns, window);
+                    }
+                    let Some(h) = self.hosts.get_mut(&s) else { return };
+                    let b = &mut h.bucket;
                     if !b.domains.contains_key(&domain) && b.domains.len() >= host::MAX_DOMAINS {
                         return;
                     }
@@ -612,8 +624,19 @@ impl Engine {
                     if acc.examples.len() < host::MAX_EXAMPLES && !acc.examples.contains(name) {
                         acc.examples.push(name.clone());
                     }
-                    acc.flow = Some(FlowRef { a: (s, sport), b: (dst, dport), proto });
+                    acc.flow = Some(flow);
                 } else if !d.query && self.is_home(o.dst) {
+                    if d.rcode == 3
+                        && let Some(name) = &d.qname
+                    {
+                        let (domain, _) = dns_tunnel::split_name(name);
+                        if domain != dns_tunnel::NO_SUFFIX
+                            && !dns_tunnel::ignored(&domain, &self.settings.dns_tunnel.ignore_domains)
+                        {
+                            let window = secs_ns(self.settings.dga.window_s);
+                            self.dns_tracks.nxdomain(o.dst, &domain, o.ts_ns, window);
+                        }
+                    }
                     let large = matches!(d.qtype, Some(10 | 16))
                         && u64::from(d.size) >= self.settings.dns_tunnel.large_answer_bytes;
                     let Some(h) = self.host_mut(o.dst) else { return };
@@ -732,6 +755,7 @@ impl Engine {
         let mut ips: Vec<IpAddr> =
             self.hosts.iter().filter(|(_, h)| h.bucket.active).map(|(ip, _)| *ip).collect();
         ips.sort_unstable();
+        let dns_fresh = self.dns_tracks.take_fresh();
         for ip in ips {
             let Some(h) = self.hosts.get_mut(&ip) else { continue };
             let state = h.baseline.state(end_ns, &self.life);
@@ -741,7 +765,11 @@ impl Engine {
             let verdict = exfiltration::evaluate(h, &ctx, env);
             let exfil_hit = verdict.finding.is_some();
             found.extend(verdict.finding);
-            found.extend(dns_tunnel::evaluate(h, &ctx));
+            let track = dns_fresh.binary_search(&ip).is_ok().then(|| self.dns_tracks.get(&ip)).flatten();
+            found.extend(dns_tunnel::evaluate(h, track, &ctx));
+            if let Some(t) = track {
+                found.extend(dga::evaluate(t, &ctx));
+            }
             found.extend(icmp_tunnel::evaluate(h, &ctx));
             found.extend(malformed::evaluate(h, &ctx));
             if let Some(ch) = self.beacons.get_mut(&ip) {
@@ -776,7 +804,15 @@ impl Engine {
             self.raise(c);
         }
         self.stage.expire(end_ns, &self.settings);
+        let (tunnel_window, dga_window) =
+            (secs_ns(self.settings.dns_tunnel.window_s), secs_ns(self.settings.dga.window_s));
+        self.dns_tracks.expire(end_ns, tunnel_window, dga_window);
     }
+}
+
+/// A settings value in seconds as nanoseconds (negative as 0).
+fn secs_ns(s: i64) -> u64 {
+    u64::try_from(s).unwrap_or(0).saturating_mul(1_000_000_000)
 }
 
 /// Whether `ip` is the local segment's own: multicast, broadcast, link-local or unspecified.

@@ -18,7 +18,7 @@
 //!   registered port (the client for TLS, HTTP, DNS, SMB...; the server for SSH, SMTP, FTP, MySQL
 //!   ...) — or either side, for protocols whose both sides the identifier knows (DNS, TLS, HTTP,
 //!   SSH, SMB, NTP, SNMP, Kerberos, LDAP) — sent something the identifier does not know. TCP
-//!   ports of any range (0.55 below 1024, 0.45 above); UDP only on ports whose datagrams are
+//!   ports of any range (0.55 below 1024, 0.45 above); UDP only for datagrams sent to ports whose datagrams are
 //!   self-contained messages the identifier knows (DNS, DHCP, TFTP, Kerberos, NTP, NetBIOS name
 //!   service, SNMP, CLDAP, syslog): QUIC's short headers, RTP or a VPN's data look random and
 //!   need no handshake the sensor could have missed. An executable (`MZ` ... `PE`) in such a
@@ -264,6 +264,12 @@ fn unknown_rule(src: Endpoint, dst: Endpoint, proto: u8) -> Option<Mismatch> {
     } else {
         return None;
     };
+    // Over UDP only what went *to* the port is judged: a datagram from it that the sensor
+    // cannot read is either the answer to a request judged already or one nobody asked for
+    // (a reflection flood sends thousands, each from its own reflector).
+    if from_server && proto == 17 {
+        return None;
+    }
     let reg = registered(server.1, proto);
     let both = reg.iter().all(|r| BOTH_SIDES.contains(r));
     let server_first = reg.iter().all(|r| SERVER_FIRST.contains(r));

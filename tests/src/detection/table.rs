@@ -184,12 +184,7 @@ pub const CASES: &[Case] = &[
     alert("dns_tunnel/ndpi__bad-dns-traffic.pcap", "dns_tunnel", "192.168.43.91"),
     alert("dns_tunnel/sbousseaden__cmds_over_dns_txt.pcap", "dns_tunnel", "192.168.100.121"),
     alert("dns_tunnel/korving__doh_c2_dnstt_ios11.pcap", "dns_tunnel", "192.168.0.10"),
-    miss(
-        "dns_tunnel/ndpi__dns-exf.pcap",
-        "dns_tunnel",
-        "192.168.2.225",
-        "one query with an 80-character name: every rule wants several (min_long_queries = 5)",
-    ),
+    alert("dns_tunnel/ndpi__dns-exf.pcap", "dns_tunnel", "192.168.2.225"),
     alert("dns_tunnel/dmachard__iodine.pcap", "dns_tunnel", "192.168.1.17"),
     alert("dns_tunnel/dmachard__sods.pcap", "dns_tunnel", "192.168.1.17"),
     alert("dns_tunnel/ndpi__dns_exfiltration.pcap", "dns_tunnel", "192.168.220.56"),
