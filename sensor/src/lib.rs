@@ -30,3 +30,4 @@ pub mod reload;
 pub mod selftest;
 pub mod stats;
 pub mod synth;
+mod tls;
