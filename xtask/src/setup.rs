@@ -66,6 +66,9 @@ const APT_PACKAGES: &[&str] = &[
     "libpcre3",
     "libwrap0",
     "libglib2.0-0",
+    // Flow export tests (tests/tests/export_ipfix.rs): real IPFIX / NetFlow v9 collectors.
+    "nfdump",
+    "pmacct",
 ];
 
 /// What `cargo xtask bench --live` runs besides the sensor; `--peers` wants softflowd and
@@ -188,6 +191,7 @@ const TEST_SERVICES: &[(&str, &str)] = &[
     ("rsyslog", "rsyslog.service"),
     ("softflowd", "softflowd.service"),
     ("suricata", "suricata.service"),
+    ("nfdump", "nfdump.service"),
 ];
 
 fn disable_test_services(installed: &[&str]) {

@@ -251,11 +251,14 @@ impl Backoff {
 }
 
 /// One line when an exporter starts failing, then at most one per [`LOG_EVERY`], and one when
-/// it recovers.
+/// it recovers from a failure that was logged. The rate limit outlives a recovery: a UDP
+/// collector that is down makes every other send fail (the ICMP error of one datagram
+/// surfaces on the next send), which must not log two lines per message.
 #[derive(Debug, Default)]
 pub(crate) struct FailureLog {
     failing_since: Option<Instant>,
     last_logged: Option<Instant>,
+    logged: bool,
     failures: u64,
 }
 
@@ -269,6 +272,7 @@ impl FailureLog {
             return;
         }
         self.last_logged = Some(now);
+        self.logged = true;
         eprintln!(
             "nbad-sensor: flow export {} ({} to {}) cannot send: {reason}; retrying with backoff, records queue up \
              to {} and are dropped (counted) past that",
@@ -278,7 +282,9 @@ impl FailureLog {
 
     pub(crate) fn success(&mut self, stats: &ExporterStats) {
         stats.set_error(None);
-        if let Some(since) = self.failing_since.take() {
+        if let Some(since) = self.failing_since.take()
+            && self.logged
+        {
             eprintln!(
                 "nbad-sensor: flow export {} sends again after {} failed attempts over {:.0?}",
                 stats.name,
@@ -286,7 +292,8 @@ impl FailureLog {
                 since.elapsed()
             );
         }
-        *self = Self::default();
+        self.failures = 0;
+        self.logged = false;
     }
 }
 
