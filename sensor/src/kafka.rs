@@ -289,6 +289,29 @@ impl KafkaClientSettings {
     }
 }
 
+impl KafkaClientSettings {
+    /// The client keys of a `type = "kafka"` sink (whose `timeout_ms` is a common sink key,
+    /// printed with the others), as TOML lines after `brokers`.
+    pub(crate) fn write_sink_effective(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        writeln!(f, "topic = {}\ncreate_partitions = {}", q(&self.topic), self.create_partitions)?;
+        writeln!(f, "compression = {}\ntls = {}", q(self.compression.name()), self.tls.is_some())?;
+        if let Some(tls) = &self.tls {
+            if let Some(ca) = &tls.ca_file {
+                writeln!(f, "ca_file = {}", q(&ca.display().to_string()))?;
+            }
+            if let Some((cert, key)) = &tls.client_cert {
+                writeln!(f, "client_cert_file = {}", q(&cert.display().to_string()))?;
+                writeln!(f, "client_key_file = {}", q(&key.display().to_string()))?;
+            }
+        }
+        if let Some(s) = &self.sasl {
+            writeln!(f, "sasl_mechanism = {}\nsasl_username = {}", q(&s.mechanism), q(&s.username))?;
+            writeln!(f, "sasl_password = {}", q(&s.password))?;
+        }
+        Ok(())
+    }
+}
+
 /// A Kafka failure, sorted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KafkaError {

@@ -87,3 +87,23 @@ fn export_settings_round_trip_through_the_effective_configuration() {
     let again = config::from_str(&text, c.origin()).expect("effective config loads");
     assert_eq!(again, c, "{text}");
 }
+
+#[test]
+fn a_kafka_alert_sink_loads_round_trips_and_refuses_keys_of_other_types() {
+    let c = parse(
+        "[[alerts.sinks]]\ntype = \"kafka\"\nname = \"k\"\nbrokers = [\"127.0.0.1:9092\"]\ncompression = \"gzip\"\n\
+         tls = true\nca_file = \"/etc/ssl/ca.pem\"\nsasl_mechanism = \"SCRAM-SHA-256\"\nsasl_username = \"nbad\"\n",
+    )
+    .expect("valid");
+    let crate::deliver::SinkKind::Kafka { client } = &c.alerts.sinks[0].kind else { panic!("a kafka sink") };
+    assert_eq!((client.topic.as_str(), client.compression), ("nbad-alerts", Compression::Gzip));
+    assert_eq!(client.sasl.as_ref().map(|s| s.mechanism.as_str()), Some("SCRAM-SHA-256"));
+    let text = c.effective_toml();
+    assert_eq!(config::from_str(&text, c.origin()).expect("effective config loads"), c, "{text}");
+    let m = rejection(
+        "[[alerts.sinks]]\ntype = \"kafka\"\nname = \"k\"\nbrokers = [\"k:9092\"]\nurl = \"http://x\"\n",
+    );
+    assert!(m.contains("alerts.sinks[0].url") && m.contains("brokers"), "{m}");
+    let m = rejection("[[alerts.sinks]]\ntype = \"kafka\"\nname = \"k\"\n");
+    assert!(m.contains("alerts.sinks[0].brokers = []"), "{m}");
+}
