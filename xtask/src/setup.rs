@@ -282,15 +282,18 @@ fn ensure_delivery_receivers() -> Result<()> {
 /// `dynostore` feature (the `memory://` storage engine) into `target/tansu/bin`, where
 /// tests/src/receivers/kafka.rs looks. The build takes 11 to 19 minutes on two cores, so it is
 /// kept: its own target folder (`target/tansu-build`) and the binary survive `cargo clean -p`
-/// of the workspace, and a present binary of the right version is not rebuilt.
+/// of the workspace, and a present binary of the right version is not rebuilt. A `tansu` of
+/// that version on PATH (the tests look there first) is taken as it is.
 fn ensure_tansu() -> Result<()> {
     let root = crate::repo_root().join("target/tansu");
     let bin = root.join("bin/tansu");
-    // `tansu --version` prints "tansu 0.6.0".
-    let version = cmd::probe(Command::new(&bin).arg("--version"))?;
-    if version.as_deref().and_then(|v| v.split_whitespace().nth(1)) == Some(TANSU_VERSION) {
-        note(&format!("tansu {TANSU_VERSION}: built in target/tansu present"));
-        return Ok(());
+    for (program, where_) in [(bin.clone(), "built in target/tansu"), (PathBuf::from("tansu"), "on PATH")] {
+        // `tansu --version` prints "tansu 0.6.0".
+        let version = cmd::probe(Command::new(&program).arg("--version"))?;
+        if version.as_deref().and_then(|v| v.split_whitespace().nth(1)) == Some(TANSU_VERSION) {
+            note(&format!("tansu {TANSU_VERSION}: {where_} present"));
+            return Ok(());
+        }
     }
     let spec = format!("tansu@{TANSU_VERSION}");
     let build = crate::repo_root().join("target/tansu-build");
