@@ -328,21 +328,18 @@ fn classify(what: &str, e: &rskafka::client::error::Error) -> KafkaError {
     use rskafka::client::error::{Error, ProtocolError as P};
     let text = format!("kafka {what}: {e}");
     match e {
-        Error::ServerError { protocol_error, .. }
-            if matches!(
-                protocol_error,
+        Error::ServerError {
+            protocol_error:
                 P::MessageTooLarge
-                    | P::RecordListTooLarge
-                    | P::InvalidRecord
-                    | P::InvalidTopicException
-                    | P::TopicAuthorizationFailed
-                    | P::ClusterAuthorizationFailed
-                    | P::SaslAuthenticationFailed
-                    | P::UnsupportedCompressionType
-            ) =>
-        {
-            KafkaError::Permanent(text)
-        }
+                | P::RecordListTooLarge
+                | P::InvalidRecord
+                | P::InvalidTopicException
+                | P::TopicAuthorizationFailed
+                | P::ClusterAuthorizationFailed
+                | P::SaslAuthenticationFailed
+                | P::UnsupportedCompressionType,
+            ..
+        } => KafkaError::Permanent(text),
         _ => KafkaError::Retriable(text),
     }
 }

@@ -155,7 +155,10 @@ fn nfcapd_stores_the_packets_and_bytes_of_every_flow_in_ipfix_biflow_unidirectio
     let mut collectors = Vec::new();
     let mut started = Vec::new();
     for (name, keys) in MODES {
-        let Some(n) = Nfcapd::start(dir.path())? else { return Ok(not_installed("nfcapd")) };
+        let Some(n) = Nfcapd::start(dir.path())? else {
+            not_installed("nfcapd");
+            return Ok(());
+        };
         collectors.push((name.to_owned(), format!("127.0.0.1:{}", n.port), keys));
         started.push((name, n));
     }
@@ -181,7 +184,10 @@ fn nfacctd_accounts_the_packets_and_bytes_of_every_flow_in_ipfix_and_netflow9_un
     let mut started = Vec::new();
     // pmacct does not account biflow records (see the module docs): unidirectional only.
     for &(name, keys) in &MODES[1..] {
-        let Some(n) = Nfacctd::start(dir.path())? else { return Ok(not_installed("nfacctd")) };
+        let Some(n) = Nfacctd::start(dir.path())? else {
+            not_installed("nfacctd");
+            return Ok(());
+        };
         collectors.push((name.to_owned(), format!("127.0.0.1:{}", n.port), keys));
         started.push((name, n));
     }

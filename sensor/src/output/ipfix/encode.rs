@@ -208,10 +208,11 @@ impl Encoder {
         let template = self.templates[slot].0;
         let len = ie::record_len(&self.templates[slot].1);
         let need = len + if self.set.is_some_and(|(t, _)| t == template) { 0 } else { SET_HEADER + 3 };
-        if self.data_records > 0 && self.buf.len() + need > self.max_bytes {
-            if let Some(m) = self.finish(clock) {
-                out.push(m);
-            }
+        if self.data_records > 0
+            && self.buf.len() + need > self.max_bytes
+            && let Some(m) = self.finish(clock)
+        {
+            out.push(m);
         }
         if self.set.is_none_or(|(t, _)| t != template) {
             if let Some((_, start)) = self.set.take() {

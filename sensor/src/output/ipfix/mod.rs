@@ -161,13 +161,13 @@ impl Exporter<'_> {
         if self.s.transport != TransportKind::Udp || self.transport.needs_session() {
             return;
         }
-        if self.last_templates.is_some_and(|t| t.elapsed() >= self.s.template_refresh) {
-            if let Err(e) = self.send_templates() {
-                self.stats.send_errors.fetch_add(1, Relaxed);
-                self.log.failure(self.stats, &e.to_string());
-                // Tried again at the next turn of the loop.
-                self.last_templates = Some(Instant::now() - self.s.template_refresh + Duration::from_secs(1));
-            }
+        if self.last_templates.is_some_and(|t| t.elapsed() >= self.s.template_refresh)
+            && let Err(e) = self.send_templates()
+        {
+            self.stats.send_errors.fetch_add(1, Relaxed);
+            self.log.failure(self.stats, &e.to_string());
+            // Tried again at the next turn of the loop.
+            self.last_templates = Some(Instant::now() - self.s.template_refresh + Duration::from_secs(1));
         }
     }
 }

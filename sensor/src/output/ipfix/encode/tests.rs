@@ -15,8 +15,8 @@ fn v4(a: [u8; 4]) -> [u8; 16] {
 fn record(v6: bool, client: (u64, u64), server: (u64, u64)) -> FlowRecord {
     let (lo, hi) = if v6 {
         (
-            "2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
-            "2001:db8::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+            "2001:db8::1".parse::<std::net::Ipv6Addr>().expect("address").octets(),
+            "2001:db8::2".parse::<std::net::Ipv6Addr>().expect("address").octets(),
         )
     } else {
         (v4([192, 0, 2, 1]), v4([198, 51, 100, 7]))
@@ -51,11 +51,14 @@ fn record(v6: bool, client: (u64, u64), server: (u64, u64)) -> FlowRecord {
     }
 }
 
+/// One data record: (element id, PEN) → value bytes.
+type Record = HashMap<(u16, Option<u32>), Vec<u8>>;
+
 /// What the decoder found in a stream of messages.
 #[derive(Debug, Default)]
 struct Decoded {
-    /// Data records as (field id, pen) → value bytes.
-    records: Vec<HashMap<(u16, Option<u32>), Vec<u8>>>,
+    /// The data records.
+    records: Vec<Record>,
     /// Header sequence numbers.
     seqs: Vec<u32>,
 }
@@ -195,7 +198,7 @@ fn a_biflow_record_carries_client_counters_forward_and_server_counters_reversed(
     assert_eq!(get(136, None), 2, "active timeout");
     assert_eq!(get(152, None), 1_700_000_000_000);
     assert_eq!(get(153, None), 1_700_000_000_010);
-    let cid = String::from_utf8(rec[&(ie::nbad::COMMUNITY_ID, Some(ie::NBAD_PEN))].clone()).unwrap();
+    let cid = String::from_utf8(rec[&(ie::nbad::COMMUNITY_ID, Some(ie::NBAD_PEN))].clone()).expect("UTF-8");
     assert!(cid.starts_with("1:") && cid.len() == 30, "{cid}");
 }
 
@@ -237,7 +240,7 @@ fn messages_stay_under_the_size_limit_and_sequence_numbers_count_records_or_pack
     assert_eq!(d.seqs[0], 0);
     for (seq, m) in d.seqs[1..].iter().zip(&data) {
         assert_eq!(*seq, expect);
-        expect += u32::try_from(m.data_records).unwrap();
+        expect += u32::try_from(m.data_records).expect("fits");
     }
     let total: u64 =
         d.records.iter().map(|r| be64(&r[&(1, None)]) + be64(&r[&(1, Some(ie::REVERSE_PEN))])).sum();
@@ -247,7 +250,7 @@ fn messages_stay_under_the_size_limit_and_sequence_numbers_count_records_or_pack
     let (msgs, _) = run(Protocol::NetflowV9, RecordMode::Unidirectional, &records, 600);
     let d = decode(Protocol::NetflowV9, &msgs);
     // v9: packets sent before this one, the template packet included.
-    assert_eq!(d.seqs, (0..u32::try_from(msgs.len()).unwrap()).collect::<Vec<_>>());
+    assert_eq!(d.seqs, (0..u32::try_from(msgs.len()).expect("fits")).collect::<Vec<_>>());
 }
 
 #[test]
@@ -262,11 +265,11 @@ fn the_templates_list_every_field_the_data_records_carry() {
                 let mut e = Encoder::new(protocol, mode, 7, 1400);
                 let mut out = Vec::new();
                 e.push(&record(v6, (1, 40), (1, 40)), ExportClock::default(), &mut out);
-                let m = e.finish(ExportClock::default()).unwrap();
+                let m = e.finish(ExportClock::default()).expect("a message");
                 let hdr = if protocol == Protocol::Ipfix { 16 } else { 20 };
                 let per = ie::record_len(&fields);
                 let body = m.bytes.len() - hdr - 4;
-                let n = usize::try_from(m.data_records).unwrap();
+                let n = usize::try_from(m.data_records).expect("fits");
                 assert!(body >= per * n && body < per * n + 4, "{protocol:?} {mode:?} v6={v6}");
             }
         }
