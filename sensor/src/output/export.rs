@@ -410,4 +410,70 @@ mod tests {
         assert!(matches!(rx.recv(Duration::ZERO), Recv::Records(c) if c.len() == 2));
         assert!(matches!(rx.recv(Duration::ZERO), Recv::Closed));
     }
+    /// The real exporter thread against a UDP socket of the test's: templates go first, again
+    /// every `template_refresh`, and every record is sent with consecutive sequence numbers.
+    #[test]
+    fn the_ipfix_exporter_sends_templates_first_and_again_every_refresh_interval() {
+        use crate::output::ipfix::ie::{Protocol, RecordMode};
+        use crate::output::ipfix::transport::TransportKind;
+        let collector = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        collector.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        let address = collector.local_addr().expect("address");
+        let settings = crate::output::config::IpfixSettings {
+            name: "t".into(),
+            collector: address.to_string(),
+            address,
+            protocol: Protocol::Ipfix,
+            transport: TransportKind::Udp,
+            record_mode: RecordMode::Biflow,
+            observation_domain_id: 9,
+            template_refresh: Duration::from_secs(1),
+            max_message_bytes: 1400,
+            flush_interval: Duration::from_millis(20),
+            queue_records: 100,
+            timeout: Duration::from_secs(1),
+            retry_initial: Duration::from_millis(10),
+            retry_max: Duration::from_millis(10),
+        };
+        let stats = Arc::new(ExporterStats::new("t", "ipfix", address.to_string(), 100));
+        let (tx, rx) = queue(&stats);
+        let feed = ExportFeed { queues: vec![tx] };
+        let drain = Arc::new(Drain::default());
+        let (st, d) = (Arc::clone(&stats), Arc::clone(&drain));
+        let thread = std::thread::spawn(move || crate::output::ipfix::run(&settings, &rx, &st, &d));
+        let r = crate::output::test_record();
+        let mut sets = Vec::new();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(2600) {
+            feed.offer(&[r]);
+            let mut buf = [0u8; 2048];
+            while let Ok(n) = collector.recv(&mut buf) {
+                // (set id, sequence number) of each message.
+                sets.push((
+                    u16::from_be_bytes([buf[16], buf[17]]),
+                    u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
+                ));
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        drop(feed);
+        thread.join().expect("exporter thread");
+        let templates: Vec<usize> =
+            sets.iter().enumerate().filter(|(_, (id, _))| *id == 2).map(|(i, _)| i).collect();
+        assert_eq!(templates.first(), Some(&0), "templates first: {sets:?}");
+        assert!(templates.len() >= 3, "templates at 0, ~1 s and ~2 s: {sets:?}");
+        let data: Vec<u32> = sets.iter().filter(|(id, _)| *id == 256).map(|(_, seq)| *seq).collect();
+        assert_eq!(
+            data,
+            (0..u32::try_from(data.len()).expect("fits")).collect::<Vec<_>>(),
+            "one record per message, consecutive"
+        );
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.offered, s.sent, s.template_sends),
+            (data.len() as u64, data.len() as u64, templates.len() as u64)
+        );
+    }
 }
