@@ -428,6 +428,9 @@ pub struct ExporterJson {
     pub connects: u64,
     /// Flow records in the queue now.
     pub queued: u64,
+    /// Flow records in the on-disk spool not yet sent (`[output.kafka] spool_dir`), records of
+    /// an earlier run included.
+    pub spooled: u64,
     /// The queue's capacity in flow records.
     pub queue_capacity: u64,
     /// False from a failed send until the next successful one.

@@ -219,3 +219,72 @@ fn flow_records_reach_kafka_with_the_json_outputs_counts_and_each_flow_on_one_pa
     println!("{} flow records in Kafka, {} flows, equal to the JSON output", values.len(), want.len());
     Ok(())
 }
+
+#[test]
+fn flow_records_spooled_while_kafka_is_away_are_produced_at_the_next_start() -> Result<()> {
+    let Some(corpus) = Corpus::open_or_skip()? else { return Ok(()) };
+    if nbad_tests::receivers::find_program("tansu", &[nbad_tests::receivers::kafka::tansu_path()]).is_none() {
+        not_installed("tansu");
+        return Ok(());
+    }
+    let _ran = nbad_tests::gate::Ran::start();
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let cfg = dir.path().join("sensor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sensor]\nid = \"kafka-spool\"\n[detection]\nenabled = false\n[output.kafka]\n\
+             brokers = [\"127.0.0.1:{port}\"]\ntopic = \"flows\"\ncreate_partitions = {PARTITIONS}\n\
+             timeout_ms = 1000\nretry_initial_ms = 100\nretry_max_ms = 300\nspool_dir = \"{}\"\n",
+            dir.path().join("flow-spool").display()
+        ),
+    )?;
+    let replay = |capture: &str| -> Result<(flows::FlowTotals, Value)> {
+        let capture = corpus.path(corpus.entry(capture)?);
+        let flows_path = dir.path().join("flows.json");
+        let stats_path = dir.path().join("stats.json");
+        let _ = std::fs::remove_file(&flows_path);
+        let args: [&OsStr; 9] = [
+            OsStr::new("replay"),
+            OsStr::new("--quiet"),
+            OsStr::new("--config"),
+            cfg.as_os_str(),
+            OsStr::new("--flows"),
+            flows_path.as_os_str(),
+            OsStr::new("--stats"),
+            stats_path.as_os_str(),
+            capture.as_os_str(),
+        ];
+        let run = sensor::run(&args, dir.path(), Duration::from_secs(120))?;
+        ensure!(run.succeeded(), "{}", run.describe());
+        let stats = sensor::read_stats(&stats_path)?;
+        let x = stats.pointer("/output/export/0").cloned().context("no export stats")?;
+        Ok((flows::totals_from_records(&sensor::read_json_lines(&flows_path)?)?, x))
+    };
+    let n = |x: &Value, k: &str| x.get(k).and_then(Value::as_u64).unwrap_or(u64::MAX);
+
+    // No broker: everything stays in the spool, nothing is dropped.
+    let (first, x) = replay("benign_mixed/ndpi__1kxun.pcap")?;
+    ensure!(n(&x, "sent") == 0 && n(&x, "spooled") == n(&x, "offered"), "all spooled: {x}");
+    ensure!(n(&x, "dropped_queue_full") + n(&x, "dropped_shutdown") == 0, "nothing dropped: {x}");
+    let offered_first = n(&x, "offered");
+
+    // The broker is up at the next start: the spool's records go out with the new ones.
+    let tansu = Tansu::start(dir.path(), port, port)?.context("tansu installed")?;
+    let (second, x) = replay("icmp_tunnel/ndpi__icmp-tunnel.pcap")?;
+    ensure!(n(&x, "sent") == offered_first + n(&x, "offered") && n(&x, "spooled") == 0, "all produced: {x}");
+    let mut want = first;
+    for (k, t) in second {
+        want.entry(k).or_default().add(t.packets, t.bytes);
+    }
+    let values: Vec<Value> = tansu.consume("flows")?.into_iter().map(|(_, v)| v).collect();
+    let got = flows::totals_from_records(&values)?;
+    let diff = flows::diff(&want, &got);
+    ensure!(diff.is_empty(), "{} flows differ:\n{}", diff.len(), flows::render_diff(&diff, 12));
+    println!(
+        "{} records spooled without a broker, produced at the next start with the next run's",
+        offered_first
+    );
+    Ok(())
+}

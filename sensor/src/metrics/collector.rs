@@ -128,6 +128,14 @@ fn export(e: &mut Enc<'_>, x: &[crate::stats::ExporterJson]) -> fmt::Result {
     )?;
     labelled(
         e,
+        "nbad_export_spooled",
+        "Flow records in the exporter's on-disk spool, not yet sent",
+        MetricType::Gauge,
+        "exporter",
+        x.iter().map(|j| (j.name.as_str(), j.spooled)),
+    )?;
+    labelled(
+        e,
         "nbad_export_up",
         "Whether the exporter's last send succeeded (1) or not (0)",
         MetricType::Gauge,

@@ -74,6 +74,8 @@ pub(crate) struct RawKafkaOutput {
     pub timeout_ms: i64,
     pub retry_initial_ms: i64,
     pub retry_max_ms: i64,
+    pub spool_dir: String,
+    pub spool_max_bytes: i64,
     pub tls: bool,
     pub ca_file: String,
     pub client_cert_file: String,
@@ -96,6 +98,8 @@ impl Default for RawKafkaOutput {
             timeout_ms: 10_000,
             retry_initial_ms: 100,
             retry_max_ms: 10_000,
+            spool_dir: String::new(),
+            spool_max_bytes: 1 << 30,
             tls: false,
             ca_file: String::new(),
             client_cert_file: String::new(),
@@ -155,6 +159,10 @@ pub struct KafkaOutputSettings {
     pub retry_initial: Duration,
     /// Backoff cap.
     pub retry_max: Duration,
+    /// Flow records go through an on-disk spool here first (`None`: the in-memory queue only).
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// The spool's size limit in bytes; past it, records are dropped and counted.
+    pub spool_max_bytes: u64,
 }
 
 /// Flow export settings: every collector and the Kafka output.
@@ -313,6 +321,20 @@ fn kafka_output(c: &Check<'_>, raw: RawKafkaOutput) -> Result<KafkaOutputSetting
         queue_records: c.int(&key("queue_records"), raw.queue_records, 1, 16_777_216, "records")?,
         retry_initial: c.ms(&key("retry_initial_ms"), raw.retry_initial_ms, 1, 600_000)?,
         retry_max: c.ms(&key("retry_max_ms"), raw.retry_max_ms, raw.retry_initial_ms.max(1), 3_600_000)?,
+        spool_max_bytes: c.int(
+            &key("spool_max_bytes"),
+            raw.spool_max_bytes,
+            1 << 20,
+            1 << 40,
+            "bytes (1 MiB to 1 TiB)",
+        )?,
+        spool_dir: match raw.spool_dir.as_str() {
+            "" => None,
+            d if d.contains('\0') => {
+                return Err(c.invalid(&key("spool_dir"), q(d), "a directory path, or \"\" for no spool"));
+            }
+            d => Some(std::path::PathBuf::from(d)),
+        },
     })
 }
 
@@ -331,6 +353,7 @@ impl ExportSettings {
                 writeln!(f, "batch_max_records = {}\nlinger_ms = {}", d.batch_max_records, d.linger_ms)?;
                 writeln!(f, "queue_records = {}", d.queue_records)?;
                 writeln!(f, "retry_initial_ms = {}\nretry_max_ms = {}", d.retry_initial_ms, d.retry_max_ms)?;
+                writeln!(f, "spool_dir = {}\nspool_max_bytes = {}", q(&d.spool_dir), d.spool_max_bytes)?;
             }
             Some(k) => {
                 let brokers: Vec<String> = k.client.brokers.iter().map(|b| q(b)).collect();
@@ -344,6 +367,8 @@ impl ExportSettings {
                     ms(k.retry_initial),
                     ms(k.retry_max)
                 )?;
+                let dir = k.spool_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
+                writeln!(f, "spool_dir = {}\nspool_max_bytes = {}", q(&dir), k.spool_max_bytes)?;
             }
         }
         for s in &self.ipfix {

@@ -13,8 +13,9 @@
 //!   chunk (the newest records) and counts them in `dropped_queue_full`. A slow or dead
 //!   collector costs records, counted, never packets.
 //! - **Every record is accounted for**: `offered = sent + dropped_queue_full +
-//!   dropped_send_error + dropped_shutdown + queued`, per exporter, in the stats JSON and the
-//!   Prometheus metrics.
+//!   dropped_send_error + dropped_shutdown + queued (+ spooled)`, per exporter, in the stats
+//!   JSON and the Prometheus metrics. With a spool (`[output.kafka] spool_dir`), records an
+//!   earlier run left there are sent too, so `sent` can pass `offered`.
 //! - **Retries**: a retriable send error (refused, reset, timeout, a broker down) is retried
 //!   with capped exponential backoff and full jitter, forever while the sensor runs (the
 //!   queue in front absorbs and then drops); a permanent one (EMSGSIZE, a record the broker
@@ -57,6 +58,7 @@ pub(crate) struct ExporterStats {
     pub send_errors: AtomicU64,
     pub connects: AtomicU64,
     pub queued: AtomicUsize,
+    pub spooled: AtomicU64,
     pub queue_capacity: usize,
     pub healthy: AtomicBool,
     pub last_error: Mutex<Option<String>>,
@@ -80,6 +82,7 @@ impl ExporterStats {
             send_errors: AtomicU64::new(0),
             connects: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
+            spooled: AtomicU64::new(0),
             queue_capacity,
             healthy: AtomicBool::new(true),
             last_error: Mutex::new(None),
@@ -111,6 +114,7 @@ impl ExporterStats {
             send_errors: self.send_errors.load(Relaxed),
             connects: self.connects.load(Relaxed),
             queued: self.queued.load(Relaxed) as u64,
+            spooled: self.spooled.load(Relaxed),
             queue_capacity: self.queue_capacity as u64,
             healthy: self.healthy.load(Relaxed),
             last_error: self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),

@@ -9,17 +9,31 @@
 //! record the broker refuses for good) drop that record, counted. The client is shared with
 //! the alert sink: see [`crate::kafka`] for why rskafka.
 //!
-//! Not here yet: spooling flow records to disk when the brokers are away (the alert spool
-//! could hold them, at the cost of a disk write per record); records are dropped past the
-//! queue instead, and the counters say how many.
+//! With `spool_dir` set, every record goes through an on-disk spool first (the alert spool,
+//! in a directory of its own, with one reader: cursor `kafka-flows.cursor`): the producer reads
+//! batches from its cursor and moves it when the broker acknowledged them, so an outage costs
+//! disk space instead of records, and what is left at a stop is sent at the next start. When
+//! the spool holds `spool_max_bytes` the newest records are dropped (counted in
+//! `dropped_queue_full`). It is never fsync'ed: a crash of the sensor loses nothing it had
+//! appended, a crash of the machine may lose the last seconds. Without a spool, records are
+//! dropped past the in-memory queue, and the counters say how many.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::config::KafkaOutputSettings;
+use std::sync::Arc;
+
 use super::export::{Backoff, Drain, ExporterStats, FailureLog, QueueRx, Recv};
 use super::flow_json::ecs_document;
+use crate::deliver::spool::Spool;
+use crate::deliver::spool::reader::{Reader, Spooled};
+use crate::deliver::{DeliverySettings, FsyncPolicy};
+use crate::flow::FlowRecord;
 use crate::kafka::{KafkaError, Producer};
+
+/// The spool reader's name (its cursor file is `kafka-flows.cursor`).
+const SPOOL_READER: &str = "kafka-flows";
 
 /// One message: key, value, timestamp in ms.
 type Msg = (Vec<u8>, Vec<u8>, i64);
@@ -69,6 +83,16 @@ pub(crate) fn run(
         backoff: Backoff::new(k.retry_initial, k.retry_max),
         log: FailureLog::default(),
     };
+    if let Some(dir) = &k.spool_dir {
+        match open_spool(dir, k.spool_max_bytes) {
+            Ok(spool) => return run_spooled(&mut e, sensor_id, rx, &spool),
+            Err(err) => eprintln!(
+                "nbad-sensor: error: flow export kafka: cannot open the flow spool {}: {err}; records go through \
+                 the in-memory queue only",
+                dir.display()
+            ),
+        }
+    }
     let mut batch: Vec<Msg> = Vec::with_capacity(k.batch_max_records);
     let mut oldest: Option<Instant> = None;
     loop {
@@ -108,19 +132,130 @@ pub(crate) fn run(
     }
 }
 
+/// The flow spool in `dir`: never fsync'ed, never waiting for room (a full spool refuses).
+fn open_spool(dir: &std::path::Path, max_bytes: u64) -> Result<Arc<Spool>, crate::deliver::SpoolError> {
+    let settings = DeliverySettings {
+        spool_dir: dir.to_path_buf(),
+        spool_max_bytes: max_bytes,
+        segment_bytes: (max_bytes / 2).min(16 << 20),
+        fsync: FsyncPolicy::Never,
+        full_wait: Duration::ZERO,
+        drain_timeout: Duration::ZERO,
+        dead_letter: dir.join("unused-dead-letter.jsonl"),
+        sinks: Vec::new(),
+    };
+    Spool::open(&settings).map(Arc::new)
+}
+
+/// A spooled message: key length (2 octets), timestamp (8), key, value.
+fn encode_spooled(key: &[u8], value: &[u8], ts: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10 + key.len() + value.len());
+    out.extend_from_slice(&u16::try_from(key.len()).unwrap_or(u16::MAX).to_be_bytes());
+    out.extend_from_slice(&ts.to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
+    out
+}
+
+fn decode_spooled(p: &[u8]) -> Option<Msg> {
+    let klen = usize::from(u16::from_be_bytes([*p.first()?, *p.get(1)?]));
+    let ts = i64::from_be_bytes(p.get(2..10)?.try_into().ok()?);
+    let key = p.get(10..10 + klen)?.to_vec();
+    let value = p.get(10 + klen..)?.to_vec();
+    Some((key, value, ts))
+}
+
+/// One record as a message: key = Community ID, value = the ECS document.
+fn message(r: &FlowRecord, sensor_id: &str) -> Option<Msg> {
+    let (value, community_id) = ecs_document(r, sensor_id).ok()?;
+    let ts = i64::try_from(r.end_ns / 1_000_000).unwrap_or(i64::MAX);
+    Some((community_id.into_bytes(), value, ts))
+}
+
+/// The loop with a spool: records are appended as they come; batches are read from the
+/// cursor, produced, and the cursor moved once the broker took them. At the end, what the
+/// drain time did not send stays in the spool for the next start.
+fn run_spooled(e: &mut Exporter<'_>, sensor_id: &str, rx: &QueueRx, spool: &Arc<Spool>) {
+    let mut reader = Reader::open(spool, SPOOL_READER);
+    let k = e.k;
+    let mut held: Vec<Spooled> = Vec::new();
+    loop {
+        let wait = if held.is_empty() {
+            Duration::from_millis(200)
+        } else {
+            k.linger.min(Duration::from_millis(200))
+        };
+        let closed = match rx.recv(wait) {
+            Recv::Records(chunk) => {
+                for r in &chunk {
+                    let appended = message(r, sensor_id)
+                        .map(|(key, value, ts)| spool.append(&encode_spooled(&key, &value, ts)));
+                    if !matches!(appended, Some(Ok(_))) {
+                        e.stats.dropped_queue_full.fetch_add(1, Relaxed);
+                    }
+                }
+                false
+            }
+            Recv::Idle => false,
+            Recv::Closed => true,
+        };
+        loop {
+            if held.len() < k.batch_max_records {
+                match reader.next_batch(k.batch_max_records - held.len()) {
+                    Ok(more) => held.extend(more),
+                    Err(err) => e.log.failure(e.stats, &format!("reading the flow spool: {err}")),
+                }
+            }
+            e.stats.spooled.store(spool.next_seq().saturating_sub(reader.cursor().max(1)), Relaxed);
+            let Some(first) = held.first() else { break };
+            let lingered = crate::deliver::spool::now_ms().saturating_sub(first.appended_ms)
+                >= u64::try_from(k.linger.as_millis()).unwrap_or(u64::MAX);
+            if held.len() < k.batch_max_records && !closed && !lingered {
+                break;
+            }
+            let last = held.last().map_or(0, |s| s.seq);
+            let batch: Vec<Msg> = held.iter().filter_map(|s| decode_spooled(&s.payload)).collect();
+            e.stats.dropped_send_error.fetch_add((held.len() - batch.len()) as u64, Relaxed);
+            if !e.deliver_or_keep(batch) {
+                // The drain time is over: the rest stays spooled for the next start.
+                return;
+            }
+            held.clear();
+            if let Err(err) = reader.commit(last + 1) {
+                e.log.failure(e.stats, &format!("saving the flow spool cursor: {err}"));
+            }
+        }
+        if closed {
+            e.stats.spooled.store(spool.next_seq().saturating_sub(reader.cursor().max(1)), Relaxed);
+            return;
+        }
+    }
+}
+
 impl Exporter<'_> {
-    /// Produces `batch` until every record is stored, refused for good, or the drain ends.
-    fn deliver(&mut self, mut batch: Vec<Msg>) {
+    /// Produces `batch` until every record is stored, refused for good, or the drain ends
+    /// (the rest counted in `dropped_shutdown`).
+    fn deliver(&mut self, batch: Vec<Msg>) {
+        let n = batch.len() as u64;
+        let before = self.stats.sent.load(Relaxed) + self.stats.dropped_send_error.load(Relaxed);
+        if !self.deliver_or_keep(batch) {
+            let done = self.stats.sent.load(Relaxed) + self.stats.dropped_send_error.load(Relaxed) - before;
+            self.stats.dropped_shutdown.fetch_add(n.saturating_sub(done), Relaxed);
+        }
+    }
+
+    /// Produces `batch` until every record is stored or refused for good (true), or the drain
+    /// time ends first (false: the rest is not sent).
+    fn deliver_or_keep(&mut self, mut batch: Vec<Msg>) -> bool {
         while !batch.is_empty() {
             if self.drain.expired() {
-                self.stats.dropped_shutdown.fetch_add(batch.len() as u64, Relaxed);
-                return;
+                return false;
             }
             let reason = match self.attempt(&mut batch) {
                 Ok(()) => {
                     self.backoff.reset();
                     self.log.success(self.stats);
-                    return;
+                    return true;
                 }
                 Err(reason) => reason,
             };
@@ -128,6 +263,7 @@ impl Exporter<'_> {
             self.log.failure(self.stats, &reason);
             self.drain.sleep(self.backoff.next());
         }
+        true
     }
 
     /// One produce of `batch`; keeps in it only the records to try again.
