@@ -18,12 +18,11 @@
 //! appended, a crash of the machine may lose the last seconds. Without a spool, records are
 //! dropped past the in-memory queue, and the counters say how many.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::config::KafkaOutputSettings;
-use std::sync::Arc;
-
 use super::export::{Backoff, Drain, ExporterStats, FailureLog, QueueRx, Recv};
 use super::flow_json::ecs_document;
 use crate::deliver::spool::Spool;
