@@ -414,6 +414,80 @@ mod tests {
         assert!(matches!(rx.recv(Duration::ZERO), Recv::Records(c) if c.len() == 2));
         assert!(matches!(rx.recv(Duration::ZERO), Recv::Closed));
     }
+    /// The real exporter thread over TCP against a collector of the test's that drops the first
+    /// connection: the exporter reconnects, and the new session starts with the templates and
+    /// sequence number 0 again (RFC 7011 §8.1, §10.4).
+    #[test]
+    fn an_ipfix_tcp_exporter_resends_templates_and_restarts_sequence_numbers_after_a_reconnect() {
+        use std::io::Read as _;
+
+        use crate::output::ipfix::ie::{Protocol, RecordMode};
+        use crate::output::ipfix::transport::TransportKind;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let settings = crate::output::config::IpfixSettings {
+            name: "t".into(),
+            collector: address.to_string(),
+            address,
+            protocol: Protocol::Ipfix,
+            transport: TransportKind::Tcp,
+            record_mode: RecordMode::Unidirectional,
+            observation_domain_id: 3,
+            template_refresh: Duration::from_secs(60),
+            max_message_bytes: 1400,
+            flush_interval: Duration::from_millis(10),
+            queue_records: 100,
+            timeout: Duration::from_secs(1),
+            retry_initial: Duration::from_millis(10),
+            retry_max: Duration::from_millis(20),
+        };
+        let stats = Arc::new(ExporterStats::new("t", "ipfix", address.to_string(), 100));
+        let (tx, rx) = queue(&stats);
+        let feed = ExportFeed { queues: vec![tx] };
+        let drain = Arc::new(Drain::default());
+        let (st, d) = (Arc::clone(&stats), Arc::clone(&drain));
+        let thread = std::thread::spawn(move || crate::output::ipfix::run(&settings, &rx, &st, &d));
+        let r = crate::output::test_record();
+        // (set id of the first set, sequence number) of each message on one connection.
+        let messages = |c: &mut std::net::TcpStream, want: usize| {
+            let mut out = Vec::new();
+            while out.len() < want {
+                let mut hdr = [0u8; 20];
+                if c.read_exact(&mut hdr).is_err() {
+                    break;
+                }
+                let len = usize::from(u16::from_be_bytes([hdr[2], hdr[3]]));
+                let mut rest = vec![0u8; len - 20];
+                if c.read_exact(&mut rest).is_err() {
+                    break;
+                }
+                out.push((
+                    u16::from_be_bytes([hdr[16], hdr[17]]),
+                    u32::from_be_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]),
+                ));
+            }
+            out
+        };
+        feed.offer(&[r]);
+        let (mut first, _) = listener.accept().expect("first connection");
+        let one = messages(&mut first, 2);
+        drop(first);
+        // Sent into the closed connection (or refused on the next write), then again on a new one.
+        for _ in 0..3 {
+            feed.offer(&[r]);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (mut second, _) = listener.accept().expect("second connection");
+        second.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        let two = messages(&mut second, 2);
+        drop(feed);
+        drop(second);
+        thread.join().expect("exporter thread");
+        assert_eq!(one, [(2, 0), (256, 0)], "templates, then data from sequence number 0");
+        assert_eq!(two.first(), Some(&(2, 0)), "a new session starts with the templates at 0: {two:?}");
+        assert!(stats.snapshot().connects >= 2, "{:?}", stats.snapshot());
+    }
+
     /// The real exporter thread against a UDP socket of the test's: templates go first, again
     /// every `template_refresh`, and every record is sent with consecutive sequence numbers.
     #[test]

@@ -8,6 +8,9 @@
 //! - TCP (IPFIX only): messages back to back on one connection (RFC 7011 §10.4). Any write
 //!   error drops the connection; the next send reconnects, which starts a new transport
 //!   session: templates go first again and sequence numbers restart.
+//!   IPFIX has no acknowledgement: a message the kernel took just before the collector closed
+//!   the connection is counted as sent and lost with it (the collector's sequence check sees
+//!   the gap only within a session).
 //!
 //! Permanent errors are the ones no retry can fix: a message larger than a datagram can be
 //! (`EMSGSIZE`), or an address the socket cannot send to (`EACCES`, `EAFNOSUPPORT`,
