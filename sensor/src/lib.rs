@@ -5,7 +5,8 @@
 //! interface), are [`decode`]d into flow keys, sharded over [`flow`] tables
 //! by the [`pipeline`], and leave as ECS JSON [`output`] records with
 //! [`stats`] about every stage; scored alerts
-//! reach collectors and SIEMs through [`deliver`]. [`protocol`] names what the first payload
+//! reach collectors and SIEMs through [`deliver`]; flow records can also be exported to IPFIX /
+//! NetFlow v9 collectors and Kafka ([`output::export`], with the [`kafka`] client). [`protocol`] names what the first payload
 //! bytes of a flow direction carry (TLS, SSH, HTTP, DNS, ...). [`config`] turns a TOML file into validated
 //! settings; [`synth`] makes deterministic traffic for the demo and tests.
 //! For running as a service: [`reload`] rereads the configuration on SIGHUP, [`metrics`]
@@ -21,6 +22,7 @@ pub mod decode;
 pub mod deliver;
 pub mod detect;
 pub mod flow;
+pub mod kafka;
 pub mod metrics;
 pub mod observe;
 pub mod output;
@@ -30,3 +32,4 @@ pub mod reload;
 pub mod selftest;
 pub mod stats;
 pub mod synth;
+mod tls;

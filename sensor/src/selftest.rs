@@ -470,6 +470,7 @@ pub fn alerts_of_scenario() -> anyhow::Result<Vec<Alert>> {
         hub: None,
         side_alerts: None,
         settings: None,
+        export: None,
         on_alerts: Some(AlertHook(Box::new(move |a: &[Alert]| {
             if let Ok(mut v) = sink.lock() {
                 v.extend_from_slice(a);

@@ -50,7 +50,20 @@ pub struct StatsHub {
     source_extra: Mutex<Vec<(&'static str, u64)>>,
     detection: Mutex<Option<DetectionJson>>,
     delivery: Mutex<Option<serde_json::Value>>,
+    export: Mutex<Option<ExportFn>>,
     started: std::time::Instant,
+}
+
+/// What the flow exporters attach: a function returning each exporter's counters, read at
+/// every snapshot (the exporters keep their own atomics; nothing is published on the hot path).
+pub type ExportSource = dyn Fn() -> Vec<ExporterJson> + Send + Sync;
+
+struct ExportFn(Box<ExportSource>);
+
+impl std::fmt::Debug for ExportFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExportFn")
+    }
 }
 
 /// Publishes `value` into `slot`. Hot-path callers pass `wait = false`: if a
@@ -81,6 +94,7 @@ impl StatsHub {
             source_extra: Mutex::default(),
             detection: Mutex::default(),
             delivery: Mutex::default(),
+            export: Mutex::default(),
             started: std::time::Instant::now(),
         }
     }
@@ -128,6 +142,13 @@ impl StatsHub {
     pub fn publish_delivery(&self, metrics: serde_json::Value) {
         if let Ok(mut slot) = self.delivery.lock() {
             *slot = Some(metrics);
+        }
+    }
+
+    /// Attaches the flow exporters' counters (`output.export` in snapshots).
+    pub fn attach_export(&self, source: Box<ExportSource>) {
+        if let Ok(mut slot) = self.export.lock() {
+            *slot = Some(ExportFn(source));
         }
     }
 
@@ -203,7 +224,10 @@ impl StatsHub {
                 ),
                 unseen_ack_ratio: ratio(loss.unseen_ack_events, loss.ack_events),
             },
-            output: OutputJson { flow_records_written: self.records_written.load(Ordering::Relaxed) },
+            output: OutputJson {
+                flow_records_written: self.records_written.load(Ordering::Relaxed),
+                export: self.export.lock().ok().and_then(|s| s.as_ref().map(|f| (f.0)())).unwrap_or_default(),
+            },
             detection: self.detection.lock().map(|d| d.clone()).unwrap_or_default(),
             delivery: self.delivery.lock().map(|d| d.clone()).unwrap_or_default(),
             workers: self.workers.len(),
@@ -369,6 +393,54 @@ fn ratio(part: u64, whole: u64) -> f64 {
 pub struct OutputJson {
     /// Flow records written.
     pub flow_records_written: u64,
+    /// One entry per flow exporter (`[[output.ipfix]]`, `[output.kafka]`); absent without any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub export: Vec<ExporterJson>,
+}
+
+/// One flow exporter's counters. Flow records: `offered = sent + dropped_queue_full +
+/// dropped_send_error + dropped_shutdown + queued`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ExporterJson {
+    /// The collector's `name` (`kafka` for `[output.kafka]`).
+    pub name: String,
+    /// `ipfix`, `netflow9` or `kafka`.
+    pub kind: String,
+    /// The collector's address, or the brokers and topic.
+    pub destination: String,
+    /// Flow records handed to the exporter.
+    pub offered: u64,
+    /// Flow records sent (UDP: handed to the socket; TCP: written; Kafka: acknowledged).
+    pub sent: u64,
+    /// Flow records dropped because the exporter's queue was full.
+    pub dropped_queue_full: u64,
+    /// Flow records dropped on a permanent send error.
+    pub dropped_send_error: u64,
+    /// Flow records still unsent when the drain at shutdown ended.
+    pub dropped_shutdown: u64,
+    /// IPFIX/v9 data records (two per flow record in unidirectional mode) or Kafka messages.
+    pub data_records: u64,
+    /// IPFIX/v9 messages, or Kafka produce batches, sent.
+    pub messages: u64,
+    /// Bytes sent (messages and templates; Kafka: keys and values before compression).
+    pub bytes: u64,
+    /// Template messages sent.
+    pub template_sends: u64,
+    /// Failed send attempts (each retried).
+    pub send_errors: u64,
+    /// Connections (TCP, Kafka) or sockets (UDP) opened.
+    pub connects: u64,
+    /// Flow records in the queue now.
+    pub queued: u64,
+    /// Flow records in the on-disk spool not yet sent (`[output.kafka] spool_dir`), records of
+    /// an earlier run included.
+    pub spooled: u64,
+    /// The queue's capacity in flow records.
+    pub queue_capacity: u64,
+    /// False from a failed send until the next successful one.
+    pub healthy: bool,
+    /// The last failure's reason.
+    pub last_error: Option<String>,
 }
 
 impl StatsSnapshot {

@@ -66,6 +66,9 @@ const APT_PACKAGES: &[&str] = &[
     "libpcre3",
     "libwrap0",
     "libglib2.0-0",
+    // Flow export tests (tests/tests/export_ipfix.rs): real IPFIX / NetFlow v9 collectors.
+    "nfdump",
+    "pmacct",
 ];
 
 /// What `cargo xtask bench --live` runs besides the sensor; `--peers` wants softflowd and
@@ -74,6 +77,8 @@ const APT_PACKAGES: &[&str] = &[
 const BENCH_PACKAGES: &[&str] = &["tcpreplay"];
 
 const BPF_LINKER_VERSION: &str = "0.10.0";
+/// tansu, the Kafka-protocol broker of the Kafka tests (Apache Kafka is not in Debian).
+const TANSU_VERSION: &str = "0.6.0";
 /// cargo-deb builds the Debian package (`cargo xtask deb`).
 const CARGO_DEB_VERSION: &str = "3.8.0";
 
@@ -85,6 +90,7 @@ pub fn run() -> Result<()> {
     apt.ensure(BENCH_PACKAGES, &[])?;
     crate::bench::peers::install(&mut apt)?;
     ensure_delivery_receivers()?;
+    ensure_tansu()?;
     ensure_rust_toolchains()?;
     ensure_bpf_linker()?;
     ensure_cargo_deb()?;
@@ -188,6 +194,7 @@ const TEST_SERVICES: &[(&str, &str)] = &[
     ("rsyslog", "rsyslog.service"),
     ("softflowd", "softflowd.service"),
     ("suricata", "suricata.service"),
+    ("nfdump", "nfdump.service"),
 ];
 
 fn disable_test_services(installed: &[&str]) {
@@ -269,6 +276,30 @@ fn ensure_delivery_receivers() -> Result<()> {
         "pip install osmem-server",
         Command::new(venv.join("bin/pip")).args(["install", "--quiet", "osmem-server"]),
     )
+}
+
+/// tansu for the Kafka tests (`tests/tests/export_kafka.rs`), built from crates.io with its
+/// `dynostore` feature (the `memory://` storage engine) into `target/tansu/bin`, where
+/// tests/src/receivers/kafka.rs looks. The build takes 11 to 19 minutes on two cores, so it is
+/// kept: its own target folder (`target/tansu-build`) and the binary survive `cargo clean -p`
+/// of the workspace, and a present binary of the right version is not rebuilt. A `tansu` of
+/// that version on PATH (the tests look there first) is taken as it is.
+fn ensure_tansu() -> Result<()> {
+    let root = crate::repo_root().join("target/tansu");
+    let bin = root.join("bin/tansu");
+    for (program, where_) in [(bin.clone(), "built in target/tansu"), (PathBuf::from("tansu"), "on PATH")] {
+        // `tansu --version` prints "tansu 0.6.0".
+        let version = cmd::probe(Command::new(&program).arg("--version"))?;
+        if version.as_deref().and_then(|v| v.split_whitespace().nth(1)) == Some(TANSU_VERSION) {
+            note(&format!("tansu {TANSU_VERSION}: {where_} present"));
+            return Ok(());
+        }
+    }
+    let spec = format!("tansu@{TANSU_VERSION}");
+    let build = crate::repo_root().join("target/tansu-build");
+    let mut install = cmd::cargo(["install", &spec, "--locked", "--features", "dynostore", "--root"]);
+    install.arg(&root).arg("--target-dir").arg(&build);
+    cmd::run("build tansu (11 to 19 minutes on two cores; kept in target/tansu)", &mut install)
 }
 
 fn ensure_rust_toolchains() -> Result<()> {

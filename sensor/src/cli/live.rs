@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
 
-use super::delivery;
+use super::{delivery, export};
 use crate::capture::PacketSource;
 use crate::capture::live::{LiveSource, PromiscuousGuard};
 use crate::capture::xdp::XdpCapture;
@@ -106,6 +106,7 @@ fn run_source<S: PacketSource>(
     // Alerts are spooled for the sinks, and each sink's state is copied into
     // the metrics whenever alerts go out.
     let delivery = delivery::start(cfg)?;
+    let (export, feed) = export::start(cfg, &hub)?.unzip();
     let spool = delivery.clone();
     let stats_hub = Arc::clone(&hub);
     let on_alerts = AlertHook(Box::new(move |alerts: &[crate::alert::Alert]| {
@@ -139,9 +140,11 @@ fn run_source<S: PacketSource>(
         on_alerts: Some(on_alerts),
         side_alerts: Some(side_alerts),
         settings: Some(settings),
+        export: feed,
         hub: Some(Arc::clone(&hub)),
     };
     let snapshot = pipeline::run(cfg, &mut source, opts);
+    export::finish(export, &hub, cfg);
     // The spool is drained (or persisted) after the last alert went in. A live sensor that
     // stops with alerts still spooled is not failing: its next start delivers them.
     if let Some(left) = delivery::finish(delivery, &hub, cfg) {

@@ -10,6 +10,7 @@
 
 mod baseline;
 mod delivery;
+mod export;
 mod live;
 mod progress;
 mod replay;

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use super::delivery;
 use super::progress::{Mode, Progress};
+use super::{delivery, export};
 use crate::capture::file::FileSource;
 use crate::config::{Config, OutputTarget};
 use crate::flow::{EndReason, FlowHasher};
@@ -38,6 +38,7 @@ pub(super) fn replay(
     let mut source = FileSource::new(pcaps)?;
     let hub = Arc::new(StatsHub::new(cfg.flows.workers.max(1)));
     let delivery = delivery::start(cfg)?;
+    let (export, feed) = export::start(cfg, &hub)?.unzip();
     let on_alerts = delivery.as_ref().map(|d| {
         let d = Arc::clone(d);
         AlertHook(Box::new(move |a: &[crate::alert::Alert]| delivery::submit_all(&d, a)))
@@ -54,6 +55,7 @@ pub(super) fn replay(
         on_alerts,
         side_alerts: None,
         settings: None,
+        export: feed,
         hub: Some(Arc::clone(&hub)),
     };
     let shown = Progress::start(
@@ -63,6 +65,7 @@ pub(super) fn replay(
     );
     let snapshot = pipeline::run(cfg, &mut source, opts);
     shown.finish();
+    export::finish(export, &hub, cfg);
     let undelivered = delivery::finish(delivery, &hub, cfg);
     let snapshot = snapshot?;
     if cfg.output.stats != OutputTarget::Stdout {

@@ -99,6 +99,7 @@ impl Display for Effective<'_> {
         writeln!(f, "flows = {}", toml_string(&output.flows.as_config_str()))?;
         writeln!(f, "stats = {}", toml_string(&output.stats.as_config_str()))?;
         writeln!(f, "stats_interval_s = {}", output.stats_interval.as_secs())?;
+        output.export.write_effective(f)?;
 
         writeln!(f, "\n[metrics]")?;
         let listen = metrics.listen.map(|a| a.to_string()).unwrap_or_default();

@@ -17,6 +17,7 @@
 //! `configs/sensor.example.toml`, and a test loads every file in `configs/`. Nothing here
 //! panics on a bad file; the first problem found (in file order) is returned.
 
+pub(crate) mod check;
 mod effective;
 mod error;
 mod raw;

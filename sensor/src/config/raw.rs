@@ -175,11 +175,21 @@ pub(crate) struct RawOutput {
     /// Same convention as `flows`.
     pub stats: String,
     pub stats_interval_s: i64,
+    /// `[[output.ipfix]]`: IPFIX / NetFlow v9 collectors.
+    pub ipfix: Vec<crate::output::config::RawIpfix>,
+    /// `[output.kafka]`: flow records to Kafka (off while `brokers` is empty).
+    pub kafka: crate::output::config::RawKafkaOutput,
 }
 
 impl Default for RawOutput {
     fn default() -> Self {
-        Self { flows: "-".to_owned(), stats: String::new(), stats_interval_s: 10 }
+        Self {
+            flows: "-".to_owned(),
+            stats: String::new(),
+            stats_interval_s: 10,
+            ipfix: Vec::new(),
+            kafka: crate::output::config::RawKafkaOutput::default(),
+        }
     }
 }
 

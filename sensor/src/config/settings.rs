@@ -223,6 +223,8 @@ pub struct OutputSettings {
     pub stats: OutputTarget,
     /// How often live mode prints statistics, 1 s..=1 h.
     pub stats_interval: Duration,
+    /// Flow export: `[[output.ipfix]]` collectors and `[output.kafka]`.
+    pub export: crate::output::config::ExportSettings,
 }
 
 /// `[metrics]`: the Prometheus metrics endpoint.

@@ -335,7 +335,9 @@ impl Check<'_> {
         })
     }
 
-    fn output(&self, raw: RawOutput) -> Result<OutputSettings, ConfigError> {
+    fn output(&self, mut raw: RawOutput) -> Result<OutputSettings, ConfigError> {
+        let ipfix = std::mem::take(&mut raw.ipfix);
+        let kafka = std::mem::take(&mut raw.kafka);
         let flows = self.target("output.flows", raw.flows)?;
         let stats = self.target("output.stats", raw.stats)?;
         if let (OutputTarget::File(f), OutputTarget::File(s)) = (&flows, &stats)
@@ -351,6 +353,7 @@ impl Check<'_> {
             flows,
             stats,
             stats_interval: self.secs("output.stats_interval_s", raw.stats_interval_s, 1, 3600)?,
+            export: crate::output::config::validate(ipfix, kafka, self.origin)?,
         })
     }
 

@@ -81,6 +81,15 @@ pub(crate) struct RawSink {
     pub stream: Option<String>,
     pub maxlen: Option<i64>,
     pub subject: Option<String>,
+    // kafka
+    pub brokers: Option<Vec<String>>,
+    pub topic: Option<String>,
+    pub create_partitions: Option<i64>,
+    pub compression: Option<String>,
+    pub tls: Option<bool>,
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<String>,
 }
 
 /// When the spool calls `fdatasync`.
@@ -224,6 +233,11 @@ pub enum SinkKind {
         /// Stream created over `subject` when missing; "" = the stream must exist.
         stream: String,
     },
+    /// Kafka produce with `acks = -1`, key = `event.id`.
+    Kafka {
+        /// Brokers, topic, compression, TLS, SASL.
+        client: crate::kafka::KafkaClientSettings,
+    },
 }
 
 impl SinkKind {
@@ -238,6 +252,7 @@ impl SinkKind {
             Self::Syslog { .. } => "syslog",
             Self::Redis { .. } => "redis",
             Self::Nats { .. } => "nats",
+            Self::Kafka { .. } => "kafka",
         }
     }
 }
@@ -321,6 +336,14 @@ impl Default for RawSink {
             stream: None,
             maxlen: None,
             subject: None,
+            brokers: None,
+            topic: None,
+            create_partitions: None,
+            compression: None,
+            tls: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
         }
     }
 }

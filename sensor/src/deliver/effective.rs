@@ -92,6 +92,11 @@ impl DeliverySettings {
                 SinkKind::Nats { url, subject, stream } => {
                     writeln!(t, "url = {}\nsubject = {}\nstream = {}", q(url), q(subject), q(stream))?;
                 }
+                SinkKind::Kafka { client } => {
+                    let brokers: Vec<String> = client.brokers.iter().map(|b| q(b)).collect();
+                    writeln!(t, "brokers = [{}]", brokers.join(", "))?;
+                    client.write_sink_effective(&mut t)?;
+                }
             }
             f.write_str(&t)?;
         }

@@ -210,8 +210,8 @@ fn rejection(text: &str) -> String {
 
 #[test]
 fn sink_config_errors_name_the_key_the_value_and_the_valid_values() {
-    let e = rejection("[[alerts.sinks]]\ntype = \"kafka\"\nname = \"k\"\n");
-    assert!(e.contains("alerts.sinks[0].type = \"kafka\"") && e.contains("\"splunk_hec\""), "{e}");
+    let e = rejection("[[alerts.sinks]]\ntype = \"amqp\"\nname = \"k\"\n");
+    assert!(e.contains("alerts.sinks[0].type = \"amqp\"") && e.contains("\"kafka\""), "{e}");
     let e =
         rejection("[[alerts.sinks]]\ntype = \"http\"\nname = \"h\"\nurl = \"http://x\"\nstream = \"s\"\n");
     assert!(e.contains("alerts.sinks[0].stream") && e.contains("type = \"http\""), "{e}");

@@ -13,7 +13,7 @@ use super::config::{
 };
 use crate::config::ConfigError;
 
-const TYPES: [&str; 7] = ["file", "http", "splunk_hec", "elasticsearch", "syslog", "redis", "nats"];
+const TYPES: [&str; 8] = ["file", "http", "splunk_hec", "elasticsearch", "syslog", "redis", "nats", "kafka"];
 
 pub(crate) fn toml_string(value: &str) -> String {
     toml::Value::String(value.to_owned()).to_string()
@@ -126,6 +126,20 @@ fn allowed_keys(kind: &str) -> &'static [&'static str] {
             &["protocol", "address", "server_name", "facility", "app_name", "format", TLS[0], TLS[1], TLS[2]]
         }
         "redis" => &["url", "stream", "maxlen", "format"],
+        "kafka" => &[
+            "brokers",
+            "topic",
+            "create_partitions",
+            "compression",
+            "format",
+            "tls",
+            TLS[0],
+            TLS[1],
+            TLS[2],
+            "sasl_mechanism",
+            "sasl_username",
+            "sasl_password",
+        ],
         _ => &["url", "subject", "stream", "format"],
     }
 }
@@ -153,6 +167,14 @@ fn written_keys(raw: &RawSink) -> Vec<&'static str> {
         ("stream", raw.stream.is_some()),
         ("maxlen", raw.maxlen.is_some()),
         ("subject", raw.subject.is_some()),
+        ("brokers", raw.brokers.is_some()),
+        ("topic", raw.topic.is_some()),
+        ("create_partitions", raw.create_partitions.is_some()),
+        ("compression", raw.compression.is_some()),
+        ("tls", raw.tls.is_some()),
+        ("sasl_mechanism", raw.sasl_mechanism.is_some()),
+        ("sasl_username", raw.sasl_username.is_some()),
+        ("sasl_password", raw.sasl_password.is_some()),
     ];
     flags.into_iter().filter(|(_, written)| *written).map(|(k, _)| k).collect()
 }
@@ -349,6 +371,29 @@ fn sink(c: &Check<'_>, p: &str, raw: RawSink) -> Result<SinkSettings, ConfigErro
                 "entries (0 = no trimming)",
             )?,
         },
+        "kafka" => {
+            let check = crate::config::check::Check { origin: c.origin };
+            let s = |v: &Option<String>| v.clone().unwrap_or_default();
+            let client = crate::kafka::validate_client(
+                &check,
+                p,
+                crate::kafka::RawKafkaClient {
+                    brokers: raw.brokers.clone().unwrap_or_default(),
+                    topic: raw.topic.clone().unwrap_or_else(|| "nbad-alerts".to_owned()),
+                    create_partitions: raw.create_partitions.unwrap_or(0),
+                    compression: raw.compression.clone().unwrap_or_else(|| "lz4".to_owned()),
+                    timeout_ms: raw.timeout_ms,
+                    tls: raw.tls.unwrap_or(false),
+                    ca_file: s(&raw.ca_file),
+                    client_cert_file: s(&raw.client_cert_file),
+                    client_key_file: s(&raw.client_key_file),
+                    sasl_mechanism: s(&raw.sasl_mechanism),
+                    sasl_username: s(&raw.sasl_username),
+                    sasl_password: s(&raw.sasl_password),
+                },
+            )?;
+            SinkKind::Kafka { client }
+        }
         _ => SinkKind::Nats {
             url: c.url(&key("url"), raw.url.clone(), &["nats", "tls"], "\"nats://127.0.0.1:4222\"")?,
             subject: c.non_empty(

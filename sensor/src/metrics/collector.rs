@@ -82,6 +82,68 @@ fn labelled<'a>(
     Ok(())
 }
 
+/// Per flow exporter (label `exporter`, the collector's name): the counters of
+/// [`crate::stats::ExporterJson`].
+fn export(e: &mut Enc<'_>, x: &[crate::stats::ExporterJson]) -> fmt::Result {
+    if x.is_empty() {
+        return Ok(());
+    }
+    type Get = fn(&crate::stats::ExporterJson) -> u64;
+    let counters: [(&str, &str, Get); 11] = [
+        ("nbad_export_records_offered", "Flow records handed to the exporter", |j| j.offered),
+        ("nbad_export_records_sent", "Flow records sent to the collector", |j| j.sent),
+        ("nbad_export_dropped_queue_full", "Flow records dropped: the exporter's queue was full", |j| {
+            j.dropped_queue_full
+        }),
+        ("nbad_export_dropped_send_error", "Flow records dropped on a permanent send error", |j| {
+            j.dropped_send_error
+        }),
+        ("nbad_export_dropped_shutdown", "Flow records unsent when the shutdown drain ended", |j| {
+            j.dropped_shutdown
+        }),
+        ("nbad_export_data_records", "IPFIX/v9 data records or Kafka messages sent", |j| j.data_records),
+        ("nbad_export_messages", "IPFIX/v9 messages or Kafka batches sent", |j| j.messages),
+        ("nbad_export_bytes", "Bytes sent by the exporter", |j| j.bytes),
+        ("nbad_export_template_sends", "IPFIX/v9 template messages sent", |j| j.template_sends),
+        ("nbad_export_send_errors", "Failed export attempts (retried)", |j| j.send_errors),
+        ("nbad_export_connects", "Connections or sockets the exporter opened", |j| j.connects),
+    ];
+    for (name, help, get) in counters {
+        labelled(
+            e,
+            name,
+            help,
+            MetricType::Counter,
+            "exporter",
+            x.iter().map(|j| (j.name.as_str(), get(j))),
+        )?;
+    }
+    labelled(
+        e,
+        "nbad_export_queued",
+        "Flow records in the exporter's queue",
+        MetricType::Gauge,
+        "exporter",
+        x.iter().map(|j| (j.name.as_str(), j.queued)),
+    )?;
+    labelled(
+        e,
+        "nbad_export_spooled",
+        "Flow records in the exporter's on-disk spool, not yet sent",
+        MetricType::Gauge,
+        "exporter",
+        x.iter().map(|j| (j.name.as_str(), j.spooled)),
+    )?;
+    labelled(
+        e,
+        "nbad_export_up",
+        "Whether the exporter's last send succeeded (1) or not (0)",
+        MetricType::Gauge,
+        "exporter",
+        x.iter().map(|j| (j.name.as_str(), u64::from(j.healthy))),
+    )
+}
+
 impl Collector for Sources {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let s = self.hub.snapshot();
@@ -196,6 +258,7 @@ impl Collector for Sources {
             "Flow records written",
             s.output.flow_records_written,
         )?;
+        export(e, &s.output.export)?;
         gauge(e, "nbad_workers", "Flow worker threads", s.workers as u64)?;
         gauge(e, "nbad_uptime_seconds", "Seconds since the pipeline started", s.elapsed_s)?;
         if let Some(config) = &self.config {

@@ -88,4 +88,40 @@ mod tests {
             assert!(page.lines().any(|l| l == line), "missing {line:?} in:\n{page}");
         }
     }
+
+    #[test]
+    fn a_scrape_shows_each_flow_exporters_counters_by_name() {
+        let hub = Arc::new(StatsHub::new(1));
+        hub.attach_export(Box::new(|| {
+            vec![crate::stats::ExporterJson {
+                name: "nfcapd".into(),
+                kind: "ipfix".into(),
+                offered: 10,
+                sent: 7,
+                dropped_queue_full: 3,
+                template_sends: 2,
+                healthy: true,
+                ..Default::default()
+            }]
+        }));
+        let sources = Sources {
+            hub,
+            flow_capacity: 1,
+            capture_loss: Arc::new(SharedRatio::default()),
+            hooks: Arc::new(Hooks::default()),
+            config: None,
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(sources));
+        let page = render(&registry);
+        for line in [
+            "nbad_export_records_offered_total{exporter=\"nfcapd\"} 10",
+            "nbad_export_records_sent_total{exporter=\"nfcapd\"} 7",
+            "nbad_export_dropped_queue_full_total{exporter=\"nfcapd\"} 3",
+            "nbad_export_template_sends_total{exporter=\"nfcapd\"} 2",
+            "nbad_export_up{exporter=\"nfcapd\"} 1",
+        ] {
+            assert!(page.lines().any(|l| l == line), "missing {line:?} in:\n{page}");
+        }
+    }
 }

@@ -67,6 +67,14 @@ impl FlowJsonWriter {
     }
 }
 
+/// One record's ECS document (no newline) and its Community ID, for outputs that frame
+/// records themselves (the Kafka flow output: one message per record, keyed by Community ID).
+pub(crate) fn ecs_document(record: &FlowRecord, observer: &str) -> serde_json::Result<(Vec<u8>, String)> {
+    let doc = ecs(record, None, observer);
+    let json = serde_json::to_vec(&doc)?;
+    Ok((json, doc.network.community_id))
+}
+
 /// A timestamp in ns since the epoch, serialised as RFC 3339.
 #[derive(Debug, Clone, Copy)]
 struct Ts(u64);

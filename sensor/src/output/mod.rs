@@ -1,7 +1,13 @@
-//! Where records go: files, standard output, or nowhere.
+//! Where records go: JSON lines to files, standard output, or nowhere (`flow_json`), and flow
+//! export to IPFIX / NetFlow v9 collectors and Kafka (`export`, `ipfix/`, `kafka`), configured
+//! in `[output]` (`config`).
 
+pub mod config;
+pub mod export;
 pub mod flow_json;
 pub mod flow_meta;
+pub mod ipfix;
+pub mod kafka;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -34,5 +40,40 @@ pub fn target_from_arg(arg: &str) -> OutputTarget {
         "-" => OutputTarget::Stdout,
         "" => OutputTarget::None,
         path => OutputTarget::File(path.into()),
+    }
+}
+
+/// A flow record for unit tests: a finished TCP flow, 3 packets each way.
+#[cfg(test)]
+pub(crate) fn test_record() -> crate::flow::FlowRecord {
+    use crate::flow::record::DirectionCounters;
+    let v4 = |a: [u8; 4]| std::net::Ipv4Addr::from(a).to_ipv6_mapped().octets();
+    let dir = |bytes| DirectionCounters {
+        packets: 3,
+        bytes,
+        tcp_flags: 0x1b,
+        first_ns: 1_000_000_000,
+        last_ns: 2_000_000_000,
+    };
+    crate::flow::FlowRecord {
+        key: nbad_common::FlowKey {
+            addr_lo: v4([10, 0, 0, 1]),
+            addr_hi: v4([10, 0, 0, 2]),
+            port_lo: 50000,
+            port_hi: 80,
+            vlan_outer: 0,
+            vlan_inner: 0,
+            proto: 6,
+            ip_version: nbad_common::IP_V4,
+            pad: [0; 2],
+        },
+        client_is_lo: true,
+        reason: crate::flow::EndReason::TcpClose,
+        start_ns: 1_000_000_000,
+        end_ns: 2_000_000_000,
+        client: dir(180),
+        server: dir(4000),
+        tcp_state: 0,
+        continued: false,
     }
 }

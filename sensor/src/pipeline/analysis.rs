@@ -169,6 +169,8 @@ pub struct Analysis {
     pub side_alerts: Option<AlertPull>,
     /// New detection settings after a reload (SIGHUP), polled between messages.
     pub settings: Option<SettingsPull>,
+    /// Flow export (IPFIX, NetFlow v9, Kafka): every record is offered, never waited for.
+    pub export: Option<crate::output::export::ExportFeed>,
 }
 
 /// A function that returns new detection settings once after each reload.
@@ -222,6 +224,9 @@ impl Analysis {
                         if rx.is_empty() {
                             w.flush()?;
                         }
+                    }
+                    if let Some(feed) = self.export.as_ref() {
+                        feed.offer(records);
                     }
                     hub.add_records_written(records.len() as u64);
                 }
@@ -278,6 +283,9 @@ impl Analysis {
                     for r in &records {
                         w.write(r, metas.for_record(r).as_ref())?;
                     }
+                }
+                if let Some(feed) = self.export.as_ref() {
+                    feed.offer(&records);
                 }
                 hub.add_records_written(records.len() as u64);
                 engine.advance(clock_ns);

@@ -60,6 +60,8 @@ pub struct RunOptions {
     pub side_alerts: Option<AlertPull>,
     /// New detection settings after a reload.
     pub settings: Option<SettingsPull>,
+    /// Flow export: the exporters' feed (`None`: no `[[output.ipfix]]` or `[output.kafka]`).
+    pub export: Option<crate::output::export::ExportFeed>,
     /// Where the stages publish their counters; a fresh hub when `None`. A live sensor passes
     /// its own, which the metrics endpoint and the capture-loss watch read.
     pub hub: Option<Arc<StatsHub>>,
@@ -149,6 +151,7 @@ pub fn run<S: PacketSource>(
             on_alerts: opts.on_alerts.take(),
             side_alerts: opts.side_alerts.take(),
             settings: opts.settings.take(),
+            export: opts.export.take(),
         };
         let hub_ref = hub;
         // With detection on, every input (workers and the capture thread)

@@ -130,6 +130,7 @@ fn merge(old: &Config, new: Config, version: u64) -> (Config, ReloadReport) {
         ("flows", old.flows != new.flows),
         ("output.stats", old.output.stats != new.output.stats),
         ("output.stats_interval_s", old.output.stats_interval != new.output.stats_interval),
+        ("output.ipfix/output.kafka", old.output.export != new.output.export),
         ("metrics", old.metrics != new.metrics),
         ("detection.state_file", old.detection.state_file != new.detection.state_file),
         ("detection.bucket_s", old.detection.bucket != new.detection.bucket),

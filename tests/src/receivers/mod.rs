@@ -11,6 +11,10 @@
 //!   `cargo xtask setup` into the venv `target/receivers/venv`.
 //! - [`hec`]: a Splunk HTTP Event Collector built into the test from Splunk's documented
 //!   requests, responses and status codes.
+//! - [`flow_collectors`]: nfdump's `nfcapd` and pmacct's `nfacctd` (Debian `nfdump`,
+//!   `pmacct`), IPFIX / NetFlow v9 collectors for the flow export tests.
+//! - [`kafka`]: tansu, a Kafka-protocol broker (`cargo xtask setup` builds it into
+//!   `target/tansu`), read back with tansu's own consumer; and a relay that cuts it off.
 //! - [`alerts`]: ECS alert lines for `nbad-sensor alerts send`, and reading `event.id`s back.
 //!
 //! A receiver whose program is not installed is `None` from its `start`, and the test reports
@@ -18,7 +22,9 @@
 //! on such a skip.
 
 pub mod alerts;
+pub mod flow_collectors;
 pub mod hec;
+pub mod kafka;
 pub mod nats;
 pub mod opensearch;
 pub mod redis;

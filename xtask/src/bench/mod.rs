@@ -9,6 +9,9 @@
 //! 4. the same replay of the first 1000 packets: the memory baseline that (3) is compared with;
 //! 5. with `--peers`: softflowd and Suricata (see `peers`).
 //!
+//! `--export` measures flow export instead (see `export`): IPFIX, NetFlow v9 and Kafka against
+//! the JSON output, in flow records per second.
+//!
 //! `--live` measures live capture instead (see `live`): the capture sent over a veth pair and
 //! captured by the sensor's XDP and libpcap paths (and Suricata's af-packet with `--peers`).
 //!
@@ -19,6 +22,7 @@
 mod capture;
 mod corpus;
 mod delivery;
+mod export;
 mod live;
 mod measure;
 mod pcap_out;
@@ -79,6 +83,10 @@ pub struct BenchArgs {
     /// Measure alert delivery instead: alerts/s per sink to local receivers (see `delivery`).
     #[arg(long)]
     delivery: bool,
+    /// Measure flow export instead: IPFIX, NetFlow v9 and Kafka against the JSON output, in
+    /// flow records per second on the benchmark capture (see `export`).
+    #[arg(long, conflicts_with_all = ["live", "delivery", "peers"])]
+    export: bool,
     /// With `--live`: replay a synthetic capture instead, small UDP frames round-robin over N
     /// concurrent flows (`--live-packets` of them, default 3 000 000).
     #[arg(long, value_name = "N", requires = "live",
@@ -179,6 +187,28 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
 
     if args.live {
         return live::run(root, args, &capture);
+    }
+    if args.export {
+        let release = target_dir(root).join("release");
+        if !args.no_build {
+            heading("bench: build (release)");
+            let mut build = cmd::cargo(["build", "--release", "-p", "nbad-sensor", "--bin", "nbad-sensor"]);
+            cmd::run("build nbad-sensor", build.current_dir(root))?;
+        }
+        let run_dir = bench_dir.join("last-export-run");
+        let _ = fs::remove_dir_all(&run_dir);
+        fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+        let limit = Duration::from_secs(args.timeout_s);
+        let report = export::run(
+            root,
+            &release.join("nbad-sensor"),
+            &capture,
+            &run_dir,
+            args.repeat.unwrap_or(1),
+            limit,
+        )?;
+        note(&format!("report: {}", report.display()));
+        return Ok(());
     }
     let repeat = args.repeat.unwrap_or(3);
     let release = target_dir(root).join("release");

@@ -51,6 +51,7 @@ fn dotted_keys(text: &str) -> BTreeSet<String> {
     keys
 }
 
+mod export;
 mod files;
 mod rejections;
 mod xdp;

@@ -7,13 +7,15 @@
 //!
 //! What counts as an acknowledgement: `file` a completed write and flush; `http` any 2xx;
 //! `splunk_hec` HEC code 0; `elasticsearch` per item 200/201, or 409 (already there); `redis`
-//! the entry id XADD returns; `nats` the JetStream publish ack. `syslog` over `tcp`/`udp` has
+//! the entry id XADD returns; `nats` the JetStream publish ack; `kafka` the produce response
+//! (`acks = -1`). `syslog` over `tcp`/`udp` has
 //! no acknowledgement (a completed write is taken as one: best effort); over `tls` likewise,
 //! but a dead connection is detected before each batch.
 
 pub(crate) mod elastic;
 pub(crate) mod file;
 pub(crate) mod http;
+pub(crate) mod kafka;
 pub(crate) mod nats;
 pub(crate) mod redis;
 pub(crate) mod splunk;
@@ -44,6 +46,7 @@ pub(crate) enum Sink {
     Syslog(syslog::SyslogSink),
     Redis(redis::RedisSink),
     Nats(nats::NatsSink),
+    Kafka(kafka::KafkaSink),
 }
 
 impl Sink {
@@ -58,6 +61,7 @@ impl Sink {
             SinkKind::Syslog { .. } => Self::Syslog(syslog::SyslogSink::new(s).map_err(fail)?),
             SinkKind::Redis { .. } => Self::Redis(redis::RedisSink::new(s).map_err(fail)?),
             SinkKind::Nats { .. } => Self::Nats(nats::NatsSink::new(s)),
+            SinkKind::Kafka { .. } => Self::Kafka(kafka::KafkaSink::new(s, sensor_id).map_err(fail)?),
         })
     }
 
@@ -71,6 +75,7 @@ impl Sink {
             Self::Syslog(s) => s.send(batch).await,
             Self::Redis(s) => s.send(batch).await,
             Self::Nats(s) => s.send(batch).await,
+            Self::Kafka(s) => s.send(batch).await,
         }
     }
 }

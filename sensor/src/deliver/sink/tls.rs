@@ -1,50 +1,15 @@
-//! rustls client configuration from a sink's [`TlsSettings`]: a custom CA bundle instead of the
-//! built-in web PKI roots, and an optional client certificate. Used by syslog over TLS
-//! (RFC 5425); the HTTP sinks give the same files to reqwest.
+//! rustls client configuration from a sink's [`TlsSettings`] (the builder is the shared
+//! [`crate::tls`]). Used by syslog over TLS (RFC 5425); the HTTP sinks give the same files to
+//! reqwest.
 
 use std::sync::Arc;
 
 use rustls::ClientConfig;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::deliver::config::TlsSettings;
 
-/// The certificates in a PEM file.
-pub(crate) fn certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .and_then(Iterator::collect)
-        .map_err(|e| format!("{}: cannot read PEM certificates: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no PEM certificate in the file", path.display()));
-    }
-    Ok(certs)
-}
-
 /// A client configuration for `tls`.
 pub(crate) fn client_config(tls: &TlsSettings) -> Result<Arc<ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    match &tls.ca_file {
-        Some(ca) => {
-            for cert in certs(ca)? {
-                roots.add(cert).map_err(|e| format!("{}: unusable CA certificate: {e}", ca.display()))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots);
-    let config = match &tls.client_cert {
-        Some((cert, key)) => {
-            let chain = certs(cert)?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("{}: cannot read the PEM private key: {e}", key.display()))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| format!("client certificate: {e}"))?
-        }
-        None => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(config))
+    let cert = tls.client_cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+    crate::tls::client_config(tls.ca_file.as_deref(), cert)
 }
