@@ -28,7 +28,7 @@ use crate::sensor::{self, Run};
 pub use table::{CASES, Case, Expect};
 
 /// The detector names `rule.name` takes.
-pub const DETECTORS: [&str; 9] = [
+pub const DETECTORS: [&str; 12] = [
     "exfiltration",
     "dns_tunnel",
     "icmp_tunnel",
@@ -38,6 +38,9 @@ pub const DETECTORS: [&str; 9] = [
     "long_connection",
     "malformed_traffic",
     "flood",
+    "suspicious_tls",
+    "suspicious_http",
+    "dga",
 ];
 
 /// The `[detection]` section of every test replay.
