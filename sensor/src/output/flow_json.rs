@@ -232,8 +232,18 @@ fn encode(
 fn endpoint(out: &mut Vec<u8>, ip: IpAddr, port: Option<u16>, bytes: u64, packets: u64) {
     let mut num = itoa::Buffer::new();
     out.extend_from_slice(b"{\"ip\":\"");
-    // An address's text has nothing JSON escapes.
-    let _ = write!(out, "{ip}");
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(num.format(octet).as_bytes());
+            }
+        }
+        // An address's text has nothing JSON escapes; writing to a vector cannot fail.
+        IpAddr::V6(v6) => drop(write!(out, "{v6}")),
+    }
     out.push(b'"');
     if let Some(p) = port {
         out.extend_from_slice(b",\"port\":");
