@@ -3,7 +3,8 @@
 //! Field choices: `event.kind = "alert"`, `event.module = "nbad"`,
 //! `event.dataset = "nbad.alert"`; `source.ip` is the inside host at fault,
 //! `destination.*` the peer where one applies; `rule.name` is the detector's
-//! name; evidence, incident and host facts live under `nbad.*`.
+//! name; evidence, incident and host facts live under `nbad.*`; the MITRE ATT&CK mapping
+//! ([`super::attack`]) is `threat.*`.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -78,6 +79,9 @@ pub(super) fn to_ecs(a: &Alert) -> Value {
         }
         if !network.is_empty() {
             obj.insert("network".into(), Value::Object(network));
+        }
+        if let Some(threat) = super::attack::ecs_threat(&super::attack::of_alert(a)) {
+            obj.insert("threat".into(), threat);
         }
         if let Some(inc) = &a.incident
             && let Some(nbad) = obj.get_mut("nbad").and_then(Value::as_object_mut)

@@ -11,6 +11,7 @@
 //! and a sink that delivers an alert twice (at-least-once) delivers it with the
 //! same `event.id`. Alerts are immutable once built.
 
+pub mod attack;
 mod ecs;
 
 use std::net::IpAddr;

@@ -65,6 +65,18 @@ fn ecs_document_carries_the_required_fields() {
 }
 
 #[test]
+fn ecs_document_carries_the_attack_mapping() {
+    let doc = sample_alert().to_ecs();
+    assert_eq!(doc["threat"]["framework"], "MITRE ATT&CK");
+    assert_eq!(doc["threat"]["tactic"]["id"][0], "TA0010");
+    assert_eq!(doc["threat"]["tactic"]["name"][0], "Exfiltration");
+    assert_eq!(doc["threat"]["technique"]["id"], serde_json::json!(["T1041", "T1048"]));
+    let mut health = sample_alert();
+    health.detector = Detector::CaptureLoss;
+    assert!(health.to_ecs().get("threat").is_none(), "the sensor's own health maps to no technique");
+}
+
+#[test]
 fn alert_round_trips_through_json() {
     let a = sample_alert();
     let text = serde_json::to_string(&a).expect("encode");

@@ -10,7 +10,7 @@
 //! is 1–10.
 
 use super::{PRODUCT, VENDOR, VERSION, millis};
-use crate::alert::Alert;
+use crate::alert::{Alert, attack};
 
 /// A header field, escaped.
 pub(crate) fn header(value: &str) -> String {
@@ -61,6 +61,9 @@ pub(crate) fn event(a: &Alert) -> String {
     if let Some(inc) = &a.incident {
         attrs.push(("incidentId", inc.id.clone()));
     }
+    if let Some((tactics, techniques)) = attack::flat_ids(&attack::of_alert(a)) {
+        attrs.extend([("mitreTactic", tactics), ("mitreTechnique", techniques)]);
+    }
     attrs.push(("msg", a.message.clone()));
     let attrs: Vec<String> = attrs.into_iter().map(|(k, v)| format!("{k}={}", value(&v))).collect();
     format!(
@@ -95,6 +98,7 @@ mod tests {
             attrs.split('\t').map(|kv| kv.split_once('=').expect("key=value")).collect();
         assert!(pairs.contains(&("externalId", a.id.as_str())));
         assert!(pairs.contains(&("sev", "8")));
+        assert!(pairs.contains(&("mitreTactic", "TA0007")) && pairs.contains(&("mitreTechnique", "T1046")));
         assert!(pairs.iter().any(|(k, v)| *k == "msg" && v.ends_with(r#""quoted"\nnext"#)));
         assert!(!line.contains('\n'));
     }

@@ -1,0 +1,251 @@
+//! MITRE ATT&CK: which tactics and techniques each detector's alerts stand for, and the stage of
+//! an attack they belong to.
+//!
+//! Every alert carries its mapping in ECS `threat.*` (`threat.framework = "MITRE ATT&CK"`,
+//! `threat.tactic.{id,name,reference}`, `threat.technique.{id,name,reference}` and
+//! `threat.technique.subtechnique.*`), as arrays in the order of [`of_alert`]: the first entry is
+//! the primary one. The mapping depends on the detector and on its rule
+//! (`nbad.evidence.details.rule`: a Tor circuit is a multi-hop proxy, an executable download an
+//! ingress tool transfer). `capture_loss` is the sensor's own health and maps to nothing. CEF and
+//! LEEF, which have no ATT&CK fields, carry the ids flat ([`flat_ids`]); OCSF carries
+//! `finding_info.attacks` ([`ocsf_attacks`]).
+//!
+//! The table is static (ATT&CK v15 identifiers and names); nothing here allocates per alert
+//! beyond the small vector it returns.
+
+use serde_json::{Value, json};
+
+use super::{Alert, Detector};
+
+/// An ATT&CK tactic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tactic {
+    /// `TA0007`.
+    pub id: &'static str,
+    /// `Discovery`.
+    pub name: &'static str,
+}
+
+/// TA0007.
+pub const DISCOVERY: Tactic = Tactic { id: "TA0007", name: "Discovery" };
+/// TA0011.
+pub const COMMAND_AND_CONTROL: Tactic = Tactic { id: "TA0011", name: "Command and Control" };
+/// TA0010.
+pub const EXFILTRATION: Tactic = Tactic { id: "TA0010", name: "Exfiltration" };
+/// TA0040.
+pub const IMPACT: Tactic = Tactic { id: "TA0040", name: "Impact" };
+
+/// One technique (and sub-technique, where one fits) under one tactic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Technique {
+    /// The tactic it serves here.
+    pub tactic: Tactic,
+    /// `T1071`.
+    pub id: &'static str,
+    /// `Application Layer Protocol`.
+    pub name: &'static str,
+    /// `("T1071.004", "DNS")`.
+    pub sub: Option<(&'static str, &'static str)>,
+}
+
+const fn t(tactic: Tactic, id: &'static str, name: &'static str) -> Technique {
+    Technique { tactic, id, name, sub: None }
+}
+
+const fn sub(
+    tactic: Tactic,
+    id: &'static str,
+    name: &'static str,
+    s: (&'static str, &'static str),
+) -> Technique {
+    Technique { tactic, id, name, sub: Some(s) }
+}
+
+const SERVICE_DISCOVERY: Technique = t(DISCOVERY, "T1046", "Network Service Discovery");
+const SYSTEM_DISCOVERY: Technique = t(DISCOVERY, "T1018", "Remote System Discovery");
+const APP_LAYER: Technique = t(COMMAND_AND_CONTROL, "T1071", "Application Layer Protocol");
+const APP_DNS: Technique =
+    sub(COMMAND_AND_CONTROL, "T1071", "Application Layer Protocol", ("T1071.004", "DNS"));
+const APP_WEB: Technique =
+    sub(COMMAND_AND_CONTROL, "T1071", "Application Layer Protocol", ("T1071.001", "Web Protocols"));
+const ENCRYPTED: Technique = t(COMMAND_AND_CONTROL, "T1573", "Encrypted Channel");
+const NON_STANDARD_PORT: Technique = t(COMMAND_AND_CONTROL, "T1571", "Non-Standard Port");
+const NON_APP_LAYER: Technique = t(COMMAND_AND_CONTROL, "T1095", "Non-Application Layer Protocol");
+const INGRESS_TOOL: Technique = t(COMMAND_AND_CONTROL, "T1105", "Ingress Tool Transfer");
+const MULTI_HOP: Technique = sub(COMMAND_AND_CONTROL, "T1090", "Proxy", ("T1090.003", "Multi-hop Proxy"));
+const DGA: Technique =
+    sub(COMMAND_AND_CONTROL, "T1568", "Dynamic Resolution", ("T1568.002", "Domain Generation Algorithms"));
+const EXFIL_C2: Technique = t(EXFILTRATION, "T1041", "Exfiltration Over C2 Channel");
+const EXFIL_ALT: Technique = t(EXFILTRATION, "T1048", "Exfiltration Over Alternative Protocol");
+const NETWORK_DOS: Technique = t(IMPACT, "T1498", "Network Denial of Service");
+const ENDPOINT_DOS: Technique = t(IMPACT, "T1499", "Endpoint Denial of Service");
+
+/// The techniques `detector` stands for, given its rule (primary first).
+#[must_use]
+pub fn techniques(detector: Detector, rule: Option<&str>) -> Vec<Technique> {
+    match detector {
+        Detector::Scan => match rule {
+            Some("icmp_sweep" | "arp_sweep") => vec![SYSTEM_DISCOVERY, SERVICE_DISCOVERY],
+            _ => vec![SERVICE_DISCOVERY],
+        },
+        Detector::MalformedTraffic => vec![SERVICE_DISCOVERY],
+        Detector::ProtocolMismatch => match rule {
+            Some("executable_transfer") => vec![INGRESS_TOOL, NON_STANDARD_PORT],
+            _ => vec![NON_STANDARD_PORT],
+        },
+        Detector::DnsTunnel => vec![APP_DNS, EXFIL_ALT],
+        Detector::IcmpTunnel => vec![NON_APP_LAYER],
+        Detector::Beaconing => vec![APP_LAYER, ENCRYPTED],
+        Detector::LongConnection => vec![APP_LAYER],
+        Detector::Exfiltration => vec![EXFIL_C2, EXFIL_ALT],
+        Detector::Flood => vec![NETWORK_DOS, ENDPOINT_DOS],
+        Detector::SuspiciousTls => match rule {
+            Some("tor") => vec![MULTI_HOP, ENCRYPTED],
+            _ => vec![ENCRYPTED],
+        },
+        Detector::SuspiciousHttp => match rule {
+            Some("executable_download") => vec![INGRESS_TOOL, APP_WEB],
+            _ => vec![APP_WEB],
+        },
+        Detector::Dga => vec![DGA],
+        Detector::CaptureLoss => Vec::new(),
+    }
+}
+
+/// The techniques of `alert` (see [`techniques`]).
+#[must_use]
+pub fn of_alert(a: &Alert) -> Vec<Technique> {
+    techniques(a.detector, a.evidence.details.get("rule").and_then(Value::as_str))
+}
+
+fn tactic_url(id: &str) -> String {
+    format!("https://attack.mitre.org/tactics/{id}/")
+}
+
+fn technique_url(id: &str) -> String {
+    format!("https://attack.mitre.org/techniques/{}/", id.replace('.', "/"))
+}
+
+/// ECS `threat` for `techniques` (`None` when there are none): tactics and techniques as
+/// parallel arrays, each listed once, in order.
+#[must_use]
+pub fn ecs_threat(techniques: &[Technique]) -> Option<Value> {
+    if techniques.is_empty() {
+        return None;
+    }
+    let mut tactics: Vec<Tactic> = Vec::new();
+    let mut techs: Vec<(&str, &str)> = Vec::new();
+    let mut subs: Vec<(&str, &str)> = Vec::new();
+    for t in techniques {
+        if !tactics.contains(&t.tactic) {
+            tactics.push(t.tactic);
+        }
+        if !techs.iter().any(|x| x.0 == t.id) {
+            techs.push((t.id, t.name));
+        }
+        if let Some(s) = t.sub
+            && !subs.contains(&s)
+        {
+            subs.push(s);
+        }
+    }
+    let mut technique = json!({
+        "id": techs.iter().map(|x| x.0).collect::<Vec<_>>(),
+        "name": techs.iter().map(|x| x.1).collect::<Vec<_>>(),
+        "reference": techs.iter().map(|x| technique_url(x.0)).collect::<Vec<_>>(),
+    });
+    if !subs.is_empty()
+        && let Some(obj) = technique.as_object_mut()
+    {
+        obj.insert(
+            "subtechnique".into(),
+            json!({
+                "id": subs.iter().map(|x| x.0).collect::<Vec<_>>(),
+                "name": subs.iter().map(|x| x.1).collect::<Vec<_>>(),
+                "reference": subs.iter().map(|x| technique_url(x.0)).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    Some(json!({
+        "framework": "MITRE ATT&CK",
+        "tactic": {
+            "id": tactics.iter().map(|x| x.id).collect::<Vec<_>>(),
+            "name": tactics.iter().map(|x| x.name).collect::<Vec<_>>(),
+            "reference": tactics.iter().map(|x| tactic_url(x.id)).collect::<Vec<_>>(),
+        },
+        "technique": technique,
+    }))
+}
+
+/// Tactic and technique ids as one comma-separated value each (`TA0011,TA0010`,
+/// `T1071.004,T1048`: a sub-technique stands for its technique), for the flat formats (CEF,
+/// LEEF) that have no ATT&CK fields of their own; `None` when there are none.
+#[must_use]
+pub fn flat_ids(techniques: &[Technique]) -> Option<(String, String)> {
+    if techniques.is_empty() {
+        return None;
+    }
+    let mut tactics: Vec<&str> = Vec::new();
+    let mut techs: Vec<&str> = Vec::new();
+    for t in techniques {
+        if !tactics.contains(&t.tactic.id) {
+            tactics.push(t.tactic.id);
+        }
+        let id = t.sub.map_or(t.id, |s| s.0);
+        if !techs.contains(&id) {
+            techs.push(id);
+        }
+    }
+    Some((tactics.join(","), techs.join(",")))
+}
+
+/// OCSF `finding_info.attacks` for `techniques`.
+#[must_use]
+pub fn ocsf_attacks(techniques: &[Technique]) -> Vec<Value> {
+    techniques
+        .iter()
+        .map(|t| {
+            let mut v = json!({
+                "tactic": { "uid": t.tactic.id, "name": t.tactic.name },
+                "technique": { "uid": t.id, "name": t.name },
+                "version": "15",
+            });
+            if let (Some((id, name)), Some(obj)) = (t.sub, v.as_object_mut()) {
+                obj.insert("sub_technique".into(), json!({ "uid": id, "name": name }));
+            }
+            v
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_detector_but_capture_loss_maps_to_a_tactic() {
+        for d in Detector::ALL {
+            let ts = techniques(d, None);
+            assert_eq!(ts.is_empty(), d == Detector::CaptureLoss, "{}", d.name());
+        }
+    }
+
+    #[test]
+    fn rules_pick_the_specific_technique() {
+        let tor = techniques(Detector::SuspiciousTls, Some("tor"));
+        assert_eq!(tor[0].sub, Some(("T1090.003", "Multi-hop Proxy")));
+        let exe = techniques(Detector::SuspiciousHttp, Some("executable_download"));
+        assert_eq!(exe[0].id, "T1105");
+    }
+
+    #[test]
+    fn ecs_threat_lists_tactics_and_techniques_once_each() {
+        let doc = ecs_threat(&techniques(Detector::DnsTunnel, None)).expect("mapped");
+        assert_eq!(doc["framework"], "MITRE ATT&CK");
+        assert_eq!(doc["tactic"]["id"], json!(["TA0011", "TA0010"]));
+        assert_eq!(doc["technique"]["id"], json!(["T1071", "T1048"]));
+        assert_eq!(doc["technique"]["subtechnique"]["id"], json!(["T1071.004"]));
+        assert_eq!(doc["technique"]["reference"][0], "https://attack.mitre.org/techniques/T1071/");
+        assert!(ecs_threat(&[]).is_none());
+    }
+}
