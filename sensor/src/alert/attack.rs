@@ -4,11 +4,12 @@
 //! Every alert carries its mapping in ECS `threat.*` (`threat.framework = "MITRE ATT&CK"`,
 //! `threat.tactic.{id,name,reference}`, `threat.technique.{id,name,reference}` and
 //! `threat.technique.subtechnique.*`), as arrays in the order of [`of_alert`]: the first entry is
-//! the primary one. The mapping depends on the detector and on its rule
-//! (`nbad.evidence.details.rule`: a Tor circuit is a multi-hop proxy, an executable download an
-//! ingress tool transfer). `capture_loss` is the sensor's own health and maps to nothing. CEF and
-//! LEEF, which have no ATT&CK fields, carry the ids flat ([`flat_ids`]); OCSF carries
-//! `finding_info.attacks` ([`ocsf_attacks`]).
+//! the primary one. The mapping
+//! depends on the detector, on its rule (`nbad.evidence.details.rule`: a Tor circuit is a
+//! multi-hop proxy, an executable download an ingress tool transfer), on the port of a lateral
+//! connection (the remote service's sub-technique) and, for `host_outlier`, on the feature that
+//! contributed most (`details.top_feature`). `capture_loss` is the sensor's own health and maps
+//! to nothing.
 //!
 //! The table is static (ATT&CK v15 identifiers and names); nothing here allocates per alert
 //! beyond the small vector it returns.
@@ -28,6 +29,8 @@ pub struct Tactic {
 
 /// TA0007.
 pub const DISCOVERY: Tactic = Tactic { id: "TA0007", name: "Discovery" };
+/// TA0008.
+pub const LATERAL_MOVEMENT: Tactic = Tactic { id: "TA0008", name: "Lateral Movement" };
 /// TA0011.
 pub const COMMAND_AND_CONTROL: Tactic = Tactic { id: "TA0011", name: "Command and Control" };
 /// TA0010.
@@ -79,10 +82,41 @@ const EXFIL_C2: Technique = t(EXFILTRATION, "T1041", "Exfiltration Over C2 Chann
 const EXFIL_ALT: Technique = t(EXFILTRATION, "T1048", "Exfiltration Over Alternative Protocol");
 const NETWORK_DOS: Technique = t(IMPACT, "T1498", "Network Denial of Service");
 const ENDPOINT_DOS: Technique = t(IMPACT, "T1499", "Endpoint Denial of Service");
+const REMOTE_SERVICES: Technique = t(LATERAL_MOVEMENT, "T1021", "Remote Services");
 
-/// The techniques `detector` stands for, given its rule (primary first).
+/// The remote-service sub-technique of a lateral connection to `port`.
+fn remote_service(port: Option<u16>) -> Technique {
+    let s = match port {
+        Some(3389) => ("T1021.001", "Remote Desktop Protocol"),
+        Some(445 | 139) => ("T1021.002", "SMB/Windows Admin Shares"),
+        Some(135) => ("T1021.003", "Distributed Component Object Model"),
+        Some(22) => ("T1021.004", "SSH"),
+        Some(5900) => ("T1021.005", "VNC"),
+        Some(5985 | 5986) => ("T1021.006", "Windows Remote Management"),
+        _ => return REMOTE_SERVICES,
+    };
+    Technique { sub: Some(s), ..REMOTE_SERVICES }
+}
+
+/// The techniques of a `host_outlier` alert, by the feature that stood out most.
+fn outlier(top_feature: Option<&str>) -> Vec<Technique> {
+    match top_feature.unwrap_or("") {
+        "inside_peers" | "dst_ports" | "failed_connections" | "connections" => vec![SERVICE_DISCOVERY],
+        "admin_connections" | "new_admin_peers" | "inside_connections" => vec![REMOTE_SERVICES],
+        "bytes_out" | "bytes_out_udp" | "bytes_out_unusual_ports" | "inside_bytes_out" => vec![EXFIL_ALT],
+        "dns_queries" | "dns_unique_names" | "dns_entropy" => vec![APP_DNS],
+        _ => Vec::new(),
+    }
+}
+
+/// The techniques `detector` stands for, given its rule, port and top feature (primary first).
 #[must_use]
-pub fn techniques(detector: Detector, rule: Option<&str>) -> Vec<Technique> {
+pub fn techniques(
+    detector: Detector,
+    rule: Option<&str>,
+    port: Option<u16>,
+    top_feature: Option<&str>,
+) -> Vec<Technique> {
     match detector {
         Detector::Scan => match rule {
             Some("icmp_sweep" | "arp_sweep") => vec![SYSTEM_DISCOVERY, SERVICE_DISCOVERY],
@@ -108,6 +142,8 @@ pub fn techniques(detector: Detector, rule: Option<&str>) -> Vec<Technique> {
             _ => vec![APP_WEB],
         },
         Detector::Dga => vec![DGA],
+        Detector::LateralMovement => vec![remote_service(port)],
+        Detector::HostOutlier => outlier(top_feature),
         Detector::CaptureLoss => Vec::new(),
     }
 }
@@ -115,7 +151,8 @@ pub fn techniques(detector: Detector, rule: Option<&str>) -> Vec<Technique> {
 /// The techniques of `alert` (see [`techniques`]).
 #[must_use]
 pub fn of_alert(a: &Alert) -> Vec<Technique> {
-    techniques(a.detector, a.evidence.details.get("rule").and_then(Value::as_str))
+    let detail = |k: &str| a.evidence.details.get(k).and_then(Value::as_str);
+    techniques(a.detector, detail("rule"), a.port, detail("top_feature"))
 }
 
 fn tactic_url(id: &str) -> String {
@@ -225,22 +262,24 @@ mod tests {
     #[test]
     fn every_detector_but_capture_loss_maps_to_a_tactic() {
         for d in Detector::ALL {
-            let ts = techniques(d, None);
+            let ts = techniques(d, None, Some(445), Some("inside_peers"));
             assert_eq!(ts.is_empty(), d == Detector::CaptureLoss, "{}", d.name());
         }
     }
 
     #[test]
-    fn rules_pick_the_specific_technique() {
-        let tor = techniques(Detector::SuspiciousTls, Some("tor"));
+    fn rules_and_ports_pick_the_specific_technique() {
+        let tor = techniques(Detector::SuspiciousTls, Some("tor"), None, None);
         assert_eq!(tor[0].sub, Some(("T1090.003", "Multi-hop Proxy")));
-        let exe = techniques(Detector::SuspiciousHttp, Some("executable_download"));
+        let exe = techniques(Detector::SuspiciousHttp, Some("executable_download"), None, None);
         assert_eq!(exe[0].id, "T1105");
+        let rdp = techniques(Detector::LateralMovement, None, Some(3389), None);
+        assert_eq!(rdp[0].sub.map(|s| s.0), Some("T1021.001"));
     }
 
     #[test]
     fn ecs_threat_lists_tactics_and_techniques_once_each() {
-        let doc = ecs_threat(&techniques(Detector::DnsTunnel, None)).expect("mapped");
+        let doc = ecs_threat(&techniques(Detector::DnsTunnel, None, None, None)).expect("mapped");
         assert_eq!(doc["framework"], "MITRE ATT&CK");
         assert_eq!(doc["tactic"]["id"], json!(["TA0011", "TA0010"]));
         assert_eq!(doc["technique"]["id"], json!(["T1071", "T1048"]));

@@ -51,11 +51,15 @@ pub enum Detector {
     SuspiciousHttp,
     /// Lookups of many random-looking domains that do not exist (domain generation algorithm).
     Dga,
+    /// A host's bucket far from its own learned behaviour and from its peer group's.
+    HostOutlier,
+    /// An inside host starting to use administrative protocols with inside hosts it never used them with.
+    LateralMovement,
 }
 
 impl Detector {
     /// Every detector, in the order documentation and statistics list them.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::Exfiltration,
         Self::DnsTunnel,
         Self::IcmpTunnel,
@@ -69,6 +73,8 @@ impl Detector {
         Self::SuspiciousTls,
         Self::SuspiciousHttp,
         Self::Dga,
+        Self::HostOutlier,
+        Self::LateralMovement,
     ];
 
     /// The name in `rule.name`, in configuration tables and in statistics.
@@ -88,6 +94,8 @@ impl Detector {
             Self::SuspiciousTls => "suspicious_tls",
             Self::SuspiciousHttp => "suspicious_http",
             Self::Dga => "dga",
+            Self::HostOutlier => "host_outlier",
+            Self::LateralMovement => "lateral_movement",
         }
     }
 
@@ -233,6 +241,18 @@ pub struct IncidentRef {
     pub related: Vec<String>,
 }
 
+/// What the sensor learned a host does, from its behaviour (asset context beside the
+/// configured criticality and owner).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRole {
+    /// `server`, `client`, `server_and_client` or `quiet` (neither yet).
+    pub kind: String,
+    /// The services it serves, as `name/port (N clients)`, most clients first.
+    pub services: Vec<String>,
+    /// The peer group `host_outlier` put it in, as `id (label, N hosts)`.
+    pub peer_group: Option<String>,
+}
+
 /// One scored alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -271,6 +291,9 @@ pub struct Alert {
     pub evidence: Evidence,
     /// The incident it belongs to.
     pub incident: Option<IncidentRef>,
+    /// The host's learned role, where the engine knows the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_role: Option<HostRole>,
 }
 
 /// The stable id of an alert: the first 128 bits of SHA-256 over the sensor,

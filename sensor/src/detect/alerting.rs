@@ -157,6 +157,7 @@ impl AlertStage {
             host_owner: asset.and_then(|a| a.owner.clone()),
             evidence: c.evidence,
             incident: Some(incident),
+            host_role: None,
         })
     }
 

@@ -20,9 +20,12 @@
 //! | [`beaconing`] | bucket close | records: connection starts per channel |
 //! | [`long_connection`] | each record | interim records |
 //! | [`protocol_mismatch`] | each identification | first-payload observations |
+//! | [`outlier`] (`host_outlier`) | bucket close | every feature of the bucket, against the host's own and its peer group's distribution |
+//! | [`lateral`] (`lateral_movement`) | bucket close | records: administrative connections between inside hosts |
 //!
 //! Findings ([`Candidate`]s) go through the [`alerting`] stage (allow-list,
-//! score, suppression, incidents) and come out as [`Alert`]s.
+//! score, suppression, incidents) and come out as [`Alert`]s, each with its
+//! host's learned [`role`].
 
 pub mod alerting;
 pub mod app;
@@ -34,15 +37,19 @@ pub mod dga;
 pub mod dns_track;
 pub mod dns_tunnel;
 pub mod exfiltration;
+pub mod fanout;
 pub mod flood;
 pub mod host;
 pub mod icmp_tunnel;
 pub mod ja4_census;
+pub mod lateral;
 pub mod long_connection;
 pub mod malformed;
 pub mod name_score;
 pub mod names;
+pub mod outlier;
 pub mod protocol_mismatch;
+pub mod role;
 pub mod scan;
 pub mod seen;
 pub mod state;
@@ -59,7 +66,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::alert::{Alert, Detector, Evidence, LearningState};
+use crate::alert::{Alert, Detector, Evidence, HostRole, LearningState};
 use crate::config::Config;
 use crate::flow::FlowRecord;
 use crate::observe::{ObsKind, Observation};
@@ -259,6 +266,7 @@ pub struct Engine {
     names: names::NameCache,
     apps: app::AppState,
     dns_tracks: dns_track::DnsTracks,
+    groups: outlier::groups::Groups,
     stage: AlertStage,
     alerts: Vec<Alert>,
     last_snapshot_ns: u64,
@@ -294,6 +302,7 @@ impl Engine {
             names: names::NameCache::default(),
             apps: app::AppState::default(),
             dns_tracks: dns_track::DnsTracks::default(),
+            groups: outlier::groups::Groups::default(),
             stage: AlertStage::default(),
             alerts: Vec::new(),
             last_snapshot_ns: 0,
@@ -312,6 +321,7 @@ impl Engine {
                     protocol_mismatch::Service { protocol: svc.protocol, first_ns: svc.first_ns },
                 );
             }
+            engine.groups = saved.peer_groups;
         }
         engine
     }
@@ -436,13 +446,25 @@ impl Engine {
             })
             .collect();
         services.sort_by_key(|a| (a.server, a.port, a.transport));
-        state::State::new(self.now_ns, hosts, services)
+        let mut st = state::State::new(self.now_ns, hosts, services);
+        st.peer_groups = self.groups.clone();
+        st
     }
 
     fn raise(&mut self, c: Candidate) {
-        if let Some(alert) = self.stage.raise(c, &self.settings, &self.sensor_id) {
+        if let Some(mut alert) = self.stage.raise(c, &self.settings, &self.sensor_id) {
+            alert.host_role = self.role_of(alert.host);
             self.alerts.push(alert);
         }
+    }
+
+    /// What the engine learned `ip` does (role and peer group), if it tracks the host.
+    #[must_use]
+    pub fn role_of(&self, ip: IpAddr) -> Option<HostRole> {
+        let h = self.hosts.get(&ip)?;
+        let group =
+            h.baseline.outlier.group.and_then(|g| self.groups.get(g)).map(outlier::groups::Group::describe);
+        Some(h.baseline.role.describe(group))
     }
 
     /// Accounts one flow record.
@@ -457,6 +479,13 @@ impl Engine {
         let attempt = scan::is_attempt(r);
         let (tcp_ratio, udp_ratio) =
             (self.settings.exfiltration.tcp_upload_ratio, self.settings.exfiltration.upload_ratio);
+        // An administrative connection between inside hosts: what the target served before.
+        let admin_target = (attempt
+            && client_home
+            && server_home
+            && r.key.proto == 6
+            && self.settings.lateral_movement.is_admin(server.1))
+        .then(|| self.hosts.get(&server.0).map_or(0, |t| t.baseline.role.clients_of(server.1, 6)));
         for (host, peer, sent, recv, is_client) in
             [(client.0, server.0, r.client, r.server, true), (server.0, client.0, r.server, r.client, false)]
         {
@@ -512,6 +541,34 @@ impl Engine {
                             acc.new_addr = true;
                         }
                     }
+                }
+            }
+            if peer_home {
+                if is_client && attempt {
+                    h.bucket.inside.opened(peer, sent.bytes);
+                } else {
+                    h.bucket.inside.bytes_out += sent.bytes;
+                }
+                if is_client && let Some(peer_clients) = admin_target {
+                    let new_pair = h.baseline.admin_pairs.note(peer, server.1);
+                    h.bucket.inside.admin(fanout::AdminUse {
+                        peer,
+                        port: server.1,
+                        proto: r.key.proto,
+                        new_pair,
+                        failed,
+                        peer_clients,
+                        flow,
+                        ts_ns: r.start_ns,
+                    });
+                }
+            }
+            if matches!(r.key.proto, 6 | 17 | 132) && attempt {
+                if is_client {
+                    h.baseline.role.opened_one();
+                } else if !failed {
+                    h.baseline.role.answered(server.1, r.key.proto, peer, r.start_ns);
+                    h.bucket.inside.answered(peer);
                 }
             }
             if is_client && attempt {
@@ -775,12 +832,36 @@ impl Engine {
             if let Some(ch) = self.beacons.get_mut(&ip) {
                 found.extend(ch.evaluate(&ctx));
             }
+            let x = outlier::features::raw(&h.bucket);
+            let so = &self.settings.host_outlier;
+            let group = outlier::usable_group(&h.baseline.outlier, &self.groups, so);
+            let window_ns = secs_ns(self.settings.lateral_movement.window_s);
+            let fresh = h.admin_recent.update(&h.bucket.inside.admin, end_ns, window_ns);
+            let admin = outlier::features::Feature::NewAdminPeers as usize;
+            let rates = lateral::Rates {
+                own: h
+                    .baseline
+                    .outlier
+                    .dist
+                    .ready(so.min_buckets())
+                    .then(|| h.baseline.outlier.dist.rate(admin)),
+                group: group.map(|g| g.dist.rate(admin)),
+            };
+            found.extend(lateral::evaluate(&h.admin_recent, fresh, rates, &ctx));
+            found.extend(outlier::evaluate(&x, &h.baseline.outlier, group, &ctx));
             // A bucket that raised anything, or that a volume rule suspects, is learned at the
             // guard weight: an episode cannot teach the baseline its own traffic.
             let guarded = found.len() > before || verdict.suspect;
             let weight = if guarded { self.settings.alert_weight } else { 1.0 };
             let values = h.bucket.values(h.hour_out());
             h.baseline.learn(&values, end_ns, self.settings.baseline_alpha, weight, &self.life);
+            let y = outlier::features::logs(&x);
+            h.baseline.outlier.dist.learn(&x, &y, so.alpha, weight);
+            if let Some(g) = h.baseline.outlier.group.and_then(|id| self.groups.get_mut(id)) {
+                // Every member feeds its group each bucket: the group's memory is as long as a
+                // host's when its weight is shared among its members.
+                g.dist.learn(&x, &y, so.alpha / f64::from(g.members.max(1)), weight);
+            }
             exfiltration::learn(h, &ctx, env, verdict.suspect || exfil_hit);
             h.roll(hour_buckets);
         }
@@ -799,6 +880,7 @@ impl Engine {
             found.extend(self.scans.close(&ctx, &state_of));
             found.extend(self.floods.close(&ctx, &state_of));
         }
+        self.regroup_if_due(end_ns);
         found.sort_by_key(|a| (a.host, a.detector, a.peer, a.port));
         for c in found {
             self.raise(c);
@@ -807,6 +889,43 @@ impl Engine {
         let (tunnel_window, dga_window) =
             (secs_ns(self.settings.dns_tunnel.window_s), secs_ns(self.settings.dga.window_s));
         self.dns_tracks.expire(end_ns, tunnel_window, dga_window);
+    }
+}
+
+impl Engine {
+    /// Recomputes `host_outlier`'s peer groups every `regroup_interval_s`, and every ten
+    /// buckets while there are none yet.
+    fn regroup_if_due(&mut self, now_ns: u64) {
+        let s = &self.settings.host_outlier;
+        let every =
+            if self.groups.groups.is_empty() { 10 * self.bucket_ns } else { secs_ns(s.regroup_interval_s) };
+        if !s.enabled || now_ns.saturating_sub(self.groups.last_pass_ns) < every {
+            return;
+        }
+        self.groups.last_pass_ns = now_ns;
+        let min = s.min_buckets();
+        let mut ips: Vec<IpAddr> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.baseline.outlier.dist.ready(min))
+            .map(|(ip, _)| *ip)
+            .collect();
+        if (ips.len() as u64) < u64::try_from(s.min_group_hosts).unwrap_or(u64::MAX) {
+            return;
+        }
+        ips.sort_unstable();
+        let pass = outlier::groups::PassSettings {
+            max_groups: usize::try_from(s.max_groups).unwrap_or(1),
+            radius: s.group_radius,
+        };
+        let profiles: Vec<(IpAddr, &outlier::dist::Dist)> =
+            ips.iter().filter_map(|ip| self.hosts.get(ip).map(|h| (*ip, &h.baseline.outlier.dist))).collect();
+        let ids = self.groups.pass(&profiles, pass);
+        for (ip, id) in ips.iter().zip(ids) {
+            if let Some(h) = self.hosts.get_mut(ip) {
+                h.baseline.outlier.group = Some(id);
+            }
+        }
     }
 }
 

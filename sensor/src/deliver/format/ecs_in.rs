@@ -11,7 +11,7 @@ use std::time::UNIX_EPOCH;
 
 use serde_json::Value;
 
-use crate::alert::{Alert, Detector, Evidence, IncidentRef, LearningState, Severity};
+use crate::alert::{Alert, Detector, Evidence, HostRole, IncidentRef, LearningState, Severity};
 
 /// Why a line is not an alert.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,11 @@ pub fn from_ecs(doc: &Value) -> Result<Alert, NotAnAlert> {
     let rule = string(doc, "rule.name")?;
     let detector =
         Detector::from_name(&rule).ok_or_else(|| NotAnAlert(format!("rule.name {rule:?} is no detector")))?;
+    let host_role = opt_string(doc, "nbad.host.role").map(|kind| HostRole {
+        kind,
+        services: from_json(doc, "nbad.host.services").unwrap_or_default(),
+        peer_group: opt_string(doc, "nbad.host.peer_group"),
+    });
     let risk_score: u8 = int(doc, "event.risk_score")?;
     let severity = opt_string(doc, "nbad.severity")
         .and_then(|s| serde_json::from_value::<Severity>(Value::String(s)).ok())
@@ -113,6 +118,7 @@ pub fn from_ecs(doc: &Value) -> Result<Alert, NotAnAlert> {
         host_owner: opt_string(doc, "nbad.host.owner"),
         evidence,
         incident,
+        host_role,
     })
 }
 
@@ -135,6 +141,18 @@ mod tests {
         assert_eq!(parse_line(&json).expect("alert json"), a);
         let dead = format!("{{\"sink\":\"x\",\"reason\":\"401\",\"alert\":{json}}}");
         assert_eq!(parse_line(&dead).expect("dead letter"), a);
+    }
+
+    #[test]
+    fn a_learned_role_maps_back_too() {
+        let mut a = sample();
+        a.host_role = Some(HostRole {
+            kind: "server".into(),
+            services: vec!["smb/445 (4 clients)".into()],
+            peer_group: Some("2 (servers, 3 hosts)".into()),
+        });
+        let back = parse_line(&a.to_ecs_line()).expect("alert with a role");
+        assert_eq!(back, a);
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub(crate) mod tests {
                 details,
             },
             incident: None,
+            host_role: None,
         }
     }
 }
