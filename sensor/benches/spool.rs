@@ -49,6 +49,7 @@ fn alert(n: u64) -> Alert {
         },
         incident: None,
         host_role: None,
+        record: None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! Every alert carries its mapping in ECS `threat.*` (`threat.framework = "MITRE ATT&CK"`,
 //! `threat.tactic.{id,name,reference}`, `threat.technique.{id,name,reference}` and
 //! `threat.technique.subtechnique.*`), as arrays in the order of [`of_alert`]: the first entry is
-//! the primary one. The mapping
+//! the primary one, whose tactic decides the alert's [`Stage`] in a staged incident. The mapping
 //! depends on the detector, on its rule (`nbad.evidence.details.rule`: a Tor circuit is a
 //! multi-hop proxy, an executable download an ingress tool transfer), on the port of a lateral
 //! connection (the remote service's sub-technique) and, for `host_outlier`, on the feature that
@@ -148,11 +148,74 @@ pub fn techniques(
     }
 }
 
-/// The techniques of `alert` (see [`techniques`]).
+/// The techniques of `alert` (see [`techniques`]); of an incident record, those of every
+/// detector in its steps.
 #[must_use]
 pub fn of_alert(a: &Alert) -> Vec<Technique> {
+    if let Some(record) = &a.record {
+        return record.techniques();
+    }
     let detail = |k: &str| a.evidence.details.get(k).and_then(Value::as_str);
     techniques(a.detector, detail("rule"), a.port, detail("top_feature"))
+}
+
+/// Where an alert stands in an attack's progress: what a staged incident orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// Discovery of hosts and services.
+    Reconnaissance,
+    /// Moving to other inside hosts.
+    LateralMovement,
+    /// Talking to the operator outside.
+    CommandAndControl,
+    /// Data leaving.
+    Exfiltration,
+}
+
+impl Stage {
+    /// The stages, in the order an attack goes through them.
+    pub const ALL: [Self; 4] =
+        [Self::Reconnaissance, Self::LateralMovement, Self::CommandAndControl, Self::Exfiltration];
+
+    /// The stage of a tactic (`None`: not a step of the chain the incidents follow, e.g. impact).
+    #[must_use]
+    pub fn of_tactic(t: Tactic) -> Option<Self> {
+        match t.id {
+            "TA0043" | "TA0007" => Some(Self::Reconnaissance),
+            "TA0008" => Some(Self::LateralMovement),
+            "TA0011" => Some(Self::CommandAndControl),
+            "TA0010" => Some(Self::Exfiltration),
+            _ => None,
+        }
+    }
+
+    /// The stage of an alert: its primary technique's tactic's.
+    #[must_use]
+    pub fn of_alert(a: &Alert) -> Option<Self> {
+        of_alert(a).first().and_then(|t| Self::of_tactic(t.tactic))
+    }
+
+    /// `reconnaissance`, `lateral_movement`, `command_and_control`, `exfiltration`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Reconnaissance => "reconnaissance",
+            Self::LateralMovement => "lateral_movement",
+            Self::CommandAndControl => "command_and_control",
+            Self::Exfiltration => "exfiltration",
+        }
+    }
+
+    /// The stage in words, for narratives.
+    #[must_use]
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Reconnaissance => "reconnaissance",
+            Self::LateralMovement => "lateral movement",
+            Self::CommandAndControl => "command and control",
+            Self::Exfiltration => "exfiltration",
+        }
+    }
 }
 
 fn tactic_url(id: &str) -> String {
@@ -275,6 +338,7 @@ mod tests {
         assert_eq!(exe[0].id, "T1105");
         let rdp = techniques(Detector::LateralMovement, None, Some(3389), None);
         assert_eq!(rdp[0].sub.map(|s| s.0), Some("T1021.001"));
+        assert_eq!(Stage::of_tactic(rdp[0].tactic), Some(Stage::LateralMovement));
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub(super) fn evidence_json(ev: &super::Evidence) -> Value {
 }
 
 pub(super) fn to_ecs(a: &Alert) -> Value {
+    if let Some(record) = &a.record {
+        return super::incident::to_ecs(a, record);
+    }
     let ev = &a.evidence;
     let mut destination = Map::new();
     if let Some(peer) = a.peer {

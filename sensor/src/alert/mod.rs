@@ -13,6 +13,7 @@
 
 pub mod attack;
 mod ecs;
+pub mod incident;
 
 use std::net::IpAddr;
 
@@ -294,6 +295,10 @@ pub struct Alert {
     /// The host's learned role, where the engine knows the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_role: Option<HostRole>,
+    /// Set when this is not an alert but an incident record ([`incident`]): rendered as an
+    /// `nbad.incident` document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<Box<incident::IncidentRecord>>,
 }
 
 /// The stable id of an alert: the first 128 bits of SHA-256 over the sensor,
@@ -328,6 +333,12 @@ pub fn alert_id(
 }
 
 impl Alert {
+    /// `rule.name`: the detector's name, or `staged_incident` for an incident record.
+    #[must_use]
+    pub fn rule_name(&self) -> &'static str {
+        if self.record.is_some() { "staged_incident" } else { self.detector.name() }
+    }
+
     /// The alert as an ECS document.
     #[must_use]
     pub fn to_ecs(&self) -> serde_json::Value {

@@ -36,6 +36,7 @@ pub(crate) fn sample_alert() -> Alert {
         },
         incident: Some(IncidentRef { id: "inc-1".into(), host_risk: 82, alert_count: 1, related: vec![] }),
         host_role: None,
+        record: None,
     }
 }
 

@@ -192,6 +192,7 @@ pub fn capture_loss_alert(sensor_id: &str, ratio: &LossRatio, policy: &LossPolic
         },
         incident: None,
         host_role: None,
+        record: None,
     }
 }
 

@@ -24,8 +24,9 @@
 //! | [`lateral`] (`lateral_movement`) | bucket close | records: administrative connections between inside hosts |
 //!
 //! Findings ([`Candidate`]s) go through the [`alerting`] stage (allow-list,
-//! score, suppression, incidents) and come out as [`Alert`]s, each with its
-//! host's learned [`role`].
+//! score, suppression) and come out as [`Alert`]s, each with its host's learned
+//! [`role`] and its place in a staged [`incident`]; incident records follow the
+//! alerts that opened or escalated them.
 
 pub mod alerting;
 pub mod app;
@@ -41,6 +42,7 @@ pub mod fanout;
 pub mod flood;
 pub mod host;
 pub mod icmp_tunnel;
+pub mod incident;
 pub mod ja4_census;
 pub mod lateral;
 pub mod long_connection;
@@ -454,7 +456,9 @@ impl Engine {
     fn raise(&mut self, c: Candidate) {
         if let Some(mut alert) = self.stage.raise(c, &self.settings, &self.sensor_id) {
             alert.host_role = self.role_of(alert.host);
+            self.stage.correlate(&mut alert, &self.settings);
             self.alerts.push(alert);
+            self.alerts.extend(self.stage.take_records());
         }
     }
 

@@ -86,8 +86,14 @@ pub fn obs(ts_ns: u64, src: IpAddr, dst: IpAddr, proto: u8, kind: ObsKind) -> Ob
     Observation { ts_ns, src, dst, sport: 0, dport: 0, proto, kind }
 }
 
-/// Runs records (each at its start time) through the engine, ends the input, returns the alerts.
+/// Runs records (each at its start time) through the engine, ends the input, returns the alerts
+/// (without the incident records that follow some of them: see [`run_with_records`]).
 pub fn run(engine: &mut Engine, records: &[FlowRecord]) -> Vec<Alert> {
+    run_with_records(engine, records).into_iter().filter(|a| a.record.is_none()).collect()
+}
+
+/// [`run`], incident records included, in the order the engine emitted them.
+pub fn run_with_records(engine: &mut Engine, records: &[FlowRecord]) -> Vec<Alert> {
     let mut sorted: Vec<&FlowRecord> = records.iter().collect();
     sorted.sort_by_key(|r| r.start_ns);
     for r in sorted {

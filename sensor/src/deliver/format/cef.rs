@@ -43,7 +43,7 @@ pub(crate) fn event(a: &Alert) -> String {
     let mut ext: Vec<(&str, String)> = vec![
         ("rt", millis(a.timestamp_ns).to_string()),
         ("externalId", a.id.clone()),
-        ("cat", a.detector.name().to_owned()),
+        ("cat", a.rule_name().to_owned()),
         ("src", a.host.to_string()),
     ];
     if let Some(peer) = a.peer {
@@ -87,7 +87,7 @@ pub(crate) fn event(a: &Alert) -> String {
         header(VENDOR),
         header(PRODUCT),
         header(VERSION),
-        header(a.detector.name()),
+        header(a.rule_name()),
         header(&a.description),
         (a.risk_score / 10).min(10),
         ext.join(" ")

@@ -36,7 +36,7 @@ pub(crate) fn value(value: &str) -> String {
 pub(crate) fn event(a: &Alert) -> String {
     let mut attrs: Vec<(&str, String)> = vec![
         ("devTime", millis(a.timestamp_ns).to_string()),
-        ("cat", a.detector.name().to_owned()),
+        ("cat", a.rule_name().to_owned()),
         ("sev", (a.risk_score / 10).clamp(1, 10).to_string()),
         ("src", a.host.to_string()),
     ];
@@ -71,7 +71,7 @@ pub(crate) fn event(a: &Alert) -> String {
         header(VENDOR),
         header(PRODUCT),
         header(VERSION),
-        header(a.detector.name()),
+        header(a.rule_name()),
         attrs.join("\t")
     )
 }

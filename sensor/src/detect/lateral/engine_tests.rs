@@ -14,7 +14,7 @@ const LEARN_MIN: u64 = 480;
 const EPISODE: u64 = T0 + LEARN_MIN * MIN;
 
 fn lateral(alerts: &[Alert]) -> Vec<&Alert> {
-    alerts.iter().filter(|a| a.detector == Detector::LateralMovement).collect()
+    alerts.iter().filter(|a| a.detector == Detector::LateralMovement && a.record.is_none()).collect()
 }
 
 fn rule(a: &Alert) -> &str {

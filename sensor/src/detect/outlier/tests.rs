@@ -14,7 +14,7 @@ const LEARN_MIN: u64 = 480;
 const EPISODE: u64 = T0 + LEARN_MIN * MIN;
 
 fn outliers(alerts: &[Alert]) -> Vec<&Alert> {
-    alerts.iter().filter(|a| a.detector == Detector::HostOutlier).collect()
+    alerts.iter().filter(|a| a.detector == Detector::HostOutlier && a.record.is_none()).collect()
 }
 
 /// Workstation 2 opens ordinary-sized HTTPS sessions to 60 outside sites it never talked to, in
