@@ -7,9 +7,9 @@
 //! the primary one, whose tactic decides the alert's [`Stage`] in a staged incident. The mapping
 //! depends on the detector, on its rule (`nbad.evidence.details.rule`: a Tor circuit is a
 //! multi-hop proxy, an executable download an ingress tool transfer), on the port of a lateral
-//! connection (the remote service's sub-technique) and, for `host_outlier`, on the feature that
-//! contributed most (`details.top_feature`). `capture_loss` is the sensor's own health and maps
-//! to nothing.
+//! connection (the remote service's sub-technique) and, for `host_outlier`, on the first of its
+//! reported features (`details.features`, most deviant first) that points to a step of an attack.
+//! `capture_loss` is the sensor's own health and maps to nothing.
 //!
 //! The table is static (ATT&CK v15 identifiers and names); nothing here allocates per alert
 //! beyond the small vector it returns.
@@ -98,24 +98,32 @@ fn remote_service(port: Option<u16>) -> Technique {
     Technique { sub: Some(s), ..REMOTE_SERVICES }
 }
 
-/// The techniques of a `host_outlier` alert, by the feature that stood out most.
-fn outlier(top_feature: Option<&str>) -> Vec<Technique> {
-    match top_feature.unwrap_or("") {
-        "inside_peers" | "dst_ports" | "failed_connections" | "connections" => vec![SERVICE_DISCOVERY],
-        "admin_connections" | "new_admin_peers" | "inside_connections" => vec![REMOTE_SERVICES],
-        "bytes_out" | "bytes_out_udp" | "bytes_out_unusual_ports" | "inside_bytes_out" => vec![EXFIL_ALT],
-        "dns_queries" | "dns_unique_names" | "dns_entropy" => vec![APP_DNS],
-        _ => Vec::new(),
+/// The techniques one `host_outlier` feature points to (none for features that say nothing of
+/// an attack's step: bytes in, bytes to inside hosts, which file servers send all day).
+fn outlier_feature(feature: &str) -> Option<Technique> {
+    match feature {
+        "inside_peers" | "dst_ports" | "failed_connections" | "connections" => Some(SERVICE_DISCOVERY),
+        "admin_connections" | "new_admin_peers" | "inside_connections" => Some(REMOTE_SERVICES),
+        "bytes_out" | "bytes_out_udp" | "bytes_out_unusual_ports" => Some(EXFIL_ALT),
+        "dns_queries" | "dns_unique_names" => Some(APP_DNS),
+        _ => None,
     }
 }
 
-/// The techniques `detector` stands for, given its rule, port and top feature (primary first).
+/// The technique of a `host_outlier` alert: that of the first of its reported features (most
+/// deviant first) that points to one.
+fn outlier<'a>(features: impl IntoIterator<Item = &'a str>) -> Vec<Technique> {
+    features.into_iter().find_map(outlier_feature).into_iter().collect()
+}
+
+/// The techniques `detector` stands for, given its rule, port and (`host_outlier`) reported
+/// features, most deviant first (primary technique first).
 #[must_use]
 pub fn techniques(
     detector: Detector,
     rule: Option<&str>,
     port: Option<u16>,
-    top_feature: Option<&str>,
+    features: &[&str],
 ) -> Vec<Technique> {
     match detector {
         Detector::Scan => match rule {
@@ -143,7 +151,7 @@ pub fn techniques(
         },
         Detector::Dga => vec![DGA],
         Detector::LateralMovement => vec![remote_service(port)],
-        Detector::HostOutlier => outlier(top_feature),
+        Detector::HostOutlier => outlier(features.iter().copied()),
         Detector::CaptureLoss => Vec::new(),
     }
 }
@@ -155,8 +163,14 @@ pub fn of_alert(a: &Alert) -> Vec<Technique> {
     if let Some(record) = &a.record {
         return record.techniques();
     }
-    let detail = |k: &str| a.evidence.details.get(k).and_then(Value::as_str);
-    techniques(a.detector, detail("rule"), a.port, detail("top_feature"))
+    let details = &a.evidence.details;
+    let detail = |k: &str| details.get(k).and_then(Value::as_str);
+    let features: Vec<&str> = details
+        .get("features")
+        .and_then(Value::as_array)
+        .map(|fs| fs.iter().filter_map(|f| f.get("feature").and_then(Value::as_str)).collect())
+        .unwrap_or_default();
+    techniques(a.detector, detail("rule"), a.port, &features)
 }
 
 /// Where an alert stands in an attack's progress: what a staged incident orders.
@@ -325,25 +339,33 @@ mod tests {
     #[test]
     fn every_detector_but_capture_loss_maps_to_a_tactic() {
         for d in Detector::ALL {
-            let ts = techniques(d, None, Some(445), Some("inside_peers"));
+            let ts = techniques(d, None, Some(445), &["inside_peers"]);
             assert_eq!(ts.is_empty(), d == Detector::CaptureLoss, "{}", d.name());
         }
     }
 
     #[test]
     fn rules_and_ports_pick_the_specific_technique() {
-        let tor = techniques(Detector::SuspiciousTls, Some("tor"), None, None);
+        let tor = techniques(Detector::SuspiciousTls, Some("tor"), None, &[]);
         assert_eq!(tor[0].sub, Some(("T1090.003", "Multi-hop Proxy")));
-        let exe = techniques(Detector::SuspiciousHttp, Some("executable_download"), None, None);
+        let exe = techniques(Detector::SuspiciousHttp, Some("executable_download"), None, &[]);
         assert_eq!(exe[0].id, "T1105");
-        let rdp = techniques(Detector::LateralMovement, None, Some(3389), None);
+        let rdp = techniques(Detector::LateralMovement, None, Some(3389), &[]);
         assert_eq!(rdp[0].sub.map(|s| s.0), Some("T1021.001"));
         assert_eq!(Stage::of_tactic(rdp[0].tactic), Some(Stage::LateralMovement));
     }
 
     #[test]
+    fn host_outlier_takes_the_first_feature_that_points_to_a_step() {
+        let scan_like =
+            techniques(Detector::HostOutlier, None, None, &["inside_bytes_out", "failed_connections"]);
+        assert_eq!(scan_like, [SERVICE_DISCOVERY]);
+        assert!(techniques(Detector::HostOutlier, None, None, &["inside_bytes_out", "bytes_in"]).is_empty());
+    }
+
+    #[test]
     fn ecs_threat_lists_tactics_and_techniques_once_each() {
-        let doc = ecs_threat(&techniques(Detector::DnsTunnel, None, None, None)).expect("mapped");
+        let doc = ecs_threat(&techniques(Detector::DnsTunnel, None, None, &[])).expect("mapped");
         assert_eq!(doc["framework"], "MITRE ATT&CK");
         assert_eq!(doc["tactic"]["id"], json!(["TA0011", "TA0010"]));
         assert_eq!(doc["technique"]["id"], json!(["T1071", "T1048"]));

@@ -79,7 +79,7 @@ impl IncidentRecord {
         let mut out: Vec<Technique> = Vec::new();
         for step in &self.steps {
             for d in &step.detectors {
-                for t in attack::techniques(*d, None, None, None) {
+                for t in attack::techniques(*d, None, None, &[]) {
                     if !out.contains(&t) {
                         out.push(t);
                     }

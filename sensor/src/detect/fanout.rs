@@ -29,8 +29,6 @@ pub struct AdminUse {
     pub proto: u8,
     /// The host had never used this service with this peer.
     pub new_pair: bool,
-    /// The connection failed.
-    pub failed: bool,
     /// Distinct clients the peer had served on this port before (its learned role).
     pub peer_clients: usize,
     /// The flow.

@@ -483,8 +483,10 @@ impl Engine {
         let attempt = scan::is_attempt(r);
         let (tcp_ratio, udp_ratio) =
             (self.settings.exfiltration.tcp_upload_ratio, self.settings.exfiltration.upload_ratio);
-        // An administrative connection between inside hosts: what the target served before.
+        // An administrative connection between inside hosts, answered (an unanswered probe of an
+        // administrative port is the scan detector's): what the target served before.
         let admin_target = (attempt
+            && !failed
             && client_home
             && server_home
             && r.key.proto == 6
@@ -560,7 +562,6 @@ impl Engine {
                         port: server.1,
                         proto: r.key.proto,
                         new_pair,
-                        failed,
                         peer_clients,
                         flow,
                         ts_ns: r.start_ns,

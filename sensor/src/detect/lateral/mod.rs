@@ -2,8 +2,8 @@
 //! never used them with — SMB (445, 139), RDP (3389), WinRM (5985, 5986), SSH (22), DCE-RPC
 //! (135), VNC (5900); the list is `ports`.
 //!
-//! From flow records: every connection an inside host opens to an inside host on one of those
-//! ports is checked against the pairs (peer, port) the host has used before ([`AdminPairs`],
+//! From flow records: every answered connection an inside host opens to an inside host on one of
+//! those ports (a probe nobody answered is reconnaissance, left to `scan`) is checked against the pairs (peer, port) the host has used before ([`AdminPairs`],
 //! saved with its baseline: at most [`MAX_PAIRS`], the oldest forgotten first). A pair it never
 //! used is *new*; new pairs stay in a per-host window of `window_s` (15 min). At each bucket that
 //! brought a new pair, with `N` distinct peers newly reached in the window:
@@ -253,10 +253,9 @@ pub fn evaluate(recent: &Recent, fresh: bool, rates: Rates, ctx: &BucketCtx<'_>)
     cand.port = Some(first.port);
     cand.transport = Some("tcp");
     cand.flow = Some(first.flow);
-    let failed = recent.uses.iter().filter(|u| u.failed).count();
     if rule == "fan_out" {
         cand.strength = strength(n as f64, s.min_new_peers as f64 * 0.5).max(0.4);
-        cand.confidence = if failed * 2 >= recent.uses.len() { 0.85 } else { 0.75 };
+        cand.confidence = 0.75;
     } else {
         cand.strength = (0.3 + 0.1 * (n as f64 - 1.0)).min(0.9);
         cand.confidence = 0.65;
@@ -272,7 +271,6 @@ pub fn evaluate(recent: &Recent, fresh: bool, rates: Rates, ctx: &BucketCtx<'_>)
                 "peer": u.peer,
                 "port": u.port,
                 "service": service(u.port),
-                "failed": u.failed,
                 "peer_clients_before": u.peer_clients,
                 "at": crate::alert::rfc3339(u.ts_ns),
             })
@@ -287,7 +285,6 @@ pub fn evaluate(recent: &Recent, fresh: bool, rates: Rates, ctx: &BucketCtx<'_>)
     d.insert("probability".into(), json!(p));
     d.insert("own_rate".into(), json!(rates.own.map(round)));
     d.insert("group_rate".into(), json!(rates.group.map(round)));
-    d.insert("failed".into(), json!(failed));
     d.insert("targets".into(), json!(targets));
     let mut services: Vec<String> = recent.uses.iter().map(|u| service(u.port)).collect();
     services.sort();
