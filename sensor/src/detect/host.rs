@@ -223,6 +223,8 @@ pub struct HostState {
     pub uploads: PeerUploads,
     /// Its new administrative pairs of the last minutes (`lateral_movement`).
     pub admin_recent: super::lateral::Recent,
+    /// Its DCE-RPC endpoint-mapper contacts of the last minute (`lateral_movement`).
+    pub rpc: super::lateral::RpcFollow,
 }
 
 impl HostState {
@@ -235,6 +237,7 @@ impl HostState {
             hour: VecDeque::new(),
             uploads: PeerUploads::default(),
             admin_recent: super::lateral::Recent::default(),
+            rpc: super::lateral::RpcFollow::default(),
         }
     }
 

@@ -484,14 +484,22 @@ impl Engine {
         let (tcp_ratio, udp_ratio) =
             (self.settings.exfiltration.tcp_upload_ratio, self.settings.exfiltration.upload_ratio);
         // An administrative connection between inside hosts, answered (an unanswered probe of an
-        // administrative port is the scan detector's): what the target served before.
-        let admin_target = (attempt
-            && !failed
-            && client_home
-            && server_home
-            && r.key.proto == 6
-            && self.settings.lateral_movement.is_admin(server.1))
-        .then(|| self.hosts.get(&server.0).map_or(0, |t| t.baseline.role.clients_of(server.1, 6)));
+        // administrative port is the scan detector's): the service's port (135 for the DCE-RPC
+        // call on a dynamic port after the endpoint mapper), and what the target served before.
+        let lm = &self.settings.lateral_movement;
+        let admin_port = if lm.is_admin(server.1) {
+            Some(server.1)
+        } else if server.1 >= 1024
+            && lm.is_admin(lateral::EPMAP)
+            && self.hosts.get(&client.0).is_some_and(|h| h.rpc.follows(server.0, r.start_ns))
+        {
+            Some(lateral::EPMAP)
+        } else {
+            None
+        };
+        let admin_target = admin_port
+            .filter(|_| attempt && !failed && client_home && server_home && r.key.proto == 6)
+            .map(|port| (port, self.hosts.get(&server.0).map_or(0, |t| t.baseline.role.clients_of(port, 6))));
         for (host, peer, sent, recv, is_client) in
             [(client.0, server.0, r.client, r.server, true), (server.0, client.0, r.server, r.client, false)]
         {
@@ -555,11 +563,14 @@ impl Engine {
                 } else {
                     h.bucket.inside.bytes_out += sent.bytes;
                 }
-                if is_client && let Some(peer_clients) = admin_target {
-                    let new_pair = h.baseline.admin_pairs.note(peer, server.1);
+                if is_client && let Some((port, peer_clients)) = admin_target {
+                    if server.1 == lateral::EPMAP {
+                        h.rpc.contacted(peer, r.start_ns);
+                    }
+                    let new_pair = h.baseline.admin_pairs.note(peer, port);
                     h.bucket.inside.admin(fanout::AdminUse {
                         peer,
-                        port: server.1,
+                        port,
                         proto: r.key.proto,
                         new_pair,
                         peer_clients,

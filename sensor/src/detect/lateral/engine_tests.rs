@@ -104,3 +104,22 @@ fn nothing_is_raised_while_the_host_is_still_learning() {
     let alerts = run(&mut engine(HOME, OFFICE_CONFIG), &records);
     assert!(lateral(&alerts).is_empty(), "{:#?}", lateral(&alerts));
 }
+
+#[test]
+fn the_dce_rpc_call_on_a_dynamic_port_after_the_endpoint_mapper_is_the_same_administrative_use() {
+    let mut e = engine(HOME, OFFICE_CONFIG);
+    let (host, target, other) = (workstation(5), workstation(1), workstation(2));
+    let at = T0 + 30 * SEC;
+    for r in [
+        session((host, 61_000), (target, 135), at, 300, 400),
+        session((host, 61_001), (target, 49_667), at + SEC, 2_000, 1_500),
+        session((host, 61_002), (other, 49_667), at + 2 * SEC, 2_000, 1_500),
+    ] {
+        e.advance(r.start_ns);
+        e.record(&r);
+    }
+    let h = e.hosts.get(&host).expect("tracked");
+    assert_eq!(h.bucket.inside.admin_connections, 2, "the endpoint mapper and the call that followed it");
+    assert_eq!(h.baseline.admin_pairs.len(), 1, "one pair: (target, 135)");
+    assert_eq!(h.bucket.inside.admin.iter().map(|u| u.port).collect::<Vec<_>>(), [135, 135]);
+}

@@ -24,7 +24,8 @@
 //! Not visible: *what* an SMB session does. The sensor identifies a flow by its first payload
 //! only (an SMB NEGOTIATE), so remote service creation (SVCCTL over `\PIPE\svcctl`), scheduled
 //! tasks and WMI calls inside a session cannot be seen; a DCE-RPC connection to 135 counts as
-//! administrative use on its own.
+//! administrative use on its own, and the call that follows it within a minute on a dynamic port
+//! (1024 and up) of the same host counts as the same use ([`RpcFollow`]).
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -97,6 +98,42 @@ impl Settings {
     #[must_use]
     pub fn is_admin(&self, port: u16) -> bool {
         self.ports.contains(&i64::from(port))
+    }
+}
+
+/// DCE-RPC's endpoint mapper: it hands the client the dynamic port of the interface it asked for
+/// (49152–65535 on current Windows), and the call itself goes there.
+pub const EPMAP: u16 = 135;
+/// How soon after an endpoint-mapper connection a connection to a dynamic port of the same host
+/// counts as the call that followed.
+pub const RPC_FOLLOW_NS: u64 = 60_000_000_000;
+/// Endpoint-mapper contacts remembered per host.
+const MAX_RPC: usize = 16;
+
+/// A host's endpoint-mapper contacts of the last minute (not saved), so that the DCE-RPC call on
+/// the dynamic port that follows counts as the same administrative use (the pair stays
+/// (peer, 135)). A call whose record the sensor gets before the endpoint mapper's is not matched.
+#[derive(Debug, Clone, Default)]
+pub struct RpcFollow {
+    contacts: VecDeque<(IpAddr, u64)>,
+}
+
+impl RpcFollow {
+    /// The host reached `peer`'s endpoint mapper at `ts_ns`.
+    pub fn contacted(&mut self, peer: IpAddr, ts_ns: u64) {
+        while self.contacts.front().is_some_and(|c| ts_ns.saturating_sub(c.1) > RPC_FOLLOW_NS) {
+            self.contacts.pop_front();
+        }
+        if self.contacts.len() >= MAX_RPC {
+            self.contacts.pop_front();
+        }
+        self.contacts.push_back((peer, ts_ns));
+    }
+
+    /// Whether a connection to `peer` starting at `ts_ns` follows an endpoint-mapper contact.
+    #[must_use]
+    pub fn follows(&self, peer: IpAddr, ts_ns: u64) -> bool {
+        self.contacts.iter().any(|&(p, at)| p == peer && ts_ns >= at && ts_ns - at <= RPC_FOLLOW_NS)
     }
 }
 
