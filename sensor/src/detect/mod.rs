@@ -853,16 +853,7 @@ impl Engine {
             let group = outlier::usable_group(&h.baseline.outlier, &self.groups, so);
             let window_ns = secs_ns(self.settings.lateral_movement.window_s);
             let fresh = h.admin_recent.update(&h.bucket.inside.admin, end_ns, window_ns);
-            let admin = outlier::features::Feature::NewAdminPeers as usize;
-            let rates = lateral::Rates {
-                own: h
-                    .baseline
-                    .outlier
-                    .dist
-                    .ready(so.min_buckets())
-                    .then(|| h.baseline.outlier.dist.rate(admin)),
-                group: group.map(|g| g.dist.rate(admin)),
-            };
+            let rates = lateral::Rates::of(&h.baseline.outlier, group, so);
             found.extend(lateral::evaluate(&h.admin_recent, fresh, rates, &ctx));
             found.extend(outlier::evaluate(&x, &h.baseline.outlier, group, &ctx));
             // A bucket that raised anything, or that a volume rule suspects, is learned at the
@@ -871,13 +862,7 @@ impl Engine {
             let weight = if guarded { self.settings.alert_weight } else { 1.0 };
             let values = h.bucket.values(h.hour_out());
             h.baseline.learn(&values, end_ns, self.settings.baseline_alpha, weight, &self.life);
-            let y = outlier::features::logs(&x);
-            h.baseline.outlier.dist.learn(&x, &y, so.alpha, weight);
-            if let Some(g) = h.baseline.outlier.group.and_then(|id| self.groups.get_mut(id)) {
-                // Every member feeds its group each bucket: the group's memory is as long as a
-                // host's when its weight is shared among its members.
-                g.dist.learn(&x, &y, so.alpha / f64::from(g.members.max(1)), weight);
-            }
+            outlier::learn(&x, &mut h.baseline.outlier, &mut self.groups, so, weight);
             exfiltration::learn(h, &ctx, env, verdict.suspect || exfil_hit);
             h.roll(hour_buckets);
         }
@@ -896,7 +881,13 @@ impl Engine {
             found.extend(self.scans.close(&ctx, &state_of));
             found.extend(self.floods.close(&ctx, &state_of));
         }
-        self.regroup_if_due(end_ns);
+        outlier::regroup_if_due(
+            &mut self.groups,
+            &mut self.hosts,
+            &self.settings.host_outlier,
+            self.bucket_ns,
+            end_ns,
+        );
         found.sort_by_key(|a| (a.host, a.detector, a.peer, a.port));
         for c in found {
             self.raise(c);
@@ -905,43 +896,6 @@ impl Engine {
         let (tunnel_window, dga_window) =
             (secs_ns(self.settings.dns_tunnel.window_s), secs_ns(self.settings.dga.window_s));
         self.dns_tracks.expire(end_ns, tunnel_window, dga_window);
-    }
-}
-
-impl Engine {
-    /// Recomputes `host_outlier`'s peer groups every `regroup_interval_s`, and every ten
-    /// buckets while there are none yet.
-    fn regroup_if_due(&mut self, now_ns: u64) {
-        let s = &self.settings.host_outlier;
-        let every =
-            if self.groups.groups.is_empty() { 10 * self.bucket_ns } else { secs_ns(s.regroup_interval_s) };
-        if !s.enabled || now_ns.saturating_sub(self.groups.last_pass_ns) < every {
-            return;
-        }
-        self.groups.last_pass_ns = now_ns;
-        let min = s.min_buckets();
-        let mut ips: Vec<IpAddr> = self
-            .hosts
-            .iter()
-            .filter(|(_, h)| h.baseline.outlier.dist.ready(min))
-            .map(|(ip, _)| *ip)
-            .collect();
-        if (ips.len() as u64) < u64::try_from(s.min_group_hosts).unwrap_or(u64::MAX) {
-            return;
-        }
-        ips.sort_unstable();
-        let pass = outlier::groups::PassSettings {
-            max_groups: usize::try_from(s.max_groups).unwrap_or(1),
-            radius: s.group_radius,
-        };
-        let profiles: Vec<(IpAddr, &outlier::dist::Dist)> =
-            ips.iter().filter_map(|ip| self.hosts.get(ip).map(|h| (*ip, &h.baseline.outlier.dist))).collect();
-        let ids = self.groups.pass(&profiles, pass);
-        for (ip, id) in ips.iter().zip(ids) {
-            if let Some(h) = self.hosts.get_mut(ip) {
-                h.baseline.outlier.group = Some(id);
-            }
-        }
     }
 }
 

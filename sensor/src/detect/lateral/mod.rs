@@ -34,6 +34,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::fanout::AdminUse;
+use super::outlier::features::Feature;
+use super::outlier::groups::Group;
+use super::outlier::{HostModel, Settings as OutlierSettings};
 use super::{BucketCtx, Candidate, strength};
 use crate::alert::{Detector, LearningState};
 
@@ -250,6 +253,19 @@ pub struct Rates {
     pub own: Option<f64>,
     /// Its peer group's.
     pub group: Option<f64>,
+}
+
+impl Rates {
+    /// The rates of new administrative peers per bucket in the host's own distribution (once it
+    /// holds `min_buckets`) and in its usable peer group's.
+    #[must_use]
+    pub fn of(model: &HostModel, group: Option<&Group>, s: &OutlierSettings) -> Self {
+        let admin = Feature::NewAdminPeers as usize;
+        Self {
+            own: model.dist.ready(s.min_buckets()).then(|| model.dist.rate(admin)),
+            group: group.map(|g| g.dist.rate(admin)),
+        }
+    }
 }
 
 /// The host's finding, if the window's new pairs are lateral movement.

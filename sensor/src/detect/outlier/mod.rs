@@ -29,9 +29,12 @@ pub mod dist;
 pub mod features;
 pub mod groups;
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::host::{HostState, Map};
 use super::{BucketCtx, Candidate};
 use crate::alert::{Detector, LearningState};
 use dist::Dist;
@@ -137,6 +140,58 @@ pub fn usable_group<'a>(model: &HostModel, groups: &'a groups::Groups, s: &Setti
     let g = groups.get(model.group?)?;
     let enough = i64::from(g.members) >= s.min_group_hosts && g.dist.ready(s.min_buckets());
     enough.then_some(g)
+}
+
+/// Learns the bucket whose raw features are `x` into the host's distribution and its group's,
+/// at `weight` (the guard weight for a bucket that raised an alert).
+pub fn learn(x: &[f64; F], model: &mut HostModel, groups: &mut groups::Groups, s: &Settings, weight: f64) {
+    let y = features::logs(x);
+    model.dist.learn(x, &y, s.alpha, weight);
+    if let Some(g) = model.group.and_then(|id| groups.get_mut(id)) {
+        // Every member feeds its group each bucket: the group's memory is as long as a host's
+        // when its weight is shared among its members.
+        g.dist.learn(x, &y, s.alpha / f64::from(g.members.max(1)), weight);
+    }
+}
+
+/// Recomputes the peer groups every `regroup_interval_s` of packet time (every ten buckets of
+/// `bucket_ns` while there are none yet), over the hosts whose own distribution is ready, in
+/// address order; sets each host's group.
+pub fn regroup_if_due(
+    groups: &mut groups::Groups,
+    hosts: &mut Map<IpAddr, HostState>,
+    s: &Settings,
+    bucket_ns: u64,
+    now_ns: u64,
+) {
+    let every = if groups.groups.is_empty() {
+        10 * bucket_ns
+    } else {
+        u64::try_from(s.regroup_interval_s).unwrap_or(0).saturating_mul(1_000_000_000)
+    };
+    if !s.enabled || now_ns.saturating_sub(groups.last_pass_ns) < every {
+        return;
+    }
+    groups.last_pass_ns = now_ns;
+    let min = s.min_buckets();
+    let mut ips: Vec<IpAddr> =
+        hosts.iter().filter(|(_, h)| h.baseline.outlier.dist.ready(min)).map(|(ip, _)| *ip).collect();
+    if (ips.len() as u64) < u64::try_from(s.min_group_hosts).unwrap_or(u64::MAX) {
+        return;
+    }
+    ips.sort_unstable();
+    let pass = groups::PassSettings {
+        max_groups: usize::try_from(s.max_groups).unwrap_or(1),
+        radius: s.group_radius,
+    };
+    let profiles: Vec<(IpAddr, &Dist)> =
+        ips.iter().filter_map(|ip| hosts.get(ip).map(|h| (*ip, &h.baseline.outlier.dist))).collect();
+    let ids = groups.pass(&profiles, pass);
+    for (ip, id) in ips.iter().zip(ids) {
+        if let Some(h) = hosts.get_mut(ip) {
+            h.baseline.outlier.group = Some(id);
+        }
+    }
 }
 
 /// The host's finding for the bucket whose raw features are `x`, if it is an outlier.
