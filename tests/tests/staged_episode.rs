@@ -4,9 +4,9 @@
 //!
 //! Holds: `lateral_movement` names the host, an incident record on the host tells the four
 //! stages (reconnaissance, lateral movement, command and control, exfiltration) in order in one
-//! narrative, the control raises no `lateral_movement` and no incident spanning stages; prints
-//! every alert, `host_outlier`'s hits and the false alerts per host-hour (`--nocapture`; the
-//! figures are in docs/DETECTION.md).
+//! narrative, the control raises no `lateral_movement`, no `host_outlier` and no incident
+//! spanning stages; prints every alert, `host_outlier`'s hits and the false alerts per host-hour
+//! (`--nocapture`; the figures are in docs/DETECTION.md).
 
 use anyhow::{Result, ensure};
 use nbad_tests::Corpus;
@@ -68,8 +68,12 @@ fn a_staged_episode_opens_an_incident_that_tells_it_and_the_control_stays_withou
     });
     ensure!(told, "no incident record on {HOST} tells the four stages in order");
     ensure!(
-        report.control.alerts.iter().all(|a| a.detector != "lateral_movement"),
-        "lateral_movement in the control"
+        report
+            .control
+            .alerts
+            .iter()
+            .all(|a| a.detector != "lateral_movement" && a.detector != "host_outlier"),
+        "lateral_movement or host_outlier in the control"
     );
     let staged_control: Vec<&str> = report
         .control
