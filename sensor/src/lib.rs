@@ -22,6 +22,8 @@ pub mod decode;
 pub mod deliver;
 pub mod detect;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kafka;
 pub mod metrics;
 pub mod observe;

@@ -10,6 +10,7 @@ mod deb;
 mod demo;
 mod detect_report;
 mod fresh;
+mod fuzz;
 mod lab;
 mod setup;
 mod stats;
@@ -46,6 +47,10 @@ enum Task {
     /// The README's two commands on a fresh Debian 12 machine (a systemd-nspawn container with
     /// only the host's rustup toolchains); prints their exit codes (root; 40-70 minutes).
     Fresh(fresh::FreshArgs),
+    /// Run the fuzz targets (nightly, cargo-fuzz): minutes or executions per target, with
+    /// executions, coverage and crashes reported per target; --save merges new coverage into
+    /// the committed seeds, which the tests replay.
+    Fuzz(fuzz::FuzzArgs),
     /// Detection figures on the corpus for nbad-sensor and nDPI; updates docs/DETECTION.md.
     DetectReport(detect_report::DetectReportArgs),
     /// Internal: read a file in 1 MiB chunks and discard it (the bench's raw-read baseline).
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
         Task::Deb(args) => deb::run(&root, &args),
         Task::Bench(args) => bench::run(&root, &args),
         Task::Fresh(args) => fresh::run(&root, &args),
+        Task::Fuzz(args) => fuzz::run(&root, &args),
         Task::DetectReport(args) => detect_report::run(&root, &args),
         Task::RawRead { file } => bench::raw_read::run(&file),
     };

@@ -16,7 +16,7 @@
 mod collector;
 mod histogram;
 mod hooks;
-mod http;
+pub(crate) mod http;
 
 use std::net::SocketAddr;
 

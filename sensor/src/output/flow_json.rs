@@ -30,10 +30,18 @@ const WRITE_CHUNK: usize = 64 * 1024;
 
 /// Writes flow records as JSON lines. Lines are encoded into one reusable
 /// buffer and written in large chunks.
+///
+/// The fixed part of every line (times, endpoints, counters, Community ID, TCP state) is
+/// written by [`encode`] straight into the buffer; only the optional application objects go
+/// through serde. The result is byte for byte what serialising the schema's serde structs
+/// writes (`reference`, which the tests hold the encoder to): this is the analysis thread's hottest path, and serde's generic writer with a
+/// calendar computation per timestamp cost a third of its time (BENCHMARKS.md).
 pub struct FlowJsonWriter {
     out: Box<dyn Write + Send>,
     buf: Vec<u8>,
+    /// `"name"`: the observer's name as a JSON string, escaped once.
     observer: String,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for FlowJsonWriter {
@@ -45,12 +53,17 @@ impl std::fmt::Debug for FlowJsonWriter {
 impl FlowJsonWriter {
     /// A writer to `out`, naming the sensor `observer` in every record.
     pub fn new(out: Box<dyn Write + Send>, observer: &str) -> Self {
-        Self { out, buf: Vec::with_capacity(WRITE_CHUNK + 4096), observer: observer.to_owned() }
+        Self {
+            out,
+            buf: Vec::with_capacity(WRITE_CHUNK + 4096),
+            observer: json_string(observer),
+            clock: Clock::default(),
+        }
     }
 
     /// Writes one record as a line, with what its first payloads said, if known.
     pub fn write(&mut self, record: &FlowRecord, meta: Option<&FlowMeta>) -> io::Result<()> {
-        serde_json::to_writer(&mut self.buf, &ecs(record, meta, &self.observer))?;
+        encode(&mut self.buf, record, meta, &self.observer, &mut self.clock)?;
         self.buf.push(b'\n');
         if self.buf.len() >= WRITE_CHUNK {
             self.out.write_all(&self.buf)?;
@@ -67,12 +80,215 @@ impl FlowJsonWriter {
     }
 }
 
+/// `s` as a JSON string literal, quotes included.
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| String::from("\"\""))
+}
+
+/// RFC 3339 times with microseconds, as [`humantime::format_rfc3339_micros`] writes them,
+/// with the calendar part of the last few seconds seen kept: a record's three times and
+/// consecutive records mostly fall in the same second.
+#[derive(Debug, Default)]
+struct Clock {
+    /// Per slot (second modulo the slot count): the second and its `YYYY-MM-DDTHH:MM:SS`.
+    slots: [(u64, Vec<u8>); 4],
+}
+
+impl Clock {
+    fn write(&mut self, out: &mut Vec<u8>, ns: u64) {
+        let sec = ns / 1_000_000_000;
+        let micros = (ns % 1_000_000_000) / 1_000;
+        let slot = &mut self.slots[(sec % 4) as usize];
+        if slot.0 != sec || slot.1.is_empty() {
+            let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(sec));
+            slot.0 = sec;
+            slot.1.clear();
+            // `…:SSZ`: everything before the zone.
+            let _ = write!(slot.1, "{whole}");
+            slot.1.pop();
+        }
+        out.extend_from_slice(&slot.1);
+        out.push(b'.');
+        // Six digits, zero-padded.
+        let mut digits = [b'0'; 6];
+        let mut m = micros;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (m % 10) as u8;
+            m /= 10;
+        }
+        out.extend_from_slice(&digits);
+        out.push(b'Z');
+    }
+}
+
+/// Appends one record's document (no newline) to `out`: the bytes serde writes for the
+/// reference structs in the tests, with `observer` given as a JSON string literal. Returns the
+/// record's Community ID.
+fn encode(
+    out: &mut Vec<u8>,
+    r: &FlowRecord,
+    meta: Option<&FlowMeta>,
+    observer: &str,
+    clock: &mut Clock,
+) -> serde_json::Result<String> {
+    let mut num = itoa::Buffer::new();
+    let interim = r.reason.is_interim();
+    let proto = r.key.proto;
+    let ports = has_ports(proto);
+    let (cip, cport) = r.client_endpoint();
+    let (sip, sport) = r.server_endpoint();
+
+    out.extend_from_slice(b"{\"@timestamp\":\"");
+    clock.write(out, r.end_ns);
+    out.extend_from_slice(
+        b"\",\"event\":{\"kind\":\"event\",\"category\":[\"network\"],\"type\":[\"connection\",\"",
+    );
+    out.extend_from_slice(if interim { b"info" } else { b"end" });
+    out.extend_from_slice(b"\"],\"action\":\"");
+    out.extend_from_slice(if interim { b"flow_interim" } else { b"flow_end" });
+    out.extend_from_slice(b"\",\"reason\":");
+    serde_json::to_writer(&mut *out, r.reason.name())?;
+    out.extend_from_slice(b",\"start\":\"");
+    clock.write(out, r.start_ns);
+    out.extend_from_slice(b"\",\"end\":\"");
+    clock.write(out, r.end_ns);
+    out.extend_from_slice(b"\",\"duration\":");
+    out.extend_from_slice(num.format(r.end_ns - r.start_ns).as_bytes());
+    out.extend_from_slice(b"},\"source\":");
+    endpoint(out, cip, ports.then_some(cport), r.client.bytes, r.client.packets);
+    out.extend_from_slice(b",\"destination\":");
+    endpoint(out, sip, ports.then_some(sport), r.server.bytes, r.server.packets);
+
+    out.extend_from_slice(b",\"network\":{");
+    if let Some(t) = transport_name(proto) {
+        out.extend_from_slice(b"\"transport\":\"");
+        out.extend_from_slice(t.as_bytes());
+        out.extend_from_slice(b"\",");
+    }
+    out.extend_from_slice(b"\"iana_number\":\"");
+    out.extend_from_slice(num.format(proto).as_bytes());
+    out.extend_from_slice(if cip.is_ipv4() { b"\",\"type\":\"ipv4\"" } else { b"\",\"type\":\"ipv6\"" });
+    if r.key.vlan_outer != 0 {
+        out.extend_from_slice(b",\"vlan\":{\"id\":\"");
+        out.extend_from_slice(num.format(r.key.vlan_outer).as_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+    if r.key.vlan_inner != 0 {
+        out.extend_from_slice(b",\"inner\":{\"vlan\":{\"id\":\"");
+        out.extend_from_slice(num.format(r.key.vlan_inner).as_bytes());
+        out.extend_from_slice(b"\"}}");
+    }
+    out.extend_from_slice(b",\"bytes\":");
+    out.extend_from_slice(num.format(r.bytes()).as_bytes());
+    out.extend_from_slice(b",\"packets\":");
+    out.extend_from_slice(num.format(r.packets()).as_bytes());
+    let community_id = community_id_v1(0, cip, cport, sip, sport, proto);
+    out.extend_from_slice(b",\"community_id\":\"");
+    out.extend_from_slice(community_id.as_bytes());
+    out.push(b'"');
+    if let Some(p) = meta.and_then(|m| m.protocol) {
+        out.extend_from_slice(b",\"protocol\":");
+        serde_json::to_writer(&mut *out, p)?;
+    }
+    out.push(b'}');
+
+    let AppFields { tls, http, url, user_agent, nbad_tls, nbad_http } = app_fields(meta);
+    object(out, b",\"tls\":", tls.as_ref())?;
+    object(out, b",\"http\":", http.as_ref())?;
+    object(out, b",\"url\":", url.as_ref())?;
+    object(out, b",\"user_agent\":", user_agent.as_ref())?;
+    out.extend_from_slice(b",\"observer\":{\"name\":");
+    out.extend_from_slice(observer.as_bytes());
+    out.extend_from_slice(b"},\"nbad\":{");
+    let mut first = true;
+    if proto == 6 {
+        out.extend_from_slice(b"\"tcp\":{\"state\":\"");
+        out.extend_from_slice(tcp_state_name(r.tcp_state).as_bytes());
+        out.extend_from_slice(if r.tcp_state & tcp_state::ESTABLISHED != 0 {
+            b"\",\"handshake\":true,\"source_flags\":"
+        } else {
+            b"\",\"handshake\":false,\"source_flags\":"
+        });
+        flags(out, r.client.tcp_flags);
+        out.extend_from_slice(b",\"destination_flags\":");
+        flags(out, r.server.tcp_flags);
+        out.push(b'}');
+        first = false;
+    }
+    if let Some(t) = &nbad_tls {
+        out.extend_from_slice(if first { b"\"tls\":" } else { b",\"tls\":" });
+        serde_json::to_writer(&mut *out, t)?;
+        first = false;
+    }
+    if let Some(h) = &nbad_http {
+        out.extend_from_slice(if first { b"\"http\":" } else { b",\"http\":" });
+        serde_json::to_writer(&mut *out, h)?;
+    }
+    out.extend_from_slice(b"}}");
+    Ok(community_id)
+}
+
+/// `{"ip":…,"port":…,"bytes":…,"packets":…}`.
+fn endpoint(out: &mut Vec<u8>, ip: IpAddr, port: Option<u16>, bytes: u64, packets: u64) {
+    let mut num = itoa::Buffer::new();
+    out.extend_from_slice(b"{\"ip\":\"");
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(num.format(octet).as_bytes());
+            }
+        }
+        // An address's text has nothing JSON escapes; writing to a vector cannot fail.
+        IpAddr::V6(v6) => drop(write!(out, "{v6}")),
+    }
+    out.push(b'"');
+    if let Some(p) = port {
+        out.extend_from_slice(b",\"port\":");
+        out.extend_from_slice(num.format(p).as_bytes());
+    }
+    out.extend_from_slice(b",\"bytes\":");
+    out.extend_from_slice(num.format(bytes).as_bytes());
+    out.extend_from_slice(b",\"packets\":");
+    out.extend_from_slice(num.format(packets).as_bytes());
+    out.push(b'}');
+}
+
+/// A TCP flags byte as an array of names.
+fn flags(out: &mut Vec<u8>, bits: u8) {
+    out.push(b'[');
+    let mut first = true;
+    for (bit, name) in FLAG_NAMES.iter().enumerate() {
+        if bits & (1 << bit) != 0 {
+            if !first {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'"');
+            first = false;
+        }
+    }
+    out.push(b']');
+}
+
+/// `prefix` and `value` through serde, when there is one.
+fn object<T: Serialize>(out: &mut Vec<u8>, prefix: &[u8], value: Option<&T>) -> serde_json::Result<()> {
+    if let Some(v) = value {
+        out.extend_from_slice(prefix);
+        serde_json::to_writer(&mut *out, v)?;
+    }
+    Ok(())
+}
+
 /// One record's ECS document (no newline) and its Community ID, for outputs that frame
 /// records themselves (the Kafka flow output: one message per record, keyed by Community ID).
 pub(crate) fn ecs_document(record: &FlowRecord, observer: &str) -> serde_json::Result<(Vec<u8>, String)> {
-    let doc = ecs(record, None, observer);
-    let json = serde_json::to_vec(&doc)?;
-    Ok((json, doc.network.community_id))
+    let mut json = Vec::with_capacity(512);
+    let id = encode(&mut json, record, None, &json_string(observer), &mut Clock::default())?;
+    Ok((json, id))
 }
 
 /// A timestamp in ns since the epoch, serialised as RFC 3339.
@@ -84,26 +300,6 @@ impl Serialize for Ts {
         let t = UNIX_EPOCH + Duration::from_nanos(self.0);
         s.collect_str(&humantime::format_rfc3339_micros(t))
     }
-}
-
-#[derive(Serialize)]
-struct Ecs<'a> {
-    #[serde(rename = "@timestamp")]
-    timestamp: Ts,
-    event: Event,
-    source: Endpoint,
-    destination: Endpoint,
-    network: Network,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls: Option<Tls<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http: Option<Http<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<Url<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_agent: Option<UserAgent<'a>>,
-    observer: Observer<'a>,
-    nbad: Nbad<'a>,
 }
 
 #[derive(Serialize)]
@@ -173,98 +369,6 @@ struct UserAgent<'a> {
 }
 
 #[derive(Serialize)]
-struct Event {
-    kind: &'static str,
-    category: [&'static str; 1],
-    #[serde(rename = "type")]
-    kind_type: [&'static str; 2],
-    action: &'static str,
-    reason: &'static str,
-    start: Ts,
-    end: Ts,
-    duration: u64,
-}
-
-#[derive(Serialize)]
-struct Endpoint {
-    ip: IpAddr,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    port: Option<u16>,
-    bytes: u64,
-    packets: u64,
-}
-
-#[derive(Serialize)]
-struct Network {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transport: Option<&'static str>,
-    iana_number: NumStr,
-    #[serde(rename = "type")]
-    net_type: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    vlan: Option<Vlan>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    inner: Option<InnerVlan>,
-    bytes: u64,
-    packets: u64,
-    community_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    protocol: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-struct Vlan {
-    id: NumStr,
-}
-
-/// A number written as a JSON string (ECS keywords such as `network.iana_number`).
-#[derive(Debug, Clone, Copy)]
-struct NumStr(u16);
-
-impl Serialize for NumStr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(itoa::Buffer::new().format(self.0))
-    }
-}
-
-/// TCP flags written as an array of names, without allocating.
-#[derive(Debug, Clone, Copy)]
-struct Flags(u8);
-
-impl Serialize for Flags {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq as _;
-        let mut seq = s.serialize_seq(Some(self.0.count_ones() as usize))?;
-        for (bit, name) in FLAG_NAMES.iter().enumerate() {
-            if self.0 & (1 << bit) != 0 {
-                seq.serialize_element(name)?;
-            }
-        }
-        seq.end()
-    }
-}
-
-#[derive(Serialize)]
-struct InnerVlan {
-    vlan: Vlan,
-}
-
-#[derive(Serialize)]
-struct Observer<'a> {
-    name: &'a str,
-}
-
-#[derive(Serialize)]
-struct Nbad<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tcp: Option<Tcp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls: Option<NbadTls<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http: Option<NbadHttp>,
-}
-
-#[derive(Serialize)]
 struct NbadTls<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ja4: Option<&'a str>,
@@ -282,14 +386,6 @@ struct NbadHttp {
     uri_length: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     referer_present: Option<bool>,
-}
-
-#[derive(Serialize)]
-struct Tcp {
-    state: &'static str,
-    handshake: bool,
-    source_flags: Flags,
-    destination_flags: Flags,
 }
 
 fn transport_name(proto: u8) -> Option<&'static str> {
@@ -411,62 +507,8 @@ fn secs_to_ns(s: i64) -> u64 {
     u64::try_from(s).unwrap_or(0).saturating_mul(1_000_000_000)
 }
 
-fn ecs<'a>(r: &FlowRecord, meta: Option<&'a FlowMeta>, observer: &'a str) -> Ecs<'a> {
-    let AppFields { tls, http, url, user_agent, nbad_tls, nbad_http } = app_fields(meta);
-    let proto = r.key.proto;
-    let ports = has_ports(proto);
-    let (cip, cport) = r.client_endpoint();
-    let (sip, sport) = r.server_endpoint();
-    let vlan = |id: u16| (id != 0).then_some(Vlan { id: NumStr(id) });
-    Ecs {
-        timestamp: Ts(r.end_ns),
-        event: Event {
-            kind: "event",
-            category: ["network"],
-            kind_type: ["connection", if r.reason.is_interim() { "info" } else { "end" }],
-            action: if r.reason.is_interim() { "flow_interim" } else { "flow_end" },
-            reason: r.reason.name(),
-            start: Ts(r.start_ns),
-            end: Ts(r.end_ns),
-            duration: r.end_ns - r.start_ns,
-        },
-        source: Endpoint {
-            ip: cip,
-            port: ports.then_some(cport),
-            bytes: r.client.bytes,
-            packets: r.client.packets,
-        },
-        destination: Endpoint {
-            ip: sip,
-            port: ports.then_some(sport),
-            bytes: r.server.bytes,
-            packets: r.server.packets,
-        },
-        network: Network {
-            transport: transport_name(proto),
-            iana_number: NumStr(u16::from(proto)),
-            net_type: if cip.is_ipv4() { "ipv4" } else { "ipv6" },
-            vlan: vlan(r.key.vlan_outer),
-            inner: vlan(r.key.vlan_inner).map(|vlan| InnerVlan { vlan }),
-            bytes: r.bytes(),
-            packets: r.packets(),
-            community_id: community_id_v1(0, cip, cport, sip, sport, proto),
-            protocol: meta.and_then(|m| m.protocol),
-        },
-        tls,
-        http,
-        url,
-        user_agent,
-        observer: Observer { name: observer },
-        nbad: Nbad {
-            tcp: (proto == 6).then(|| Tcp {
-                state: tcp_state_name(r.tcp_state),
-                handshake: r.tcp_state & tcp_state::ESTABLISHED != 0,
-                source_flags: Flags(r.client.tcp_flags),
-                destination_flags: Flags(r.server.tcp_flags),
-            }),
-            tls: nbad_tls,
-            http: nbad_http,
-        },
-    }
-}
+#[cfg(test)]
+mod reference;
+
+#[cfg(test)]
+mod tests;

@@ -58,6 +58,9 @@ pub fn write(
     };
     let replay_vs_libpcap = ratio(nbad, libpcap);
     let detect_vs_replay = ratio(mpps_of(Subject::Detect), nbad);
+    let detect_vs_libpcap = ratio(mpps_of(Subject::Detect), libpcap);
+    let detect_vs_softflowd = ratio(mpps_of(Subject::Detect), mpps_of(Subject::Softflowd));
+    let detect_vs_suricata = ratio(mpps_of(Subject::Detect), mpps_of(Subject::Suricata));
     let mb_of = |s: Subject| find(s).and_then(|r| r.mb_per_s);
     let replay_vs_raw = ratio(mb_of(Subject::Replay), mb_of(Subject::RawRead));
 
@@ -118,13 +121,24 @@ pub fn write(
     md.push('\n');
     let or_dash = |v: Option<f64>, digits: usize| v.map_or("–".to_owned(), |v| format!("{v:.digits$}"));
     md.push_str(&format!(
-        "- nbad-sensor replay packet rate / libpcap loop packet rate: **{}x**\n",
+        "- nbad-sensor replay (flow records only) packet rate / libpcap loop packet rate: **{}x** (target ≥ 0.75)\n",
         or_dash(replay_vs_libpcap, 2)
     ));
     md.push_str(&format!(
-        "- replay with every detector on / flow records only: **{}x** (target ≥ 0.80)\n",
+        "- replay with every detector on / libpcap loop: **{}x** (target ≥ 0.6)\n",
+        or_dash(detect_vs_libpcap, 2)
+    ));
+    md.push_str(&format!(
+        "- replay with every detector on / flow records only: **{}x** (target ≥ 0.9)\n",
         or_dash(detect_vs_replay, 2)
     ));
+    if detect_vs_softflowd.is_some() || detect_vs_suricata.is_some() {
+        md.push_str(&format!(
+            "- replay with every detector on / softflowd: **{}x** (target ≥ 12); / Suricata: **{}x** (target ≥ 15)\n",
+            or_dash(detect_vs_softflowd, 1),
+            or_dash(detect_vs_suricata, 1)
+        ));
+    }
     md.push_str(&format!(
         "- nbad-sensor replay MB/s / raw read MB/s (context): {}x\n",
         or_dash(replay_vs_raw, 3)
