@@ -48,6 +48,8 @@ fn alert(n: u64) -> Alert {
             details: serde_json::Map::new(),
         },
         incident: None,
+        host_role: None,
+        record: None,
     }
 }
 

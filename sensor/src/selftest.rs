@@ -9,7 +9,8 @@
 //! capture goes through the real pipeline (file source, decoder, flow
 //! workers, analysis stage); [`run`] checks that each detector raised an alert
 //! for its host (and, for detectors with several rules, by the rule the
-//! episode is for) and that the ordinary host raised none.
+//! episode is for), that the lateral-movement host's incident record tells
+//! its story, and that the ordinary host raised none.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
@@ -32,7 +33,8 @@ const MIN: u64 = 60 * SEC;
 /// When the episodes start: after the learning period.
 const EPISODES: u64 = T0 + 45 * MIN;
 
-/// The self-test's configuration: the defaults, with a 30-minute learning period.
+/// The self-test's configuration: the defaults, with a 30-minute learning period
+/// (and `host_outlier`'s distributions usable after 20 buckets instead of 60).
 pub const CONFIG: &str = r#"
 [sensor]
 id = "selftest"
@@ -41,6 +43,9 @@ home_networks = ["10.1.0.0/24"]
 [detection]
 learning_period_s = 1800
 min_learning_buckets = 20
+
+[detection.host_outlier]
+min_buckets = 20
 "#;
 
 fn inside(n: u8) -> IpAddr {
@@ -62,7 +67,7 @@ fn resolver() -> IpAddr {
 
 /// Each episode: the detector, its host (at fault, or the victim of a
 /// flood), the rule that must name it (`""`: any), what it does.
-pub const EPISODES_TABLE: [(Detector, u8, &str, &str); 25] = [
+pub const EPISODES_TABLE: [(Detector, u8, &str, &str); 27] = [
     (Detector::Exfiltration, 10, "", "uploads 20 MB to an outside host in 40 s"),
     (Detector::DnsTunnel, 11, "", "sends 60 queries with 48-character random labels under one domain"),
     (Detector::IcmpTunnel, 12, "", "exchanges 40 echo packets of varying sizes with an outside host"),
@@ -103,6 +108,8 @@ pub const EPISODES_TABLE: [(Detector, u8, &str, &str); 25] = [
     (Detector::SuspiciousHttp, 36, "executable_download", "downloads a Windows executable from a PHP script"),
     (Detector::SuspiciousTls, 37, "tor", "opens TLS to a relay port with Tor's SNI shape, no DNS before"),
     (Detector::Beaconing, 38, "", "calls home inside one kept-open connection every 20 s, 16 times"),
+    (Detector::LateralMovement, 40, "fan_out", "opens SMB sessions to 4 inside hosts it never used SMB with"),
+    (Detector::HostOutlier, 41, "", "opens HTTPS sessions to 60 outside sites it never talked to, in 30 s"),
 ];
 
 /// The host that only ever does ordinary things.
@@ -248,7 +255,44 @@ pub fn scenario() -> Timeline {
     flood_episodes(&mut t);
     dns_episodes(&mut t, &mut rng);
     application_episodes(&mut t, &mut rng);
+    unsupervised_episodes(&mut t);
     t
+}
+
+/// An SMB2 NEGOTIATE request or response (MS-SMB2 2.2.1) in its 4-byte session header.
+fn smb2_negotiate(response: bool) -> Vec<u8> {
+    let mut smb = b"\xfeSMB".to_vec();
+    smb.extend_from_slice(&64u16.to_le_bytes());
+    smb.resize(16, 0);
+    smb.push(u8::from(response));
+    smb.resize(64, 0);
+    // The body: structure size 36 (request) or 65 (response), one dialect, SMB 3.1.1.
+    let size: u16 = if response { 65 } else { 36 };
+    smb.extend_from_slice(&size.to_le_bytes());
+    smb.extend_from_slice(&[1, 0, 0, 0, 0x11, 0x03, 0, 0]);
+    let len = u32::try_from(smb.len()).unwrap_or(0).to_be_bytes();
+    let mut p = vec![0, len[1], len[2], len[3]];
+    p.extend_from_slice(&smb);
+    p
+}
+
+/// Lateral movement, and a host unlike itself and its peers that no rule names.
+fn unsupervised_episodes(t: &mut Timeline) {
+    // lateral_movement: SMB2 sessions (NEGOTIATE, answered) to four inside hosts, 3 s apart.
+    let host = inside(40);
+    let (request, response) = (smb2_negotiate(false), smb2_negotiate(true));
+    for i in 0..4u8 {
+        let at = EPISODES + u64::from(i) * 3 * SEC;
+        let port = 49_000 + u16::from(i);
+        t.tcp_exchange((host, port), (inside(150 + i), 445), at, &[(true, &request), (false, &response)]);
+    }
+    // host_outlier: ordinary-sized HTTPS sessions to 60 outside sites never seen before.
+    let host = inside(41);
+    for i in 0..60u8 {
+        let at = EPISODES + u64::from(i) * 500_000_000;
+        let port = 49_100 + u16::from(i);
+        t.tcp_session(&[], (host, port), (outside(120, 1 + i), 443), at, &[(600, 8_000)], 10_000_000, false);
+    }
 }
 
 /// Hex of `n` pseudo-random bytes.
@@ -488,7 +532,8 @@ pub fn run() -> anyhow::Result<()> {
     let mut failed = 0;
     for (detector, host, rule, what) in EPISODES_TABLE {
         let hit = alerts.iter().find(|a| {
-            a.detector == detector
+            a.record.is_none()
+                && a.detector == detector
                 && a.host == inside(host)
                 && (rule.is_empty() || a.evidence.details.get("rule").and_then(|r| r.as_str()) == Some(rule))
         });
@@ -504,7 +549,23 @@ pub fn run() -> anyhow::Result<()> {
             }
         }
     }
-    let ordinary: Vec<&Alert> = alerts.iter().filter(|a| a.host == inside(ORDINARY_HOST)).collect();
+    let lateral = inside(EPISODES_TABLE.iter().find(|e| e.0 == Detector::LateralMovement).map_or(0, |e| e.1));
+    // The latest record of its incident: the one the lateral movement escalated.
+    let story = alerts.iter().rev().find(|a| a.host == lateral && a.record.is_some());
+    match story {
+        Some(r) if r.message.contains("lateral movement at") => {
+            println!("PASS  {:<22} {lateral} incident record: {}", "staged_incident", r.message);
+        }
+        _ => {
+            failed += 1;
+            println!(
+                "FAIL  {:<22} {lateral} no incident record telling the lateral movement",
+                "staged_incident"
+            );
+        }
+    }
+    let ordinary: Vec<&Alert> =
+        alerts.iter().filter(|a| a.host == inside(ORDINARY_HOST) && a.record.is_none()).collect();
     if ordinary.is_empty() {
         println!("PASS  {:<22} {} ordinary traffic raised no alert", "false_alerts", inside(ORDINARY_HOST));
     } else {
@@ -513,7 +574,8 @@ pub fn run() -> anyhow::Result<()> {
             println!("FAIL  {:<22} {} ordinary traffic raised: {}", "false_alerts", a.host, a.message);
         }
     }
-    println!("{} alerts in total", alerts.len());
+    let records = alerts.iter().filter(|a| a.record.is_some()).count();
+    println!("{} alerts and {records} incident records in total", alerts.len() - records);
     if failed > 0 {
         anyhow::bail!("selftest: {failed} check(s) failed");
     }

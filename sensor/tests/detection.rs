@@ -42,7 +42,8 @@ fn replay(dir: &Path, pcap: &Path, state: &Path, alerts: &Path) {
 fn selftest_passes_every_check() {
     let out: Outcome = run_sensor(["selftest"]);
     out.assert_code(0, "selftest");
-    let checks = nbad_sensor::selftest::EPISODES_TABLE.len() + 1;
+    // One per episode, the incident record, the ordinary host.
+    let checks = nbad_sensor::selftest::EPISODES_TABLE.len() + 2;
     assert_eq!(out.stdout.matches("PASS").count(), checks, "{}", out.stdout);
     assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
 }
@@ -202,4 +203,18 @@ fn a_replay_delivers_its_alerts_to_the_configured_sinks_through_the_spool() {
     assert!(written.len() >= 9);
     assert_eq!(ids(&delivered), written, "every alert raised reached the sink, once");
     assert_eq!(sink["sent"].as_u64(), Some(written.len() as u64), "{stats}");
+    // Incident records travel the same way, as documents of their own.
+    let text = std::fs::read_to_string(&delivered).expect("read");
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+        .filter(|d| d["event"]["dataset"] == "nbad.incident")
+        .collect();
+    assert!(!records.is_empty(), "no incident record delivered");
+    for r in &records {
+        assert_eq!(r["event"]["kind"], "alert");
+        assert_eq!(r["rule"]["name"], "staged_incident");
+        assert!(r["message"].as_str().is_some_and(|m| m.starts_with("Incident inc-")), "{r}");
+        assert!(r["nbad"]["incident"]["stages"].is_array(), "{r}");
+    }
 }

@@ -3,7 +3,8 @@
 //! Field choices: `event.kind = "alert"`, `event.module = "nbad"`,
 //! `event.dataset = "nbad.alert"`; `source.ip` is the inside host at fault,
 //! `destination.*` the peer where one applies; `rule.name` is the detector's
-//! name; evidence, incident and host facts live under `nbad.*`.
+//! name; evidence, incident and host facts live under `nbad.*`; the MITRE ATT&CK mapping
+//! ([`super::attack`]) is `threat.*`.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -20,7 +21,39 @@ pub fn rfc3339(ns: u64) -> String {
     humantime::format_rfc3339_micros(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
 }
 
+/// `nbad.host`: configured criticality and owner, and the learned role.
+pub(super) fn host_json(a: &Alert) -> Value {
+    let mut host = json!({ "criticality": a.host_criticality, "owner": a.host_owner });
+    if let (Some(role), Some(obj)) = (&a.host_role, host.as_object_mut()) {
+        obj.insert("role".into(), json!(role.kind));
+        obj.insert("services".into(), json!(role.services));
+        if let Some(g) = &role.peer_group {
+            obj.insert("peer_group".into(), json!(g));
+        }
+    }
+    host
+}
+
+/// `nbad.evidence`.
+pub(super) fn evidence_json(ev: &super::Evidence) -> Value {
+    json!({
+        "metric": ev.metric,
+        "observed": ev.observed,
+        "baseline_mean": ev.baseline_mean,
+        "baseline_band": ev.baseline_band,
+        "threshold": ev.threshold,
+        "learning_state": ev.learning_state.name(),
+        "window_start": rfc3339(ev.window_start_ns),
+        "window_end": rfc3339(ev.window_end_ns),
+        "community_ids": ev.community_ids,
+        "details": ev.details,
+    })
+}
+
 pub(super) fn to_ecs(a: &Alert) -> Value {
+    if let Some(record) = &a.record {
+        return super::incident::to_ecs(a, record);
+    }
     let ev = &a.evidence;
     let mut destination = Map::new();
     if let Some(peer) = a.peer {
@@ -57,19 +90,8 @@ pub(super) fn to_ecs(a: &Alert) -> Value {
         "observer": { "name": a.sensor_id, "type": "sensor", "vendor": "nbad", "product": "nbad-sensor" },
         "nbad": {
             "severity": a.severity.name(),
-            "host": { "criticality": a.host_criticality, "owner": a.host_owner },
-            "evidence": {
-                "metric": ev.metric,
-                "observed": ev.observed,
-                "baseline_mean": ev.baseline_mean,
-                "baseline_band": ev.baseline_band,
-                "threshold": ev.threshold,
-                "learning_state": ev.learning_state.name(),
-                "window_start": rfc3339(ev.window_start_ns),
-                "window_end": rfc3339(ev.window_end_ns),
-                "community_ids": ev.community_ids,
-                "details": ev.details,
-            },
+            "host": host_json(a),
+            "evidence": evidence_json(&a.evidence),
         },
     });
     if let Some(obj) = doc.as_object_mut() {
@@ -78,6 +100,9 @@ pub(super) fn to_ecs(a: &Alert) -> Value {
         }
         if !network.is_empty() {
             obj.insert("network".into(), Value::Object(network));
+        }
+        if let Some(threat) = super::attack::ecs_threat(&super::attack::of_alert(a)) {
+            obj.insert("threat".into(), threat);
         }
         if let Some(inc) = &a.incident
             && let Some(nbad) = obj.get_mut("nbad").and_then(Value::as_object_mut)

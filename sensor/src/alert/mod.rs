@@ -11,7 +11,9 @@
 //! and a sink that delivers an alert twice (at-least-once) delivers it with the
 //! same `event.id`. Alerts are immutable once built.
 
+pub mod attack;
 mod ecs;
+pub mod incident;
 
 use std::net::IpAddr;
 
@@ -50,11 +52,15 @@ pub enum Detector {
     SuspiciousHttp,
     /// Lookups of many random-looking domains that do not exist (domain generation algorithm).
     Dga,
+    /// A host's bucket far from its own learned behaviour and from its peer group's.
+    HostOutlier,
+    /// An inside host starting to use administrative protocols with inside hosts it never used them with.
+    LateralMovement,
 }
 
 impl Detector {
     /// Every detector, in the order documentation and statistics list them.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::Exfiltration,
         Self::DnsTunnel,
         Self::IcmpTunnel,
@@ -68,6 +74,8 @@ impl Detector {
         Self::SuspiciousTls,
         Self::SuspiciousHttp,
         Self::Dga,
+        Self::HostOutlier,
+        Self::LateralMovement,
     ];
 
     /// The name in `rule.name`, in configuration tables and in statistics.
@@ -87,6 +95,8 @@ impl Detector {
             Self::SuspiciousTls => "suspicious_tls",
             Self::SuspiciousHttp => "suspicious_http",
             Self::Dga => "dga",
+            Self::HostOutlier => "host_outlier",
+            Self::LateralMovement => "lateral_movement",
         }
     }
 
@@ -232,6 +242,18 @@ pub struct IncidentRef {
     pub related: Vec<String>,
 }
 
+/// What the sensor learned a host does, from its behaviour (asset context beside the
+/// configured criticality and owner).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRole {
+    /// `server`, `client`, `server_and_client` or `quiet` (neither yet).
+    pub kind: String,
+    /// The services it serves, as `name/port (N clients)`, most clients first.
+    pub services: Vec<String>,
+    /// The peer group `host_outlier` put it in, as `id (label, N hosts)`.
+    pub peer_group: Option<String>,
+}
+
 /// One scored alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -270,6 +292,13 @@ pub struct Alert {
     pub evidence: Evidence,
     /// The incident it belongs to.
     pub incident: Option<IncidentRef>,
+    /// The host's learned role, where the engine knows the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_role: Option<HostRole>,
+    /// Set when this is not an alert but an incident record ([`incident`]): rendered as an
+    /// `nbad.incident` document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<Box<incident::IncidentRecord>>,
 }
 
 /// The stable id of an alert: the first 128 bits of SHA-256 over the sensor,
@@ -304,6 +333,12 @@ pub fn alert_id(
 }
 
 impl Alert {
+    /// `rule.name`: the detector's name, or `staged_incident` for an incident record.
+    #[must_use]
+    pub fn rule_name(&self) -> &'static str {
+        if self.record.is_some() { "staged_incident" } else { self.detector.name() }
+    }
+
     /// The alert as an ECS document.
     #[must_use]
     pub fn to_ecs(&self) -> serde_json::Value {

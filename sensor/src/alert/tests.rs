@@ -35,6 +35,8 @@ pub(crate) fn sample_alert() -> Alert {
             details: serde_json::Map::new(),
         },
         incident: Some(IncidentRef { id: "inc-1".into(), host_risk: 82, alert_count: 1, related: vec![] }),
+        host_role: None,
+        record: None,
     }
 }
 
@@ -62,6 +64,18 @@ fn ecs_document_carries_the_required_fields() {
     assert_eq!(doc["nbad"]["evidence"]["learning_state"], "active");
     assert_eq!(doc["nbad"]["incident"]["id"], "inc-1");
     assert_eq!(doc["@timestamp"], "2023-11-14T22:14:20.000000Z");
+}
+
+#[test]
+fn ecs_document_carries_the_attack_mapping() {
+    let doc = sample_alert().to_ecs();
+    assert_eq!(doc["threat"]["framework"], "MITRE ATT&CK");
+    assert_eq!(doc["threat"]["tactic"]["id"][0], "TA0010");
+    assert_eq!(doc["threat"]["tactic"]["name"][0], "Exfiltration");
+    assert_eq!(doc["threat"]["technique"]["id"], serde_json::json!(["T1041", "T1048"]));
+    let mut health = sample_alert();
+    health.detector = Detector::CaptureLoss;
+    assert!(health.to_ecs().get("threat").is_none(), "the sensor's own health maps to no technique");
 }
 
 #[test]

@@ -191,6 +191,8 @@ pub fn capture_loss_alert(sensor_id: &str, ratio: &LossRatio, policy: &LossPolic
             details,
         },
         incident: None,
+        host_role: None,
+        record: None,
     }
 }
 

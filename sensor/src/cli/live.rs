@@ -111,7 +111,7 @@ fn run_source<S: PacketSource>(
     let stats_hub = Arc::clone(&hub);
     let on_alerts = AlertHook(Box::new(move |alerts: &[crate::alert::Alert]| {
         let now_ns = crate::clock::wall_ns();
-        for a in alerts {
+        for a in alerts.iter().filter(|a| a.record.is_none()) {
             hooks.alerts.raised(a.detector);
             hooks.latency.record(std::time::Duration::from_nanos(now_ns.saturating_sub(a.timestamp_ns)));
         }

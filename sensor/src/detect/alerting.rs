@@ -14,22 +14,19 @@
 //!   raised, unless its score is at least 15 points higher (an escalation).
 //! - **Incidents**: a host's alerts that follow each other within
 //!   `incident_window_s` share one incident; its id is derived from the host
-//!   and the time it opened, and its host risk is the sum of its alerts'
-//!   scores.
+//!   and the time it opened. It orders its alerts into the stages of an attack
+//!   and emits incident records as it opens and escalates ([`super::incident`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use sha2::{Digest as _, Sha256};
-
 use super::Candidate;
 use super::config::DetectionSettings;
-use crate::alert::{Alert, Detector, IncidentRef, Severity, alert_id};
+use super::incident::Incidents;
+use crate::alert::{Alert, Detector, Severity, alert_id};
 
 /// Points by which a repeat must beat the last alert to escape suppression.
 const ESCALATION: u8 = 15;
-/// Related alert ids kept per incident.
-const MAX_RELATED: usize = 32;
 
 /// Counters of the alert stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -46,22 +43,17 @@ pub struct AlertCounters {
     pub raised: u64,
     /// Incidents opened.
     pub incidents: u64,
-}
-
-#[derive(Debug, Clone)]
-struct Incident {
-    id: String,
-    last_ns: u64,
-    risk: u32,
-    alerts: Vec<String>,
-    count: u32,
+    /// Incident records emitted (openings and escalations).
+    pub incident_records: u64,
 }
 
 /// The alert stage's state.
 #[derive(Debug, Default)]
 pub struct AlertStage {
     last: BTreeMap<(IpAddr, Detector, Option<IpAddr>), (u64, u8)>,
-    incidents: BTreeMap<IpAddr, Incident>,
+    incidents: Incidents,
+    /// Incident records to emit after the alerts that caused them.
+    records: Vec<Alert>,
     /// What happened to findings.
     pub counters: AlertCounters,
     /// Raised alerts per detector, in [`Detector::ALL`] order.
@@ -109,32 +101,6 @@ impl AlertStage {
         }
         self.last.insert(key, (now, score));
         let id = alert_id(sensor_id, c.detector, c.host, c.peer, c.port, c.evidence.window_end_ns);
-        let incident_window = u64::try_from(settings.incident_window.as_nanos()).unwrap_or(u64::MAX);
-        let inc = match self.incidents.get_mut(&c.host) {
-            Some(inc) if now.saturating_sub(inc.last_ns) <= incident_window => inc,
-            _ => {
-                self.counters.incidents += 1;
-                let inc = Incident {
-                    id: incident_id(c.host, now),
-                    last_ns: now,
-                    risk: 0,
-                    alerts: Vec::new(),
-                    count: 0,
-                };
-                self.incidents.insert(c.host, inc);
-                self.incidents.get_mut(&c.host)?
-            }
-        };
-        inc.last_ns = inc.last_ns.max(now);
-        inc.risk = inc.risk.saturating_add(u32::from(score));
-        inc.count = inc.count.saturating_add(1);
-        let related = inc.alerts.clone();
-        inc.alerts.push(id.clone());
-        if inc.alerts.len() > MAX_RELATED {
-            inc.alerts.remove(0);
-        }
-        let incident =
-            IncidentRef { id: inc.id.clone(), host_risk: inc.risk, alert_count: inc.count, related };
         self.counters.raised += 1;
         if let Some(i) = Detector::ALL.iter().position(|d| *d == c.detector) {
             self.per_detector[i] += 1;
@@ -156,25 +122,33 @@ impl AlertStage {
             host_criticality: criticality,
             host_owner: asset.and_then(|a| a.owner.clone()),
             evidence: c.evidence,
-            incident: Some(incident),
+            incident: None,
+            host_role: None,
+            record: None,
         })
+    }
+
+    /// Puts a raised alert (its learned role already set) into its host's incident; an
+    /// incident record to emit after it goes into [`Self::take_records`].
+    pub fn correlate(&mut self, alert: &mut Alert, settings: &DetectionSettings) {
+        if let Some(record) = self.incidents.join(alert, settings) {
+            self.records.push(record);
+        }
+        self.counters.incidents = self.incidents.opened;
+        self.counters.incident_records = self.incidents.records;
+    }
+
+    /// Incident records emitted since the last call.
+    pub fn take_records(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.records)
     }
 
     /// Forgets suppression and incident entries older than their windows.
     pub fn expire(&mut self, now_ns: u64, settings: &DetectionSettings) {
         let window = u64::try_from(settings.suppress_window.as_nanos()).unwrap_or(u64::MAX);
         self.last.retain(|_, (at, _)| now_ns.saturating_sub(*at) < window);
-        let inc = u64::try_from(settings.incident_window.as_nanos()).unwrap_or(u64::MAX);
-        self.incidents.retain(|_, i| now_ns.saturating_sub(i.last_ns) <= inc);
+        self.incidents.expire(now_ns, settings);
     }
-}
-
-fn incident_id(host: IpAddr, opened_ns: u64) -> String {
-    let mut h = Sha256::new();
-    h.update(host.to_string().as_bytes());
-    h.update(opened_ns.to_be_bytes());
-    let d = h.finalize();
-    format!("inc-{}", d[..8].iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 #[cfg(test)]

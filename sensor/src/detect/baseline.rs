@@ -212,6 +212,15 @@ pub struct HostBaseline {
     /// Outbound volume by the hour over two weeks, and the highs (see [`super::volume`]).
     #[serde(default)]
     pub volume: VolumeHistory,
+    /// Its own feature distribution and peer group (`host_outlier`, [`super::outlier`]).
+    #[serde(default)]
+    pub outlier: super::outlier::HostModel,
+    /// The administrative pairs it has used (`lateral_movement`, [`super::lateral`]).
+    #[serde(default)]
+    pub admin_pairs: super::lateral::AdminPairs,
+    /// The services it serves and whether it opens connections ([`super::role`]).
+    #[serde(default)]
+    pub role: super::role::Role,
 }
 
 /// What the lifecycle needs from the settings.
@@ -238,6 +247,9 @@ impl HostBaseline {
             peers_seen: Seen::default(),
             domains_seen: Seen::default(),
             volume: VolumeHistory::default(),
+            outlier: super::outlier::HostModel::default(),
+            admin_pairs: super::lateral::AdminPairs::default(),
+            role: super::role::Role::default(),
         }
     }
 

@@ -18,6 +18,8 @@ use super::clock::SiteClock;
 pub use super::dga::Settings as Dga;
 pub use super::exfiltration::Settings as Exfiltration;
 pub use super::flood::Settings as Flood;
+pub use super::lateral::Settings as LateralMovement;
+pub use super::outlier::Settings as HostOutlier;
 pub use super::scan::Settings as Scan;
 pub use super::suspicious_http::Settings as SuspiciousHttp;
 pub use super::suspicious_tls::Settings as SuspiciousTls;
@@ -55,6 +57,8 @@ pub(crate) struct RawDetection {
     pub beaconing: Beaconing,
     pub long_connection: LongConnection,
     pub malformed_traffic: MalformedTraffic,
+    pub host_outlier: HostOutlier,
+    pub lateral_movement: LateralMovement,
     pub allow: Vec<RawAllow>,
     pub assets: Vec<RawAsset>,
 }
@@ -89,6 +93,8 @@ impl Default for RawDetection {
             beaconing: Beaconing::default(),
             long_connection: LongConnection::default(),
             malformed_traffic: MalformedTraffic::default(),
+            host_outlier: HostOutlier::default(),
+            lateral_movement: LateralMovement::default(),
             allow: Vec::new(),
             assets: Vec::new(),
         }
@@ -351,6 +357,10 @@ pub struct DetectionSettings {
     pub long_connection: LongConnection,
     /// `[detection.malformed_traffic]`.
     pub malformed_traffic: MalformedTraffic,
+    /// `[detection.host_outlier]`.
+    pub host_outlier: HostOutlier,
+    /// `[detection.lateral_movement]`.
+    pub lateral_movement: LateralMovement,
     /// `[[detection.allow]]`.
     pub allow: Vec<AllowEntry>,
     /// `[[detection.assets]]`, most specific first.
@@ -554,6 +564,8 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
     let m = &raw.malformed_traffic;
     c.positive("malformed_traffic.min_packets", m.min_packets)?;
     c.positive("malformed_traffic.learning_min_packets", m.learning_min_packets)?;
+    raw.host_outlier.validate(&c)?;
+    raw.lateral_movement.validate(&c)?;
 
     let mut allow = Vec::with_capacity(raw.allow.len());
     for (n, a) in raw.allow.iter().enumerate() {
@@ -627,6 +639,8 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
         beaconing: raw.beaconing,
         long_connection: raw.long_connection,
         malformed_traffic: raw.malformed_traffic,
+        host_outlier: raw.host_outlier,
+        lateral_movement: raw.lateral_movement,
         allow,
         assets,
     })
@@ -656,7 +670,7 @@ impl DetectionSettings {
         let _ = writeln!(out, "incident_window_s = {}", secs(self.incident_window));
         let _ = writeln!(out, "min_score = {}", self.min_score);
         let _ = writeln!(out, "timezone = {}", toml_str(self.clock.name()));
-        let tables: [(&str, Result<String, toml::ser::Error>); 12] = [
+        let tables: [(&str, Result<String, toml::ser::Error>); 14] = [
             ("exfiltration", toml::to_string(&self.exfiltration)),
             ("dns_tunnel", toml::to_string(&self.dns_tunnel)),
             ("dga", toml::to_string(&self.dga)),
@@ -669,6 +683,8 @@ impl DetectionSettings {
             ("beaconing", toml::to_string(&self.beaconing)),
             ("long_connection", toml::to_string(&self.long_connection)),
             ("malformed_traffic", toml::to_string(&self.malformed_traffic)),
+            ("host_outlier", toml::to_string(&self.host_outlier)),
+            ("lateral_movement", toml::to_string(&self.lateral_movement)),
         ];
         for (name, body) in tables {
             let _ = writeln!(out, "\n[detection.{name}]\n{}", body.unwrap_or_default().trim_end());

@@ -12,6 +12,7 @@ use foldhash::fast::FixedState;
 
 use super::baseline::{HostBaseline, Metric};
 use super::exfiltration::peers::PeerUploads;
+use super::fanout::InsideAcc;
 use crate::flow::community_id::community_id_v1;
 
 /// A hash map with a fixed seed: iteration order depends only on what was
@@ -162,6 +163,8 @@ pub struct HostBucket {
     pub icmp_bytes: u64,
     /// Malformed or evasive packets sent, by reason.
     pub malformed: BTreeMap<&'static str, u64>,
+    /// What it did with other inside hosts, and the clients it answered.
+    pub inside: InsideAcc,
 }
 
 impl HostBucket {
@@ -218,6 +221,10 @@ pub struct HostState {
     pub hour: VecDeque<u64>,
     /// What the host sent each outside peer it uploads to, over sliding windows.
     pub uploads: PeerUploads,
+    /// Its new administrative pairs of the last minutes (`lateral_movement`).
+    pub admin_recent: super::lateral::Recent,
+    /// Its DCE-RPC endpoint-mapper contacts of the last minute (`lateral_movement`).
+    pub rpc: super::lateral::RpcFollow,
 }
 
 impl HostState {
@@ -229,6 +236,8 @@ impl HostState {
             bucket: HostBucket::default(),
             hour: VecDeque::new(),
             uploads: PeerUploads::default(),
+            admin_recent: super::lateral::Recent::default(),
+            rpc: super::lateral::RpcFollow::default(),
         }
     }
 
@@ -268,6 +277,7 @@ impl HostState {
         b.icmp.clear();
         b.icmp_bytes = 0;
         b.malformed.clear();
+        b.inside.clear();
     }
 }
 

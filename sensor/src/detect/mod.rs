@@ -20,9 +20,13 @@
 //! | [`beaconing`] | bucket close | records: connection starts per channel |
 //! | [`long_connection`] | each record | interim records |
 //! | [`protocol_mismatch`] | each identification | first-payload observations |
+//! | [`outlier`] (`host_outlier`) | bucket close | every feature of the bucket, against the host's own and its peer group's distribution |
+//! | [`lateral`] (`lateral_movement`) | bucket close | records: administrative connections between inside hosts |
 //!
 //! Findings ([`Candidate`]s) go through the [`alerting`] stage (allow-list,
-//! score, suppression, incidents) and come out as [`Alert`]s.
+//! score, suppression) and come out as [`Alert`]s, each with its host's learned
+//! [`role`] and its place in a staged [`incident`]; incident records follow the
+//! alerts that opened or escalated them.
 
 pub mod alerting;
 pub mod app;
@@ -34,15 +38,20 @@ pub mod dga;
 pub mod dns_track;
 pub mod dns_tunnel;
 pub mod exfiltration;
+pub mod fanout;
 pub mod flood;
 pub mod host;
 pub mod icmp_tunnel;
+pub mod incident;
 pub mod ja4_census;
+pub mod lateral;
 pub mod long_connection;
 pub mod malformed;
 pub mod name_score;
 pub mod names;
+pub mod outlier;
 pub mod protocol_mismatch;
+pub mod role;
 pub mod scan;
 pub mod seen;
 pub mod state;
@@ -59,7 +68,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::alert::{Alert, Detector, Evidence, LearningState};
+use crate::alert::{Alert, Detector, Evidence, HostRole, LearningState};
 use crate::config::Config;
 use crate::flow::FlowRecord;
 use crate::observe::{ObsKind, Observation};
@@ -259,6 +268,7 @@ pub struct Engine {
     names: names::NameCache,
     apps: app::AppState,
     dns_tracks: dns_track::DnsTracks,
+    groups: outlier::groups::Groups,
     stage: AlertStage,
     alerts: Vec<Alert>,
     last_snapshot_ns: u64,
@@ -294,6 +304,7 @@ impl Engine {
             names: names::NameCache::default(),
             apps: app::AppState::default(),
             dns_tracks: dns_track::DnsTracks::default(),
+            groups: outlier::groups::Groups::default(),
             stage: AlertStage::default(),
             alerts: Vec::new(),
             last_snapshot_ns: 0,
@@ -312,6 +323,7 @@ impl Engine {
                     protocol_mismatch::Service { protocol: svc.protocol, first_ns: svc.first_ns },
                 );
             }
+            engine.groups = saved.peer_groups;
         }
         engine
     }
@@ -436,13 +448,27 @@ impl Engine {
             })
             .collect();
         services.sort_by_key(|a| (a.server, a.port, a.transport));
-        state::State::new(self.now_ns, hosts, services)
+        let mut st = state::State::new(self.now_ns, hosts, services);
+        st.peer_groups = self.groups.clone();
+        st
     }
 
     fn raise(&mut self, c: Candidate) {
-        if let Some(alert) = self.stage.raise(c, &self.settings, &self.sensor_id) {
+        if let Some(mut alert) = self.stage.raise(c, &self.settings, &self.sensor_id) {
+            alert.host_role = self.role_of(alert.host);
+            self.stage.correlate(&mut alert, &self.settings);
             self.alerts.push(alert);
+            self.alerts.extend(self.stage.take_records());
         }
+    }
+
+    /// What the engine learned `ip` does (role and peer group), if it tracks the host.
+    #[must_use]
+    pub fn role_of(&self, ip: IpAddr) -> Option<HostRole> {
+        let h = self.hosts.get(&ip)?;
+        let group =
+            h.baseline.outlier.group.and_then(|g| self.groups.get(g)).map(outlier::groups::Group::describe);
+        Some(h.baseline.role.describe(group))
     }
 
     /// Accounts one flow record.
@@ -457,6 +483,23 @@ impl Engine {
         let attempt = scan::is_attempt(r);
         let (tcp_ratio, udp_ratio) =
             (self.settings.exfiltration.tcp_upload_ratio, self.settings.exfiltration.upload_ratio);
+        // An administrative connection between inside hosts, answered (an unanswered probe of an
+        // administrative port is the scan detector's): the service's port (135 for the DCE-RPC
+        // call on a dynamic port after the endpoint mapper), and what the target served before.
+        let lm = &self.settings.lateral_movement;
+        let admin_port = if lm.is_admin(server.1) {
+            Some(server.1)
+        } else if server.1 >= 1024
+            && lm.is_admin(lateral::EPMAP)
+            && self.hosts.get(&client.0).is_some_and(|h| h.rpc.follows(server.0, r.start_ns))
+        {
+            Some(lateral::EPMAP)
+        } else {
+            None
+        };
+        let admin_target = admin_port
+            .filter(|_| attempt && !failed && client_home && server_home && r.key.proto == 6)
+            .map(|port| (port, self.hosts.get(&server.0).map_or(0, |t| t.baseline.role.clients_of(port, 6))));
         for (host, peer, sent, recv, is_client) in
             [(client.0, server.0, r.client, r.server, true), (server.0, client.0, r.server, r.client, false)]
         {
@@ -512,6 +555,36 @@ impl Engine {
                             acc.new_addr = true;
                         }
                     }
+                }
+            }
+            if peer_home {
+                if is_client && attempt {
+                    h.bucket.inside.opened(peer, sent.bytes);
+                } else {
+                    h.bucket.inside.bytes_out += sent.bytes;
+                }
+                if is_client && let Some((port, peer_clients)) = admin_target {
+                    if server.1 == lateral::EPMAP {
+                        h.rpc.contacted(peer, r.start_ns);
+                    }
+                    let new_pair = h.baseline.admin_pairs.note(peer, port);
+                    h.bucket.inside.admin(fanout::AdminUse {
+                        peer,
+                        port,
+                        proto: r.key.proto,
+                        new_pair,
+                        peer_clients,
+                        flow,
+                        ts_ns: r.start_ns,
+                    });
+                }
+            }
+            if matches!(r.key.proto, 6 | 17 | 132) && attempt {
+                if is_client {
+                    h.baseline.role.opened_one();
+                } else if !failed {
+                    h.baseline.role.answered(server.1, r.key.proto, peer, r.start_ns);
+                    h.bucket.inside.answered(peer);
                 }
             }
             if is_client && attempt {
@@ -775,12 +848,21 @@ impl Engine {
             if let Some(ch) = self.beacons.get_mut(&ip) {
                 found.extend(ch.evaluate(&ctx));
             }
+            let x = outlier::features::raw(&h.bucket);
+            let so = &self.settings.host_outlier;
+            let group = outlier::usable_group(&h.baseline.outlier, &self.groups, so);
+            let window_ns = secs_ns(self.settings.lateral_movement.window_s);
+            let fresh = h.admin_recent.update(&h.bucket.inside.admin, end_ns, window_ns);
+            let rates = lateral::Rates::of(&h.baseline.outlier, group, so);
+            found.extend(lateral::evaluate(&h.admin_recent, fresh, rates, &ctx));
+            found.extend(outlier::evaluate(&x, &h.baseline.outlier, group, &ctx));
             // A bucket that raised anything, or that a volume rule suspects, is learned at the
             // guard weight: an episode cannot teach the baseline its own traffic.
             let guarded = found.len() > before || verdict.suspect;
             let weight = if guarded { self.settings.alert_weight } else { 1.0 };
             let values = h.bucket.values(h.hour_out());
             h.baseline.learn(&values, end_ns, self.settings.baseline_alpha, weight, &self.life);
+            outlier::learn(&x, &mut h.baseline.outlier, &mut self.groups, so, weight);
             exfiltration::learn(h, &ctx, env, verdict.suspect || exfil_hit);
             h.roll(hour_buckets);
         }
@@ -799,6 +881,13 @@ impl Engine {
             found.extend(self.scans.close(&ctx, &state_of));
             found.extend(self.floods.close(&ctx, &state_of));
         }
+        outlier::regroup_if_due(
+            &mut self.groups,
+            &mut self.hosts,
+            &self.settings.host_outlier,
+            self.bucket_ns,
+            end_ns,
+        );
         found.sort_by_key(|a| (a.host, a.detector, a.peer, a.port));
         for c in found {
             self.raise(c);

@@ -1,6 +1,10 @@
 //! The saved detection state: every host's baseline and the service
 //! inventory, as one versioned JSON document.
 //!
+//! Fields added after version 1 was first written (a host's outlier
+//! distribution, administrative pairs and role; the peer groups) are optional
+//! when read: an older file loads, and what it lacks starts empty.
+//!
 //! Written atomically (a temporary file beside the target, synced, then
 //! renamed over it), so a crash mid-write leaves the previous snapshot. A
 //! file of another format or version is refused with a message that says so,
@@ -49,13 +53,23 @@ pub struct State {
     pub hosts: BTreeMap<IpAddr, HostBaseline>,
     /// The service inventory.
     pub services: Vec<ServiceEntry>,
+    /// `host_outlier`'s peer groups.
+    #[serde(default)]
+    pub peer_groups: super::outlier::groups::Groups,
 }
 
 impl State {
     /// A state of the current format and version.
     #[must_use]
     pub fn new(saved_at_ns: u64, hosts: BTreeMap<IpAddr, HostBaseline>, services: Vec<ServiceEntry>) -> Self {
-        Self { format: FORMAT.to_owned(), version: VERSION, saved_at_ns, hosts, services }
+        Self {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            saved_at_ns,
+            hosts,
+            services,
+            peer_groups: super::outlier::groups::Groups::default(),
+        }
     }
 }
 

@@ -155,7 +155,7 @@ pub fn busiest_address(frames: &[Frame]) -> Option<Ipv4Addr> {
 
 /// A port for copy `n` of a connection whose host port was `old`: in 20000–59999, different for
 /// every copy (up to 40 000 copies) and every old port.
-fn copy_port(old: u16, n: u64) -> u16 {
+pub fn copy_port(old: u16, n: u64) -> u16 {
     let base = (u64::from(old) * 7_919 + n * 104_729) % 40_000;
     u16::try_from(20_000 + base).unwrap_or(20_000)
 }

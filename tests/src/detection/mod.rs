@@ -10,6 +10,7 @@
 pub mod composite;
 pub mod exfil_table;
 pub mod long_input;
+pub mod staged;
 pub mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,7 +29,7 @@ use crate::sensor::{self, Run};
 pub use table::{CASES, Case, Expect};
 
 /// The detector names `rule.name` takes.
-pub const DETECTORS: [&str; 12] = [
+pub const DETECTORS: [&str; 14] = [
     "exfiltration",
     "dns_tunnel",
     "icmp_tunnel",
@@ -41,6 +42,8 @@ pub const DETECTORS: [&str; 12] = [
     "suspicious_tls",
     "suspicious_http",
     "dga",
+    "host_outlier",
+    "lateral_movement",
 ];
 
 /// The `[detection]` section of every test replay.
@@ -126,8 +129,10 @@ pub struct Outcome {
     pub run: Run,
     /// The `--alerts` file.
     pub alerts_path: PathBuf,
-    /// Its alerts, in file order.
+    /// Its alerts, in file order (incident records apart).
     pub alerts: Vec<Alert>,
+    /// Its incident records (`event.dataset = "nbad.incident"`), in file order.
+    pub incidents: Vec<Alert>,
     /// The `--flows` file, when asked for.
     pub flows_path: Option<PathBuf>,
 }
@@ -148,13 +153,14 @@ pub fn replay(
         bail!("{}", run.describe());
     }
     let alerts_path = scratch.join("alerts.json");
-    let alerts = if alerts_path.is_file() {
-        sensor::read_json_lines(&alerts_path)?.iter().map(Alert::from_ecs).collect::<Result<_>>()?
-    } else {
-        Vec::new()
-    };
+    let docs = if alerts_path.is_file() { sensor::read_json_lines(&alerts_path)? } else { Vec::new() };
+    let (mut alerts, mut incidents) = (Vec::new(), Vec::new());
+    for doc in &docs {
+        let is_record = sensor::lookup(doc, "event.dataset").and_then(Value::as_str) == Some("nbad.incident");
+        if is_record { &mut incidents } else { &mut alerts }.push(Alert::from_ecs(doc)?);
+    }
     let flows_path = flows.then(|| scratch.join("flows.json"));
-    Ok(Outcome { run, alerts_path, alerts, flows_path })
+    Ok(Outcome { run, alerts_path, alerts, incidents, flows_path })
 }
 
 /// [`replay`] without the exit-status check: the run, whatever it did.

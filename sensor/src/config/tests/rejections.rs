@@ -195,3 +195,19 @@ fn rejects_a_metrics_address_without_a_port_and_accepts_one_with() {
     assert_eq!(config.metrics.listen, Some("[::1]:9109".parse().expect("address")));
     assert_eq!(crate::config::default().metrics.listen, None, "off by default");
 }
+
+#[test]
+fn rejects_lateral_movement_and_host_outlier_values_naming_key_value_and_range() {
+    let port = rejection("[detection.lateral_movement]\nports = [445, 0]\n");
+    assert!(port.contains("lateral_movement.ports[1] = 0 is invalid"), "{port}");
+    assert!(port.contains("from 1 to 65535"), "{port}");
+    let window = rejection("[detection.lateral_movement]\nwindow_s = 5\n");
+    assert!(window.contains("lateral_movement.window_s = 5 is invalid"), "{window}");
+    assert!(window.contains("from 60 to 86400"), "{window}");
+    let p = rejection("[detection.lateral_movement]\nmax_probability = 2.0\n");
+    assert!(p.contains("lateral_movement.max_probability = 2") && p.contains("is invalid"), "{p}");
+    let groups = rejection("[detection.host_outlier]\nmin_group_hosts = 1\n");
+    assert!(groups.contains("host_outlier.min_group_hosts = 1 is invalid"), "{groups}");
+    let unknown = rejection("[detection.host_outlier]\nsigmas = 3.0\n");
+    assert!(unknown.contains("unknown field `sigmas`") && unknown.contains("`sigma`"), "{unknown}");
+}

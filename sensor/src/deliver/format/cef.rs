@@ -6,7 +6,7 @@
 //! `\n` / `\r`; pipes need no escape there. Severity is the risk score / 10 (0–10).
 
 use super::{PRODUCT, VENDOR, VERSION, millis};
-use crate::alert::Alert;
+use crate::alert::{Alert, attack};
 
 /// A header field, escaped.
 pub(crate) fn header(value: &str) -> String {
@@ -43,7 +43,7 @@ pub(crate) fn event(a: &Alert) -> String {
     let mut ext: Vec<(&str, String)> = vec![
         ("rt", millis(a.timestamp_ns).to_string()),
         ("externalId", a.id.clone()),
-        ("cat", a.detector.name().to_owned()),
+        ("cat", a.rule_name().to_owned()),
         ("src", a.host.to_string()),
     ];
     if let Some(peer) = a.peer {
@@ -72,6 +72,14 @@ pub(crate) fn event(a: &Alert) -> String {
     if let Some(inc) = &a.incident {
         ext.extend([("cs2", inc.id.clone()), ("cs2Label", "incidentId".to_owned())]);
     }
+    if let Some((tactics, techniques)) = attack::flat_ids(&attack::of_alert(a)) {
+        ext.extend([
+            ("cs3", tactics),
+            ("cs3Label", "mitreTactic".to_owned()),
+            ("cs4", techniques),
+            ("cs4Label", "mitreTechnique".to_owned()),
+        ]);
+    }
     ext.push(("msg", a.message.clone()));
     let ext: Vec<String> = ext.into_iter().map(|(k, v)| format!("{k}={}", value(&v))).collect();
     format!(
@@ -79,7 +87,7 @@ pub(crate) fn event(a: &Alert) -> String {
         header(VENDOR),
         header(PRODUCT),
         header(VERSION),
-        header(a.detector.name()),
+        header(a.rule_name()),
         header(&a.description),
         (a.risk_score / 10).min(10),
         ext.join(" ")
@@ -116,5 +124,6 @@ mod tests {
         );
         assert!(line.contains("src=10.0.0.5 dst=198.51.100.7 dpt=22 proto=TCP"), "{line}");
         assert!(!line.contains('\n'));
+        assert!(line.contains("cs3=TA0007 cs3Label=mitreTactic cs4=T1046 cs4Label=mitreTechnique"), "{line}");
     }
 }

@@ -11,7 +11,8 @@ use std::time::UNIX_EPOCH;
 
 use serde_json::Value;
 
-use crate::alert::{Alert, Detector, Evidence, IncidentRef, LearningState, Severity};
+use crate::alert::incident::IncidentRecord;
+use crate::alert::{Alert, Detector, Evidence, HostRole, IncidentRef, LearningState, Severity};
 
 /// Why a line is not an alert.
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +74,18 @@ pub fn from_ecs(doc: &Value) -> Result<Alert, NotAnAlert> {
     if field(doc, "event.kind").and_then(Value::as_str) != Some("alert") {
         return Err(NotAnAlert("not an ECS alert (event.kind is not \"alert\")".into()));
     }
-    let rule = string(doc, "rule.name")?;
+    // An incident record names the detector that opened or escalated it; an alert, its own.
+    let is_record = opt_string(doc, "event.dataset").as_deref() == Some("nbad.incident");
+    let rule = if is_record { string(doc, "nbad.incident.trigger")? } else { string(doc, "rule.name")? };
     let detector =
         Detector::from_name(&rule).ok_or_else(|| NotAnAlert(format!("rule.name {rule:?} is no detector")))?;
+    let record: Option<Box<IncidentRecord>> =
+        if is_record { Some(Box::new(from_json(doc, "nbad.incident.record")?)) } else { None };
+    let host_role = opt_string(doc, "nbad.host.role").map(|kind| HostRole {
+        kind,
+        services: from_json(doc, "nbad.host.services").unwrap_or_default(),
+        peer_group: opt_string(doc, "nbad.host.peer_group"),
+    });
     let risk_score: u8 = int(doc, "event.risk_score")?;
     let severity = opt_string(doc, "nbad.severity")
         .and_then(|s| serde_json::from_value::<Severity>(Value::String(s)).ok())
@@ -113,6 +123,8 @@ pub fn from_ecs(doc: &Value) -> Result<Alert, NotAnAlert> {
         host_owner: opt_string(doc, "nbad.host.owner"),
         evidence,
         incident,
+        host_role,
+        record,
     })
 }
 
@@ -135,6 +147,42 @@ mod tests {
         assert_eq!(parse_line(&json).expect("alert json"), a);
         let dead = format!("{{\"sink\":\"x\",\"reason\":\"401\",\"alert\":{json}}}");
         assert_eq!(parse_line(&dead).expect("dead letter"), a);
+    }
+
+    #[test]
+    fn an_incident_record_and_a_learned_role_map_back_too() {
+        use crate::alert::incident::{IncidentAction, StageStep};
+        let mut a = sample();
+        a.host_role = Some(HostRole {
+            kind: "server".into(),
+            services: vec!["smb/445 (4 clients)".into()],
+            peer_group: Some("2 (servers, 3 hosts)".into()),
+        });
+        let back = parse_line(&a.to_ecs_line()).expect("alert with a role");
+        assert_eq!(back, a);
+        // A record names no peer or flow of its own (its steps do).
+        (a.peer, a.port, a.transport, a.community_id) = (None, None, None, None);
+        a.record = Some(Box::new(IncidentRecord {
+            action: IncidentAction::Escalated,
+            sequence: 1,
+            opened_ns: a.timestamp_ns - 600_000_000_000,
+            steps: vec![StageStep {
+                stage: "reconnaissance".into(),
+                first_ns: a.timestamp_ns - 600_000_000_000,
+                last_ns: a.timestamp_ns,
+                detectors: vec![Detector::Scan],
+                alerts: 2,
+                peers: vec![a.host],
+                first_message: "a scan".into(),
+            }],
+            risk: 120.5,
+        }));
+        let doc = a.to_ecs();
+        assert_eq!(doc["event"]["dataset"], "nbad.incident");
+        assert_eq!(doc["event"]["action"], "incident_escalated");
+        assert_eq!(doc["threat"]["technique"]["id"][0], "T1046");
+        let back = parse_line(&doc.to_string()).expect("incident record");
+        assert_eq!(back, a);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! is 1–10.
 
 use super::{PRODUCT, VENDOR, VERSION, millis};
-use crate::alert::Alert;
+use crate::alert::{Alert, attack};
 
 /// A header field, escaped.
 pub(crate) fn header(value: &str) -> String {
@@ -36,7 +36,7 @@ pub(crate) fn value(value: &str) -> String {
 pub(crate) fn event(a: &Alert) -> String {
     let mut attrs: Vec<(&str, String)> = vec![
         ("devTime", millis(a.timestamp_ns).to_string()),
-        ("cat", a.detector.name().to_owned()),
+        ("cat", a.rule_name().to_owned()),
         ("sev", (a.risk_score / 10).clamp(1, 10).to_string()),
         ("src", a.host.to_string()),
     ];
@@ -61,6 +61,9 @@ pub(crate) fn event(a: &Alert) -> String {
     if let Some(inc) = &a.incident {
         attrs.push(("incidentId", inc.id.clone()));
     }
+    if let Some((tactics, techniques)) = attack::flat_ids(&attack::of_alert(a)) {
+        attrs.extend([("mitreTactic", tactics), ("mitreTechnique", techniques)]);
+    }
     attrs.push(("msg", a.message.clone()));
     let attrs: Vec<String> = attrs.into_iter().map(|(k, v)| format!("{k}={}", value(&v))).collect();
     format!(
@@ -68,7 +71,7 @@ pub(crate) fn event(a: &Alert) -> String {
         header(VENDOR),
         header(PRODUCT),
         header(VERSION),
-        header(a.detector.name()),
+        header(a.rule_name()),
         attrs.join("\t")
     )
 }
@@ -95,6 +98,7 @@ mod tests {
             attrs.split('\t').map(|kv| kv.split_once('=').expect("key=value")).collect();
         assert!(pairs.contains(&("externalId", a.id.as_str())));
         assert!(pairs.contains(&("sev", "8")));
+        assert!(pairs.contains(&("mitreTactic", "TA0007")) && pairs.contains(&("mitreTechnique", "T1046")));
         assert!(pairs.iter().any(|(k, v)| *k == "msg" && v.ends_with(r#""quoted"\nnext"#)));
         assert!(!line.contains('\n'));
     }

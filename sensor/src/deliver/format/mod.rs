@@ -94,6 +94,35 @@ pub(crate) mod tests {
                 details,
             },
             incident: None,
+            host_role: None,
+            record: None,
         }
+    }
+
+    #[test]
+    fn an_incident_record_is_a_staged_incident_in_every_format() {
+        use crate::alert::incident::{IncidentAction, IncidentRecord, StageStep};
+        let mut a = sample();
+        a.record = Some(Box::new(IncidentRecord {
+            action: IncidentAction::Opened,
+            sequence: 0,
+            opened_ns: a.timestamp_ns,
+            steps: vec![StageStep {
+                stage: "reconnaissance".into(),
+                first_ns: a.timestamp_ns,
+                last_ns: a.timestamp_ns,
+                detectors: vec![Detector::Scan],
+                alerts: 1,
+                peers: vec![],
+                first_message: "a scan".into(),
+            }],
+            risk: 87.0,
+        }));
+        assert!(super::cef::event(&a).contains("|staged_incident|"));
+        assert!(super::leef::event(&a).contains("cat=staged_incident"));
+        assert!(super::rfc5424::message(&a, 4, "nbad-sensor", "-").contains(" staged_incident [nbad@"));
+        let ocsf = super::ocsf::detection_finding(&a);
+        assert_eq!(ocsf["metadata"]["log_name"], "nbad.incident");
+        assert_eq!(ocsf["finding_info"]["attacks"][0]["technique"]["uid"], "T1046");
     }
 }

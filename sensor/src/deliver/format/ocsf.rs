@@ -9,7 +9,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{PRODUCT, VENDOR, VERSION, millis};
-use crate::alert::{Alert, Severity};
+use crate::alert::{Alert, Severity, attack};
 
 /// OCSF schema version the documents follow.
 pub(crate) const OCSF_VERSION: &str = "1.3.0";
@@ -72,18 +72,19 @@ pub(crate) fn detection_finding(a: &Alert) -> Value {
         "metadata": {
             "version": OCSF_VERSION,
             "uid": a.id,
-            "log_name": "nbad.alert",
+            "log_name": if a.record.is_some() { "nbad.incident" } else { "nbad.alert" },
             "product": { "name": PRODUCT, "vendor_name": VENDOR, "version": VERSION },
         },
         "finding_info": {
             "uid": a.id,
             "title": a.message,
             "desc": a.description,
-            "types": [a.detector.name()],
+            "types": [a.rule_name()],
             "created_time": millis(a.timestamp_ns),
             "first_seen_time": millis(ev.window_start_ns),
             "last_seen_time": millis(ev.window_end_ns),
-            "analytic": { "name": a.detector.name(), "uid": a.detector.name(), "type_id": 1, "type": "Rule" },
+            "analytic": { "name": a.rule_name(), "uid": a.rule_name(), "type_id": 1, "type": "Rule" },
+            "attacks": attack::ocsf_attacks(&attack::of_alert(a)),
             "related_events": a.incident.as_ref().map(|i| i.related.iter().map(|r| json!({ "uid": r })).collect::<Vec<_>>()),
         },
         "device": { "hostname": a.sensor_id, "type_id": 99, "type": "Other" },
@@ -114,5 +115,8 @@ mod tests {
         assert_eq!(doc["evidences"][0]["src_endpoint"]["ip"], "10.0.0.5");
         assert_eq!(doc["evidences"][0]["dst_endpoint"]["port"], 22);
         assert_eq!(doc["time"], 1_767_225_600_000_u64);
+        let attack = &doc["finding_info"]["attacks"][0];
+        assert_eq!(attack["tactic"]["uid"], "TA0007");
+        assert_eq!(attack["technique"]["uid"], "T1046");
     }
 }

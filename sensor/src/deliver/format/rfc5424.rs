@@ -41,7 +41,7 @@ pub(crate) fn message(a: &Alert, facility: u8, app_name: &str, body: &str) -> St
     let mut sd = format!(
         "[{SD_ID} id=\"{}\" detector=\"{}\" score=\"{}\" severity=\"{}\" host=\"{}\"",
         param_value(&a.id),
-        a.detector.name(),
+        a.rule_name(),
         a.risk_score,
         a.severity.name(),
         a.host
@@ -60,7 +60,7 @@ pub(crate) fn message(a: &Alert, facility: u8, app_name: &str, body: &str) -> St
         "<{pri}>1 {ts} {} {} - {} {sd} {body}",
         header_field(&a.sensor_id, 255),
         header_field(app_name, 48),
-        header_field(a.detector.name(), 32)
+        header_field(a.rule_name(), 32)
     )
 }
 
