@@ -43,9 +43,25 @@ const INCLUDE: &str = "ca-certificates,git,gcc,libc6-dev";
 const ROOT_FS: &str = "fresh-bookworm-v1";
 /// Where the clone lives inside (so `../shared` is `/work/shared`).
 const CLONE: &str = "/work/nbad-sensor";
-/// Programs rustup serves through its proxies, linked to the mounted `rustup` binary.
-const PROXIES: [&str; 7] =
-    ["cargo", "rustc", "rustup", "rustdoc", "rustfmt", "cargo-clippy", "clippy-driver"];
+/// Programs rustup serves through its proxies, linked to the mounted `rustup` binary: every
+/// proxy a rustup install puts in `~/.cargo/bin` (`cargo fmt` needs `cargo-fmt`, not only
+/// `rustfmt`: without it the fresh machine said "no such command: fmt", which a real rustup
+/// install never does).
+const PROXIES: [&str; 13] = [
+    "cargo",
+    "cargo-clippy",
+    "cargo-fmt",
+    "cargo-miri",
+    "clippy-driver",
+    "rls",
+    "rust-analyzer",
+    "rust-gdb",
+    "rust-gdbgui",
+    "rust-lldb",
+    "rustc",
+    "rustdoc",
+    "rustfmt",
+];
 
 #[derive(Debug, Args)]
 pub struct FreshArgs {
