@@ -4,7 +4,7 @@
 //!
 //! Holds the line the issue set: every 10-minute and 20-minute episode is found before it ends,
 //! at least 85 % of the 6-hour ones are found, and the controls raise nothing at all. The table is
-//! printed (`--nocapture`) and written into docs/DETECTION.md by `cargo xtask detect-report`.
+//! printed (`--nocapture`); docs/DETECTION.md carries the table of the last run.
 
 use anyhow::{Result, ensure};
 use nbad_tests::Corpus;
