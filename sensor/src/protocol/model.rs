@@ -354,7 +354,7 @@ impl App {
 }
 
 /// Every name [`App::name`] gives, `unknown` last.
-pub const NAMES: [&str; 41] = [
+pub const NAMES: [&str; 42] = [
     "tls",
     "http",
     "http2",
@@ -391,6 +391,7 @@ pub const NAMES: [&str; 41] = [
     "openvpn",
     "wireguard",
     "ike",
+    "shell",
     "bittorrent",
     "vnc",
     "stun",

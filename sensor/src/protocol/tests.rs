@@ -316,6 +316,8 @@ fn names_are_stable_and_listed() {
         (Protocol::new(App::Smtp, Role::Server), "smtp"),
         (Protocol::new(App::Quic { version: 1, hello: None }, Role::Either), "quic"),
         (Protocol::new(App::Socks5 { target: None }, Role::Client), "socks5"),
+        // Found by the identify fuzz target: the shell was named but missing from the list.
+        (identify(Transport::Tcp, b"Microsoft Windows [Version 10.0.19045.3803]\r\n"), "shell"),
     ];
     for (protocol, name) in cases {
         assert_eq!(protocol.name(), name);
