@@ -43,6 +43,15 @@ pub(super) struct FlowEntry {
 const _: () = assert!(size_of::<FlowEntry>() <= 96);
 
 impl FlowEntry {
+    /// Whether the other side answered: a completed TCP handshake, or packets both ways.
+    pub(super) fn answered(&self) -> bool {
+        if self.key.proto == TCP {
+            self.state & tcp_state::ESTABLISHED != 0
+        } else {
+            self.packets[0] > 0 && self.packets[1] > 0
+        }
+    }
+
     pub(super) fn new(m: &PacketMeta) -> Self {
         let sender_hi = !m.from_lo;
         let syn_ack = m.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK;

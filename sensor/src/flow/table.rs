@@ -389,12 +389,16 @@ impl FlowTable {
         let start = self.wheel.current_sec;
         for second in start..start + SLOTS {
             let mut entries = self.wheel.take(second);
-            for &idx in &entries {
+            // Within one second of deadlines, flows nobody answered (a SYN flood's half-open
+            // flows, unanswered UDP) go before established ones: a flood's flows fill the same
+            // seconds as the connections it would push out.
+            let order = entries.iter().map(|&i| (false, i)).chain(entries.iter().map(|&i| (true, i)));
+            for (answered, idx) in order {
                 if evicted >= target {
                     break;
                 }
                 let entry = self.slab[idx as usize];
-                if !entry.live() || u64::from(entry.filed) != second {
+                if !entry.live() || u64::from(entry.filed) != second || entry.answered() != answered {
                     continue;
                 }
                 if self.deadline(&entry).0 / 1_000_000_000 > second {

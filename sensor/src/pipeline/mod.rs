@@ -34,6 +34,11 @@ pub use dispatch::Dispatcher;
 const ANALYSIS_QUEUE_PER_INPUT: usize = 4;
 /// Packets between two looks at the wall clock for periodic work.
 const HOUSEKEEPING_EVERY: u32 = 4096;
+/// Packets after which the capture thread sends the analysis stage its clock, observations or
+/// not. The stage merges its inputs by their clocks and holds every worker's records until this
+/// input's clock passes them: with only a send per second, a flood of 500 000 new flows a second
+/// made it hold a second of records (over 100 MiB at 10 million SYNs, tests/tests/flood.rs).
+const OBS_CLOCK_EVERY: u32 = 16_384;
 
 /// How one run of the pipeline is set up.
 #[derive(Debug)]
@@ -74,13 +79,16 @@ struct ObsLink {
     input: usize,
     /// The clock of the last message sent.
     sent_clock: u64,
+    /// Calls of [`ObsLink::send_if_due`] (one per packet) since the last send.
+    since_send: u32,
 }
 
 impl ObsLink {
-    /// Sends the observations when the observer's batch is `full` or the
-    /// capture clock has entered a new second since the last send.
+    /// Sends the observations when the observer's batch is `full`, the capture clock has
+    /// entered a new second since the last send, or [`OBS_CLOCK_EVERY`] packets went by.
     fn send_if_due(&mut self, full: bool, clock_ns: u64) -> anyhow::Result<()> {
-        if full || self.observer.new_second(clock_ns) {
+        self.since_send += 1;
+        if full || self.since_send >= OBS_CLOCK_EVERY || self.observer.new_second(clock_ns) {
             self.send(clock_ns)?;
         }
         Ok(())
@@ -91,6 +99,7 @@ impl ObsLink {
     /// analysis stage's merge then sees a flow's first payloads before its record, which a
     /// worker may emit, within the same second, before this batch is sent.
     fn send(&mut self, clock_ns: u64) -> anyhow::Result<()> {
+        self.since_send = 0;
         let obs = self.observer.take(clock_ns);
         let first = obs.first().map_or(clock_ns, |o| o.ts_ns.min(clock_ns));
         let clock_ns = first.max(self.sent_clock);
@@ -125,6 +134,7 @@ pub fn run<S: PacketSource>(
         tx: rec_tx.clone(),
         input: workers,
         sent_clock: 0,
+        since_send: 0,
     });
 
     std::thread::scope(|scope| -> anyhow::Result<StatsSnapshot> {

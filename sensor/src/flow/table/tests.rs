@@ -297,3 +297,25 @@ fn a_small_flow_that_falls_silent_still_ends_with_one_record() {
     assert_eq!(reasons(&out), [EndReason::IdleTimeout]);
     assert_eq!(out[0].packets(), 3);
 }
+
+#[test]
+fn eviction_takes_half_open_flows_before_an_established_one_idle_as_long() {
+    // One established connection, then a SYN flood in the same second fills the table: the
+    // connection's deadline falls in the same wheel second as the flood's, and the flood's
+    // unanswered flows go first (found by tests/tests/flood.rs at 500 000 SYNs a second).
+    let mut t = table(200);
+    let mut out = Vec::new();
+    t.observe(&pkt(0, TCP, T0, false, TCP_SYN, 60), &mut out);
+    t.observe(&pkt(0, TCP, T0 + 1_000, true, TCP_SYN | TCP_ACK, 60), &mut out);
+    t.observe(&pkt(0, TCP, T0 + 2_000, false, TCP_ACK, 52), &mut out);
+    for n in 1..=400 {
+        t.observe(&pkt(n, TCP, T0 + 10_000 + u64::from(n) * 1_000, false, TCP_SYN, 60), &mut out);
+    }
+    assert!(t.counters.emergency_entered >= 1);
+    let evicted: Vec<&FlowRecord> = out.iter().filter(|r| r.reason == EndReason::Evicted).collect();
+    assert!(!evicted.is_empty());
+    assert!(
+        evicted.iter().all(|r| r.tcp_state & tcp_state::ESTABLISHED == 0),
+        "an established connection was evicted before half-open flows"
+    );
+}
