@@ -33,37 +33,31 @@ const WRITE_CHUNK: usize = 64 * 1024;
 ///
 /// The fixed part of every line (times, endpoints, counters, Community ID, TCP state) is
 /// written by [`encode`] straight into the buffer; only the optional application objects go
-/// through serde. The result is byte for byte what serialising the schema's serde structs
-/// writes (`reference`, which the tests hold the encoder to): this is the analysis thread's hottest path, and serde's generic writer with a
-/// calendar computation per timestamp cost a third of its time (BENCHMARKS.md).
+/// through serde ([`FlowEncoder`]). The result is byte for byte what serialising the schema's
+/// serde structs writes (`reference`, which the tests hold the encoder to): this is the
+/// analysis thread's hottest path, and serde's generic writer with a calendar computation per
+/// timestamp cost a third of its time (BENCHMARKS.md).
 pub struct FlowJsonWriter {
     out: Box<dyn Write + Send>,
     buf: Vec<u8>,
-    /// `"name"`: the observer's name as a JSON string, escaped once.
-    observer: String,
-    clock: Clock,
+    enc: FlowEncoder,
 }
 
 impl std::fmt::Debug for FlowJsonWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlowJsonWriter").field("observer", &self.observer).finish_non_exhaustive()
+        f.debug_struct("FlowJsonWriter").field("observer", &self.enc.observer).finish_non_exhaustive()
     }
 }
 
 impl FlowJsonWriter {
     /// A writer to `out`, naming the sensor `observer` in every record.
     pub fn new(out: Box<dyn Write + Send>, observer: &str) -> Self {
-        Self {
-            out,
-            buf: Vec::with_capacity(WRITE_CHUNK + 4096),
-            observer: json_string(observer),
-            clock: Clock::default(),
-        }
+        Self { out, buf: Vec::with_capacity(WRITE_CHUNK + 4096), enc: FlowEncoder::new(observer) }
     }
 
     /// Writes one record as a line, with what its first payloads said, if known.
     pub fn write(&mut self, record: &FlowRecord, meta: Option<&FlowMeta>) -> io::Result<()> {
-        encode(&mut self.buf, record, meta, &self.observer, &mut self.clock)?;
+        self.enc.encode(&mut self.buf, record, meta)?;
         self.buf.push(b'\n');
         if self.buf.len() >= WRITE_CHUNK {
             self.out.write_all(&self.buf)?;
@@ -77,6 +71,42 @@ impl FlowJsonWriter {
         self.out.write_all(&self.buf)?;
         self.buf.clear();
         self.out.flush()
+    }
+}
+
+/// Encodes records as ECS documents for one sensor, keeping what records share: the observer's
+/// name, escaped once, and the calendar text of recent seconds. The JSON lines writer and the
+/// Kafka output each hold one.
+#[derive(Debug)]
+pub(crate) struct FlowEncoder {
+    /// `"name"`: the observer's name as a JSON string.
+    observer: String,
+    clock: Clock,
+}
+
+impl FlowEncoder {
+    /// An encoder naming the sensor `observer` in every record.
+    pub(crate) fn new(observer: &str) -> Self {
+        Self { observer: json_string(observer), clock: Clock::default() }
+    }
+
+    /// Appends one record's document (no newline) to `out`; returns its Community ID.
+    fn encode(
+        &mut self,
+        out: &mut Vec<u8>,
+        r: &FlowRecord,
+        meta: Option<&FlowMeta>,
+    ) -> serde_json::Result<String> {
+        encode(out, r, meta, &self.observer, &mut self.clock)
+    }
+
+    /// One record's ECS document (no newline) and its Community ID, for outputs that frame
+    /// records themselves (the Kafka flow output: one message per record, keyed by Community
+    /// ID).
+    pub(crate) fn document(&mut self, r: &FlowRecord) -> serde_json::Result<(Vec<u8>, String)> {
+        let mut json = Vec::with_capacity(512);
+        let id = self.encode(&mut json, r, None)?;
+        Ok((json, id))
     }
 }
 
@@ -281,14 +311,6 @@ fn object<T: Serialize>(out: &mut Vec<u8>, prefix: &[u8], value: Option<&T>) -> 
         serde_json::to_writer(&mut *out, v)?;
     }
     Ok(())
-}
-
-/// One record's ECS document (no newline) and its Community ID, for outputs that frame
-/// records themselves (the Kafka flow output: one message per record, keyed by Community ID).
-pub(crate) fn ecs_document(record: &FlowRecord, observer: &str) -> serde_json::Result<(Vec<u8>, String)> {
-    let mut json = Vec::with_capacity(512);
-    let id = encode(&mut json, record, None, &json_string(observer), &mut Clock::default())?;
-    Ok((json, id))
 }
 
 /// A timestamp in ns since the epoch, serialised as RFC 3339.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::config::KafkaOutputSettings;
 use super::export::{Backoff, Drain, ExporterStats, FailureLog, QueueRx, Recv};
-use super::flow_json::ecs_document;
+use super::flow_json::FlowEncoder;
 use crate::deliver::spool::Spool;
 use crate::deliver::spool::reader::{Reader, Spooled};
 use crate::deliver::{DeliverySettings, FsyncPolicy};
@@ -84,7 +84,7 @@ pub(crate) fn run(
     };
     if let Some(dir) = &k.spool_dir {
         match open_spool(dir, k.spool_max_bytes) {
-            Ok(spool) => return run_spooled(&mut e, sensor_id, rx, &spool),
+            Ok(spool) => return run_spooled(&mut e, &mut FlowEncoder::new(sensor_id), rx, &spool),
             Err(err) => eprintln!(
                 "nbad-sensor: error: flow export kafka: cannot open the flow spool {}: {err}; records go through \
                  the in-memory queue only",
@@ -92,6 +92,7 @@ pub(crate) fn run(
             ),
         }
     }
+    let mut enc = FlowEncoder::new(sensor_id);
     let mut batch: Vec<Msg> = Vec::with_capacity(k.batch_max_records);
     let mut oldest: Option<Instant> = None;
     loop {
@@ -99,12 +100,9 @@ pub(crate) fn run(
         let closed = match rx.recv(wait) {
             Recv::Records(chunk) => {
                 for r in &chunk {
-                    match ecs_document(r, sensor_id) {
-                        Ok((value, community_id)) => {
-                            let ts = i64::try_from(r.end_ns / 1_000_000).unwrap_or(i64::MAX);
-                            batch.push((community_id.into_bytes(), value, ts));
-                        }
-                        Err(_) => {
+                    match message(&mut enc, r) {
+                        Some(msg) => batch.push(msg),
+                        None => {
                             stats.dropped_send_error.fetch_add(1, Relaxed);
                         }
                     }
@@ -165,8 +163,8 @@ fn decode_spooled(p: &[u8]) -> Option<Msg> {
 }
 
 /// One record as a message: key = Community ID, value = the ECS document.
-fn message(r: &FlowRecord, sensor_id: &str) -> Option<Msg> {
-    let (value, community_id) = ecs_document(r, sensor_id).ok()?;
+fn message(enc: &mut FlowEncoder, r: &FlowRecord) -> Option<Msg> {
+    let (value, community_id) = enc.document(r).ok()?;
     let ts = i64::try_from(r.end_ns / 1_000_000).unwrap_or(i64::MAX);
     Some((community_id.into_bytes(), value, ts))
 }
@@ -174,7 +172,7 @@ fn message(r: &FlowRecord, sensor_id: &str) -> Option<Msg> {
 /// The loop with a spool: records are appended as they come; batches are read from the
 /// cursor, produced, and the cursor moved once the broker took them. At the end, what the
 /// drain time did not send stays in the spool for the next start.
-fn run_spooled(e: &mut Exporter<'_>, sensor_id: &str, rx: &QueueRx, spool: &Arc<Spool>) {
+fn run_spooled(e: &mut Exporter<'_>, enc: &mut FlowEncoder, rx: &QueueRx, spool: &Arc<Spool>) {
     let mut reader = Reader::open(spool, SPOOL_READER);
     let k = e.k;
     let mut held: Vec<Spooled> = Vec::new();
@@ -187,7 +185,7 @@ fn run_spooled(e: &mut Exporter<'_>, sensor_id: &str, rx: &QueueRx, spool: &Arc<
         let closed = match rx.recv(wait) {
             Recv::Records(chunk) => {
                 for r in &chunk {
-                    let appended = message(r, sensor_id)
+                    let appended = message(enc, r)
                         .map(|(key, value, ts)| spool.append(&encode_spooled(&key, &value, ts)));
                     if !matches!(appended, Some(Ok(_))) {
                         e.stats.dropped_queue_full.fetch_add(1, Relaxed);
