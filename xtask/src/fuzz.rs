@@ -22,19 +22,22 @@ use clap::Args;
 
 use crate::cmd::{self, heading, note};
 
-/// Every target of the fuzz crate (the same list as `nbad_sensor::fuzzing::TARGETS`; the
-/// sensor's tests check that each has its binary).
-const TARGETS: [&str; 9] = [
-    "capture_file",
-    "config_toml",
-    "decode_frame",
-    "decode_frames",
-    "flow_table",
-    "identify",
-    "metrics_request",
-    "spool_segment",
-    "state_file",
-];
+/// Every target of the fuzz crate: the files in `sensor/fuzz/fuzz_targets/` (the sensor's tests
+/// check that each of `nbad_sensor::fuzzing::TARGETS` has one).
+fn all_targets(fuzz_dir: &Path) -> Result<Vec<String>> {
+    let dir = fuzz_dir.join("fuzz_targets");
+    let mut names = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "rs")
+            && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+        {
+            names.push(stem.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
 
 #[derive(Debug, Args)]
 pub struct FuzzArgs {
@@ -66,12 +69,14 @@ struct Outcome {
 }
 
 pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
+    let fuzz_dir = root.join("sensor/fuzz");
+    let all = all_targets(&fuzz_dir)?;
     let targets: Vec<&str> = if args.targets.is_empty() {
-        TARGETS.to_vec()
+        all.iter().map(String::as_str).collect()
     } else {
         for t in &args.targets {
-            if !TARGETS.contains(&t.as_str()) {
-                bail!("no fuzz target {t:?}; the targets are: {}", TARGETS.join(", "));
+            if !all.contains(t) {
+                bail!("no fuzz target {t:?}; the targets are: {}", all.join(", "));
             }
         }
         args.targets.iter().map(String::as_str).collect()
@@ -80,7 +85,6 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
     if cmd::probe(Command::new("cargo").args(["+nightly", "fuzz", "--version"]))?.is_none() {
         cmd::run("install cargo-fuzz", Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
     }
-    let fuzz_dir = root.join("sensor/fuzz");
     let log_dir = root.join("target/fuzz");
     fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
     let mut outcomes = Vec::new();
