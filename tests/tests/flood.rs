@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use nbad_tests::detection::long_input::{Frame, write_pcap};
+use nbad_tests::detection::long_input::{Frame, ipv4_header_checksum, write_pcap};
 use nbad_tests::sensor::{self, lookup};
 use serde_json::Value;
 
@@ -40,14 +40,6 @@ const SCAN_SOURCES: u64 = 8_192;
 /// What the whole process may reach with these caps.
 const RSS_BOUND: u64 = 80 << 20;
 
-fn ipv4_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// An Ethernet + IPv4 + TCP frame (no options) with `payload` bytes of zeros.
 fn tcp(ts_us: u64, src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, payload: usize) -> Frame {
     let mut f = Vec::with_capacity(54 + payload);
@@ -60,7 +52,7 @@ fn tcp(ts_us: u64, src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, payload:
     ip[9] = 6;
     ip[12..16].copy_from_slice(&src.0);
     ip[16..20].copy_from_slice(&dst.0);
-    let sum = ipv4_checksum(&ip);
+    let sum = ipv4_header_checksum(&ip);
     ip[10..12].copy_from_slice(&sum.to_be_bytes());
     f.extend_from_slice(&ip);
     let mut t = [0u8; 20];

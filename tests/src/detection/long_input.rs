@@ -209,6 +209,12 @@ fn fold(mut sum: u32) -> u16 {
     sum as u16
 }
 
+/// The checksum of an IPv4 header whose checksum field is zero.
+#[must_use]
+pub fn ipv4_header_checksum(header: &[u8]) -> u16 {
+    !fold(words(header))
+}
+
 /// Writes `frames` as a classic pcap (little-endian, µs, Ethernet).
 pub fn write_pcap(path: &Path, frames: &[Frame]) -> Result<()> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
