@@ -88,7 +88,7 @@ fn accept_loop(listener: &TcpListener, render: &Render, stop: &AtomicBool) {
 
 fn serve(mut stream: TcpStream, render: &Render) -> io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    // Reads get what is left of the head's deadline (`read_head`).
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let (status, body) = match read_head(&mut stream)? {
         Some(head) => respond(&head, &**render),
