@@ -515,6 +515,7 @@ pub fn alerts_of_scenario() -> anyhow::Result<Vec<Alert>> {
         side_alerts: None,
         settings: None,
         export: None,
+        control: None,
         on_alerts: Some(AlertHook(Box::new(move |a: &[Alert]| {
             if let Ok(mut v) = sink.lock() {
                 v.extend_from_slice(a);

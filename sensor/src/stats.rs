@@ -333,7 +333,7 @@ pub struct FlowsJson {
 }
 
 /// Detection counters.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct DetectionJson {
     /// Observations taken in the capture thread.
     pub observed: ObservedJson,
@@ -345,6 +345,8 @@ pub struct DetectionJson {
     pub alerts_by_detector: std::collections::BTreeMap<&'static str, u64>,
     /// Alerts written to `--alerts`.
     pub alerts_written: u64,
+    /// What analysts' verdicts say: precision, time to detect, suppressions.
+    pub verdicts: crate::detect::verdict::VerdictStats,
 }
 
 /// What the capture thread observed for the detectors.

@@ -7,18 +7,8 @@ use std::path::Path;
 
 use std::ffi::OsString;
 
-use common::{Outcome, run_sensor};
+use common::{Outcome, run_sensor, selftest_capture};
 use serde_json::Value;
-
-fn write_selftest_capture(dir: &Path) -> std::path::PathBuf {
-    let pcap = dir.join("scenario.pcap");
-    let file = std::fs::File::create(&pcap).expect("create pcap");
-    nbad_sensor::selftest::scenario()
-        .write_pcap(std::io::BufWriter::new(file))
-        .and_then(|mut w| std::io::Write::flush(&mut w))
-        .expect("write pcap");
-    pcap
-}
 
 fn replay(dir: &Path, pcap: &Path, state: &Path, alerts: &Path) {
     let config = dir.join("selftest.toml");
@@ -51,7 +41,7 @@ fn selftest_passes_every_check() {
 #[test]
 fn alerts_are_ecs_lines_with_evidence() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pcap = write_selftest_capture(dir.path());
+    let pcap = selftest_capture(dir.path());
     let alerts = dir.path().join("alerts.jsonl");
     replay(dir.path(), &pcap, &dir.path().join("state.json"), &alerts);
     let text = std::fs::read_to_string(&alerts).expect("alerts written");
@@ -82,7 +72,7 @@ fn alerts_are_ecs_lines_with_evidence() {
 #[test]
 fn replay_from_the_same_saved_state_gives_identical_alerts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pcap = write_selftest_capture(dir.path());
+    let pcap = selftest_capture(dir.path());
     let state = dir.path().join("state.json");
     // Learn once, keep that state, then replay twice from a copy of it.
     replay(dir.path(), &pcap, &state, &dir.path().join("learn.jsonl"));
@@ -101,7 +91,7 @@ fn replay_from_the_same_saved_state_gives_identical_alerts() {
 #[test]
 fn baseline_show_and_reset_work_on_the_saved_state() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pcap = write_selftest_capture(dir.path());
+    let pcap = selftest_capture(dir.path());
     let state = dir.path().join("state.json");
     replay(dir.path(), &pcap, &state, &dir.path().join("a.jsonl"));
     let show = |state: &Path| -> Outcome {
@@ -153,7 +143,7 @@ fn a_state_file_of_another_version_is_refused_with_the_reason() {
 #[test]
 fn a_replay_delivers_its_alerts_to_the_configured_sinks_through_the_spool() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pcap = write_selftest_capture(dir.path());
+    let pcap = selftest_capture(dir.path());
     let delivered = dir.path().join("delivered.jsonl");
     let config = dir.path().join("deliver.toml");
     let text = format!(

@@ -11,7 +11,8 @@
 //! `nbad_tests::detection::host_hours`).
 //!
 //! It also counts, flow by flow, how often the sensor's protocol identification agrees with
-//! nDPI's ([`agreement`]).
+//! nDPI's ([`agreement`]), and runs the analyst's loop on every capture that alerts: verdicts
+//! from the ground truth, precision and time to detect, and what they change ([`verdicts`]).
 //!
 //! Prints a markdown report and writes it into `docs/DETECTION.md` between the
 //! `<!-- detect-report:begin -->` and `<!-- detect-report:end -->` markers.
@@ -30,6 +31,7 @@ use nbad_tests::detection::{self, CASES, Case, Expect};
 use crate::cmd::{self, heading, note};
 
 mod agreement;
+mod verdicts;
 
 #[derive(Debug, Args)]
 pub struct DetectReportArgs {
@@ -111,11 +113,13 @@ pub fn run(root: &Path, args: &DetectReportArgs) -> Result<()> {
     heading(&format!("detect-report: {} captures, nbad-sensor and ndpiReader", CASES.len()));
     let mut rows = Vec::new();
     let mut agree = agreement::Agreement::default();
+    let mut analyst = verdicts::Loop::default();
     for case in CASES {
-        rows.push(measure(&corpus, case, &mut agree).with_context(|| case.capture.to_owned())?);
+        rows.push(measure(&corpus, case, &mut agree, &mut analyst).with_context(|| case.capture.to_owned())?);
     }
     let mut report = render(&rows);
     report.push_str(&agree.render());
+    report.push_str(&analyst.render());
     println!("{report}");
     if !args.no_write {
         let path = root.join("docs/DETECTION.md");
@@ -137,7 +141,12 @@ struct Row {
     host_hours: f64,
 }
 
-fn measure(corpus: &Corpus, case: &Case, agree: &mut agreement::Agreement) -> Result<Row> {
+fn measure(
+    corpus: &Corpus,
+    case: &Case,
+    agree: &mut agreement::Agreement,
+    analyst: &mut verdicts::Loop,
+) -> Result<Row> {
     let capture = corpus.root().join(case.capture);
     let scratch = tempdir()?;
     let benign = BENIGN.contains(&case.category());
@@ -153,6 +162,7 @@ fn measure(corpus: &Corpus, case: &Case, agree: &mut agreement::Agreement) -> Re
             if let Some(path) = &outcome.flows_path {
                 agree.add(case.capture, &labels, path)?;
             }
+            analyst.add(corpus.root(), case, &scratch)?;
             (outcome.alerts, hours)
         }
     };

@@ -128,6 +128,7 @@ fn run_source<S: PacketSource>(
     }));
     // Flow records follow `output.flows` through reloads.
     let flows = FlowJsonWriter::new(Box::new(ReloadableOutput::new(Arc::clone(handle))?), &cfg.sensor.id);
+    let (_control, control) = super::control_socket(cfg)?;
     let opts = RunOptions {
         flows: Some(flows),
         stats: cfg.output.stats.clone(),
@@ -141,6 +142,7 @@ fn run_source<S: PacketSource>(
         side_alerts: Some(side_alerts),
         settings: Some(settings),
         export: feed,
+        control,
         hub: Some(Arc::clone(&hub)),
     };
     let snapshot = pipeline::run(cfg, &mut source, opts);

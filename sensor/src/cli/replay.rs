@@ -43,6 +43,7 @@ pub(super) fn replay(
         let d = Arc::clone(d);
         AlertHook(Box::new(move |a: &[crate::alert::Alert]| delivery::submit_all(&d, a)))
     });
+    let (_control, control) = super::control_socket(cfg)?;
     let opts = RunOptions {
         flows: super::flow_writer(cfg)?,
         stats: cfg.output.stats.clone(),
@@ -56,6 +57,7 @@ pub(super) fn replay(
         side_alerts: None,
         settings: None,
         export: feed,
+        control,
         hub: Some(Arc::clone(&hub)),
     };
     let shown = Progress::start(

@@ -28,7 +28,18 @@ fn string_array<T: Display>(items: &[T]) -> String {
 
 impl Display for Effective<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let Config { sensor, capture, decode, flows, output, metrics, detection, alerts, origin } = self.0;
+        let Config {
+            sensor,
+            capture,
+            decode,
+            flows,
+            output,
+            metrics,
+            control_socket,
+            detection,
+            alerts,
+            origin,
+        } = self.0;
         writeln!(f, "# Effective configuration of {}", origin.display())?;
         writeln!(f, "# Every key is shown, defaults included.")?;
 
@@ -104,6 +115,10 @@ impl Display for Effective<'_> {
         writeln!(f, "\n[metrics]")?;
         let listen = metrics.listen.map(|a| a.to_string()).unwrap_or_default();
         writeln!(f, "listen = {}", toml_string(&listen))?;
+
+        writeln!(f, "\n[control]")?;
+        let socket = control_socket.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        writeln!(f, "socket = {}", toml_string(&socket))?;
 
         write!(f, "\n{}", detection.to_toml())?;
         alerts.write_effective(f)

@@ -23,6 +23,7 @@ pub(crate) struct RawConfig {
     pub flows: RawFlows,
     pub output: RawOutput,
     pub metrics: RawMetrics,
+    pub control: RawControl,
     pub detection: crate::detect::config::RawDetection,
     pub alerts: crate::deliver::config::RawAlerts,
 }
@@ -191,6 +192,14 @@ impl Default for RawOutput {
             kafka: crate::output::config::RawKafkaOutput::default(),
         }
     }
+}
+
+/// `[control]`: the local control socket (verdicts, reports).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawControl {
+    /// `""` = off (the default); else the Unix socket's path.
+    pub socket: String,
 }
 
 /// `[metrics]`: the Prometheus endpoint.

@@ -32,6 +32,8 @@ pub struct Config {
     pub output: OutputSettings,
     /// `[metrics]`
     pub metrics: MetricsSettings,
+    /// `[control]`: the local control socket; `None` (the default) opens none.
+    pub control_socket: Option<PathBuf>,
     /// `[detection]`
     pub detection: crate::detect::config::DetectionSettings,
     /// `[alerts]`: the spool and the sinks alerts are delivered to.

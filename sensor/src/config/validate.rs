@@ -12,7 +12,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::error::ConfigError;
-use super::raw::{RawCapture, RawConfig, RawDecode, RawFlows, RawMetrics, RawOutput, RawSensor, RawXdp};
+use super::raw::{
+    RawCapture, RawConfig, RawControl, RawDecode, RawFlows, RawMetrics, RawOutput, RawSensor, RawXdp,
+};
 use super::settings::{
     CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, MetricsSettings, OutputSettings,
     OutputTarget, SensorSettings, XdpCaptureSettings,
@@ -40,6 +42,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<Config, ConfigEr
         flows: check.flows(&raw.flows)?,
         output: check.output(raw.output)?,
         metrics: check.metrics(&raw.metrics)?,
+        control_socket: check.control(&raw.control)?,
         detection: crate::detect::config::validate(raw.detection, origin)?,
         alerts: crate::deliver::config::validate(raw.alerts, origin)?,
         origin: origin.to_path_buf(),
@@ -355,6 +358,20 @@ impl Check<'_> {
             stats_interval: self.secs("output.stats_interval_s", raw.stats_interval_s, 1, 3600)?,
             export: crate::output::config::validate(ipfix, kafka, self.origin)?,
         })
+    }
+
+    fn control(&self, raw: &RawControl) -> Result<Option<PathBuf>, ConfigError> {
+        if raw.socket.is_empty() {
+            return Ok(None);
+        }
+        if raw.socket.contains('\0') || !raw.socket.starts_with('/') || raw.socket.len() > 100 {
+            return Err(self.invalid(
+                "control.socket",
+                toml_string(&raw.socket),
+                "\"\" (off) or an absolute path of at most 100 bytes, e.g. \"/run/nbad-sensor/control.sock\"",
+            ));
+        }
+        Ok(Some(PathBuf::from(&raw.socket)))
     }
 
     fn metrics(&self, raw: &RawMetrics) -> Result<MetricsSettings, ConfigError> {

@@ -9,6 +9,11 @@
 //!   threshold, confidence (0–1) is the detector's and rule's own, and the
 //!   criticality factor is `0.6 + 0.1 × criticality` (criticality 1–5 from
 //!   `[[detection.assets]]`, 3 by default). Clamped to 1–100.
+//! - **Verdicts** ([`super::verdict`]): a suppression an analyst's benign
+//!   verdict made silences a finding in its scope and bound; a threshold that
+//!   false-positive verdicts raised for the host's peer group must be crossed
+//!   too. Both are counted; the evidence of a finding that goes past either
+//!   says so.
 //! - **Suppression**: a finding for the same (host, detector, peer) within
 //!   `suppress_window_s` of the last alert raised for it is counted, not
 //!   raised, unless its score is at least 15 points higher (an escalation).
@@ -23,6 +28,8 @@ use std::net::IpAddr;
 use super::Candidate;
 use super::config::DetectionSettings;
 use super::incident::Incidents;
+use super::verdict::scope::{Finding, Match};
+use super::verdict::{Book, GroupKey};
 use crate::alert::{Alert, Detector, Severity, alert_id};
 
 /// Points by which a repeat must beat the last alert to escape suppression.
@@ -39,6 +46,10 @@ pub struct AlertCounters {
     pub below_min_score: u64,
     /// Suppressed as repeats.
     pub suppressed: u64,
+    /// Silenced by a suppression an analyst's verdict made.
+    pub verdict_suppressed: u64,
+    /// Under a threshold that analysts' false-positive verdicts raised.
+    pub below_raised_threshold: u64,
     /// Raised.
     pub raised: u64,
     /// Incidents opened.
@@ -69,8 +80,16 @@ pub fn risk_score(strength: f64, confidence: f64, criticality: u8) -> u8 {
 }
 
 impl AlertStage {
-    /// Turns a finding into an alert, or counts why not.
-    pub fn raise(&mut self, c: Candidate, settings: &DetectionSettings, sensor_id: &str) -> Option<Alert> {
+    /// Turns a finding into an alert, or counts why not. `book` holds the verdicts' suppressions
+    /// and threshold raises; `group` is the host's peer group.
+    pub fn raise(
+        &mut self,
+        mut c: Candidate,
+        settings: &DetectionSettings,
+        sensor_id: &str,
+        book: &mut Book,
+        group: Option<u16>,
+    ) -> Option<Alert> {
         self.counters.findings += 1;
         let now = c.ts_ns;
         if settings.allow.iter().any(|a| {
@@ -81,6 +100,9 @@ impl AlertStage {
                 && a.expires_ns.is_none_or(|e| now < e)
         }) {
             self.counters.allowed += 1;
+            return None;
+        }
+        if !self.apply_verdicts(&mut c, settings, book, group) {
             return None;
         }
         let asset = settings.assets.iter().find(|a| a.cidr.contains(&c.host));
@@ -126,6 +148,59 @@ impl AlertStage {
             host_role: None,
             record: None,
         })
+    }
+
+    /// What analysts' verdicts say of a finding: `false` when a suppression silences it or it
+    /// stays under a raised threshold; otherwise its evidence names the suppressions it went
+    /// past and the raise it crossed.
+    fn apply_verdicts(
+        &mut self,
+        c: &mut Candidate,
+        settings: &DetectionSettings,
+        book: &mut Book,
+        group: Option<u16>,
+    ) -> bool {
+        let now = c.ts_ns;
+        let finding = Finding::of(c.detector, c.host, c.peer, c.port, &c.evidence);
+        let mut beyond = Vec::new();
+        for s in &mut book.suppressions {
+            match s.check(&finding, now) {
+                Match::Within => {
+                    s.hits += 1;
+                    book.counters.suppressed += 1;
+                    self.counters.verdict_suppressed += 1;
+                    return false;
+                }
+                Match::Beyond => beyond.push(s.describe()),
+                Match::Outside => {}
+            }
+        }
+        let key = GroupKey::new(c.detector, &finding.rule, c.host, group);
+        let (factor, fps) = book.raise_factor(&key, &settings.verdicts);
+        let e = &mut c.evidence;
+        if factor > 1.0 && e.threshold > 0.0 {
+            let upward = e.observed >= e.threshold;
+            let raised = if upward { e.threshold * factor } else { e.threshold / factor };
+            if (upward && e.observed < raised) || (!upward && e.observed > raised) {
+                book.counters.below_raised_threshold += 1;
+                self.counters.below_raised_threshold += 1;
+                return false;
+            }
+            e.details.insert(
+                "threshold_raised".into(),
+                serde_json::json!({
+                    "factor": factor,
+                    "threshold": raised,
+                    "original_threshold": e.threshold,
+                    "false_positives": fps,
+                    "group": key.group,
+                }),
+            );
+        }
+        if !beyond.is_empty() {
+            e.details.insert("past_suppressions".into(), serde_json::json!(beyond));
+        }
+        true
     }
 
     /// Puts a raised alert (its learned role already set) into its host's incident; an

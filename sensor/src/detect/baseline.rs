@@ -221,7 +221,29 @@ pub struct HostBaseline {
     /// The services it serves and whether it opens connections ([`super::role`]).
     #[serde(default)]
     pub role: super::role::Role,
+    /// Buckets that raised an alert, waiting for a verdict before they are learned (see
+    /// [`super::verdict`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldBucket>,
+    /// Held buckets learned at full weight after a benign verdict.
+    #[serde(default)]
+    pub verdict_learned: u32,
+    /// Held buckets kept out of the baseline after a true-positive verdict.
+    #[serde(default)]
+    pub verdict_excluded: u32,
 }
+
+/// A bucket held for a verdict: its end and its values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldBucket {
+    /// End of the bucket, ns (an alert's evidence window ends here).
+    pub end_ns: u64,
+    /// Its values, in [`Metric::ALL`] order.
+    pub values: Vec<f64>,
+}
+
+/// Buckets a host holds at most; beyond it the oldest is learned at the guard weight at once.
+pub const MAX_HELD: usize = 64;
 
 /// What the lifecycle needs from the settings.
 #[derive(Debug, Clone, Copy)]
@@ -250,6 +272,9 @@ impl HostBaseline {
             outlier: super::outlier::HostModel::default(),
             admin_pairs: super::lateral::AdminPairs::default(),
             role: super::role::Role::default(),
+            held: Vec::new(),
+            verdict_learned: 0,
+            verdict_excluded: 0,
         }
     }
 
@@ -283,11 +308,22 @@ impl HostBaseline {
         weight: f64,
         life: &Lifecycle,
     ) {
+        self.note_bucket(now_ns, life);
+        self.learn_values(values, alpha, weight);
+    }
+
+    /// Counts one bucket ending at `now_ns` towards the lifecycle, without learning its values.
+    fn note_bucket(&mut self, now_ns: u64, life: &Lifecycle) {
         if self.state(now_ns, life) == LearningState::Stale {
             self.relearn = life.min_buckets.div_ceil(2);
         } else {
             self.relearn = self.relearn.saturating_sub(1);
         }
+        self.buckets = self.buckets.saturating_add(1);
+        self.last_ns = now_ns;
+    }
+
+    fn learn_values(&mut self, values: &[f64], alpha: f64, weight: f64) {
         if self.metrics.len() != Metric::COUNT {
             self.metrics.resize(Metric::COUNT, Ewma::default());
         }
@@ -300,8 +336,42 @@ impl HostBaseline {
                 ewma.update(x, alpha, weight);
             }
         }
-        self.buckets = self.buckets.saturating_add(1);
-        self.last_ns = now_ns;
+    }
+
+    /// Counts a bucket that raised an alert and holds its values for a verdict; over
+    /// [`MAX_HELD`] the oldest held bucket is learned at `guard_weight` at once.
+    pub fn hold(&mut self, values: &[f64; Metric::COUNT], now_ns: u64, life: &Lifecycle, guard: (f64, f64)) {
+        self.note_bucket(now_ns, life);
+        if self.held.len() >= MAX_HELD {
+            let oldest = self.held.remove(0);
+            self.learn_values(&oldest.values, guard.0, guard.1);
+        }
+        self.held.push(HeldBucket { end_ns: now_ns, values: values.to_vec() });
+    }
+
+    /// Learns, at the guard weight (`guard`: alpha and weight), the held buckets that ended
+    /// `hold_ns` or more before `now_ns` without a verdict.
+    pub fn release_held(&mut self, now_ns: u64, hold_ns: u64, guard: (f64, f64)) {
+        while let Some(first) = self.held.first()
+            && now_ns.saturating_sub(first.end_ns) >= hold_ns
+        {
+            let b = self.held.remove(0);
+            self.learn_values(&b.values, guard.0, guard.1);
+        }
+    }
+
+    /// Settles the held bucket that ended at `end_ns` after a verdict: learned at full weight
+    /// (`benign`) or kept out for good. Returns its values when one was held.
+    pub fn settle(&mut self, end_ns: u64, benign: bool, alpha: f64) -> Option<Vec<f64>> {
+        let i = self.held.iter().position(|b| b.end_ns == end_ns)?;
+        let b = self.held.remove(i);
+        if benign {
+            self.learn_values(&b.values, alpha, 1.0);
+            self.verdict_learned = self.verdict_learned.saturating_add(1);
+        } else {
+            self.verdict_excluded = self.verdict_excluded.saturating_add(1);
+        }
+        Some(b.values)
     }
 
     /// Whether `peer` was seen before; remembers it.

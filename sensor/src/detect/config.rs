@@ -23,6 +23,7 @@ pub use super::outlier::Settings as HostOutlier;
 pub use super::scan::Settings as Scan;
 pub use super::suspicious_http::Settings as SuspiciousHttp;
 pub use super::suspicious_tls::Settings as SuspiciousTls;
+pub use super::verdict::Settings as Verdicts;
 use crate::alert::Detector;
 use crate::config::ConfigError;
 
@@ -59,6 +60,7 @@ pub(crate) struct RawDetection {
     pub malformed_traffic: MalformedTraffic,
     pub host_outlier: HostOutlier,
     pub lateral_movement: LateralMovement,
+    pub verdicts: Verdicts,
     pub allow: Vec<RawAllow>,
     pub assets: Vec<RawAsset>,
 }
@@ -95,6 +97,7 @@ impl Default for RawDetection {
             malformed_traffic: MalformedTraffic::default(),
             host_outlier: HostOutlier::default(),
             lateral_movement: LateralMovement::default(),
+            verdicts: Verdicts::default(),
             allow: Vec::new(),
             assets: Vec::new(),
         }
@@ -361,6 +364,8 @@ pub struct DetectionSettings {
     pub host_outlier: HostOutlier,
     /// `[detection.lateral_movement]`.
     pub lateral_movement: LateralMovement,
+    /// `[detection.verdicts]`.
+    pub verdicts: Verdicts,
     /// `[[detection.allow]]`.
     pub allow: Vec<AllowEntry>,
     /// `[[detection.assets]]`, most specific first.
@@ -496,6 +501,16 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
     c.int("dns_tunnel.window_s", d.window_s, 1, 86_400, "seconds")?;
     c.float("dns_tunnel.min_encoded_share", d.min_encoded_share, 0.0, 1.0)?;
     c.int("dga.window_s", raw.dga.window_s, 1, 86_400, "seconds")?;
+    let v = &raw.verdicts;
+    c.positive("verdicts.max_alerts", v.max_alerts)?;
+    c.positive("verdicts.max_suppressions", v.max_suppressions)?;
+    c.int("verdicts.max_expiry_s", v.max_expiry_s, 60, 10 * 365 * 86_400, "seconds")?;
+    c.int("verdicts.default_expiry_s", v.default_expiry_s, 60, v.max_expiry_s.max(60), "seconds")?;
+    c.float("verdicts.value_margin", v.value_margin, 1.0, 100.0)?;
+    c.int("verdicts.hold_s", v.hold_s, 0, 7 * 86_400, "seconds")?;
+    c.positive("verdicts.raise_after", v.raise_after)?;
+    c.float("verdicts.raise_step", v.raise_step, 0.0, 10.0)?;
+    c.float("verdicts.max_raise", v.max_raise, 1.0, 100.0)?;
     if d.long_label > 63 {
         return Err(c.invalid("dns_tunnel.long_label", d.long_label.to_string(), "an integer from 1 to 63"));
     }
@@ -641,6 +656,7 @@ pub(crate) fn validate(raw: RawDetection, origin: &Path) -> Result<DetectionSett
         malformed_traffic: raw.malformed_traffic,
         host_outlier: raw.host_outlier,
         lateral_movement: raw.lateral_movement,
+        verdicts: raw.verdicts,
         allow,
         assets,
     })
@@ -670,7 +686,7 @@ impl DetectionSettings {
         let _ = writeln!(out, "incident_window_s = {}", secs(self.incident_window));
         let _ = writeln!(out, "min_score = {}", self.min_score);
         let _ = writeln!(out, "timezone = {}", toml_str(self.clock.name()));
-        let tables: [(&str, Result<String, toml::ser::Error>); 14] = [
+        let tables: [(&str, Result<String, toml::ser::Error>); 15] = [
             ("exfiltration", toml::to_string(&self.exfiltration)),
             ("dns_tunnel", toml::to_string(&self.dns_tunnel)),
             ("dga", toml::to_string(&self.dga)),
@@ -685,6 +701,7 @@ impl DetectionSettings {
             ("malformed_traffic", toml::to_string(&self.malformed_traffic)),
             ("host_outlier", toml::to_string(&self.host_outlier)),
             ("lateral_movement", toml::to_string(&self.lateral_movement)),
+            ("verdicts", toml::to_string(&self.verdicts)),
         ];
         for (name, body) in tables {
             let _ = writeln!(out, "\n[detection.{name}]\n{}", body.unwrap_or_default().trim_end());

@@ -57,6 +57,7 @@ pub mod seen;
 pub mod state;
 pub mod suspicious_http;
 pub mod suspicious_tls;
+pub mod verdict;
 pub mod volume;
 
 #[cfg(test)]
@@ -270,6 +271,11 @@ pub struct Engine {
     dns_tracks: dns_track::DnsTracks,
     groups: outlier::groups::Groups,
     stage: AlertStage,
+    book: verdict::Book,
+    /// The verdicts' figures, recomputed when a verdict is given.
+    figures: verdict::Figures,
+    /// The packet time of the saved state it started from (0: none).
+    saved_ns: u64,
     alerts: Vec<Alert>,
     last_snapshot_ns: u64,
     /// The first packet time the engine saw (how long it has been learning).
@@ -306,6 +312,9 @@ impl Engine {
             dns_tracks: dns_track::DnsTracks::default(),
             groups: outlier::groups::Groups::default(),
             stage: AlertStage::default(),
+            book: verdict::Book::default(),
+            figures: verdict::Figures::default(),
+            saved_ns: 0,
             alerts: Vec::new(),
             last_snapshot_ns: 0,
             first_ns: 0,
@@ -324,6 +333,9 @@ impl Engine {
                 );
             }
             engine.groups = saved.peer_groups;
+            engine.book = saved.verdicts;
+            engine.figures = engine.book.figures();
+            engine.saved_ns = saved.saved_at_ns;
         }
         engine
     }
@@ -450,16 +462,66 @@ impl Engine {
         services.sort_by_key(|a| (a.server, a.port, a.transport));
         let mut st = state::State::new(self.now_ns, hosts, services);
         st.peer_groups = self.groups.clone();
+        st.verdicts = self.book.clone();
         st
     }
 
     fn raise(&mut self, c: Candidate) {
-        if let Some(mut alert) = self.stage.raise(c, &self.settings, &self.sensor_id) {
+        let group = self.hosts.get(&c.host).and_then(|h| h.baseline.outlier.group);
+        if let Some(mut alert) = self.stage.raise(c, &self.settings, &self.sensor_id, &mut self.book, group) {
             alert.host_role = self.role_of(alert.host);
+            if let Some(h) = self.hosts.get(&alert.host) {
+                verdict::note_baseline(&mut alert.evidence, &h.baseline);
+            }
             self.stage.correlate(&mut alert, &self.settings);
+            self.book.remember(verdict::Entry::of(&alert, group), &self.settings.verdicts);
             self.alerts.push(alert);
             self.alerts.extend(self.stage.take_records());
         }
+    }
+
+    /// Applies an analyst's verdict (the live sensor's control socket): suppressions, threshold
+    /// raises, and the held baseline buckets of the alerts it judges.
+    ///
+    /// # Errors
+    /// Why the verdict was refused; nothing changes then.
+    pub fn give_verdict(
+        &mut self,
+        req: &verdict::Request,
+    ) -> Result<verdict::Outcome, verdict::VerdictError> {
+        // The packet clock; before the first packet, the saved state's; a live sensor that has
+        // neither yet takes the wall clock (which its packet clock will follow).
+        let now = match self.now_ns.max(self.saved_ns) {
+            0 => crate::clock::wall_ns(),
+            t => t,
+        };
+        let mut out = self.book.give(req, now, &self.settings.verdicts)?;
+        let alpha = self.settings.baseline_alpha;
+        for entry in self.book.verdicts.iter().rev().take(out.alerts.len()) {
+            if let Some(h) = self.hosts.get_mut(&entry.alert.host)
+                && verdict::settle(&mut h.baseline, entry, alpha)
+            {
+                out.buckets_settled += 1;
+            }
+        }
+        self.figures = self.book.figures();
+        Ok(out)
+    }
+
+    /// What the statistics show of the verdicts.
+    #[must_use]
+    pub fn verdict_figures(&self) -> verdict::VerdictStats {
+        verdict::VerdictStats {
+            figures: self.figures.clone(),
+            suppressions_active: self.book.suppressions.len() as u64,
+            counters: self.book.counters,
+        }
+    }
+
+    /// The verdicts, suppressions and alert ledger.
+    #[must_use]
+    pub fn verdicts(&self) -> &verdict::Book {
+        &self.book
     }
 
     /// What the engine learned `ip` does (role and peer group), if it tracks the host.
@@ -829,6 +891,8 @@ impl Engine {
             self.hosts.iter().filter(|(_, h)| h.bucket.active).map(|(ip, _)| *ip).collect();
         ips.sort_unstable();
         let dns_fresh = self.dns_tracks.take_fresh();
+        let hold_ns = secs_ns(self.settings.verdicts.hold_s);
+        self.book.expire(end_ns);
         for ip in ips {
             let Some(h) = self.hosts.get_mut(&ip) else { continue };
             let state = h.baseline.state(end_ns, &self.life);
@@ -858,10 +922,17 @@ impl Engine {
             found.extend(outlier::evaluate(&x, &h.baseline.outlier, group, &ctx));
             // A bucket that raised anything, or that a volume rule suspects, is learned at the
             // guard weight: an episode cannot teach the baseline its own traffic.
+            // A bucket with findings waits `verdicts.hold_s` for an analyst's verdict first.
             let guarded = found.len() > before || verdict.suspect;
             let weight = if guarded { self.settings.alert_weight } else { 1.0 };
             let values = h.bucket.values(h.hour_out());
-            h.baseline.learn(&values, end_ns, self.settings.baseline_alpha, weight, &self.life);
+            let guard = (self.settings.baseline_alpha, self.settings.alert_weight);
+            h.baseline.release_held(end_ns, hold_ns, guard);
+            if found.len() > before && hold_ns > 0 {
+                h.baseline.hold(&values, end_ns, &self.life, guard);
+            } else {
+                h.baseline.learn(&values, end_ns, self.settings.baseline_alpha, weight, &self.life);
+            }
             outlier::learn(&x, &mut h.baseline.outlier, &mut self.groups, so, weight);
             exfiltration::learn(h, &ctx, env, verdict.suspect || exfil_hit);
             h.roll(hour_buckets);

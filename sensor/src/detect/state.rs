@@ -2,7 +2,8 @@
 //! inventory, as one versioned JSON document.
 //!
 //! Fields added after version 1 was first written (a host's outlier
-//! distribution, administrative pairs and role; the peer groups) are optional
+//! distribution, administrative pairs, role and held buckets; the peer groups;
+//! the verdicts) are optional
 //! when read: an older file loads, and what it lacks starts empty.
 //!
 //! Written atomically (a temporary file beside the target, synced, then
@@ -56,6 +57,9 @@ pub struct State {
     /// `host_outlier`'s peer groups.
     #[serde(default)]
     pub peer_groups: super::outlier::groups::Groups,
+    /// Analysts' verdicts, the suppressions they made, and the alert ledger they refer to.
+    #[serde(default)]
+    pub verdicts: super::verdict::Book,
 }
 
 impl State {
@@ -69,6 +73,7 @@ impl State {
             hosts,
             services,
             peer_groups: super::outlier::groups::Groups::default(),
+            verdicts: super::verdict::Book::default(),
         }
     }
 }

@@ -82,6 +82,65 @@ fn labelled<'a>(
     Ok(())
 }
 
+/// What analysts' verdicts say: verdicts and precision per detector and rule, time to detect
+/// over the true-positive incidents, and the suppressions (see `crate::detect::verdict`).
+fn verdicts(e: &mut Enc<'_>, v: &crate::detect::verdict::VerdictStats) -> fmt::Result {
+    let f = &v.figures;
+    let mut m = e.encode_descriptor(
+        "nbad_verdicts",
+        "Analysts' verdicts, by detector, rule and verdict",
+        None,
+        MetricType::Counter,
+    )?;
+    for r in &f.rules {
+        for (kind, n) in [
+            ("true_positive", r.true_positive),
+            ("false_positive", r.false_positive),
+            ("benign_expected", r.benign_expected),
+        ] {
+            let labels = [("detector", r.detector.as_str()), ("rule", r.rule.as_str()), ("verdict", kind)];
+            m.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+        }
+    }
+    let mut m = e.encode_descriptor(
+        "nbad_alert_precision_ratio",
+        "TP / (TP + FP) of the judged alerts, by detector and rule",
+        None,
+        MetricType::Gauge,
+    )?;
+    for r in f.rules.iter().chain(&f.detectors) {
+        if let Some(p) = r.precision {
+            let labels = [("detector", r.detector.as_str()), ("rule", r.rule.as_str())];
+            m.encode_family(&labels)?.encode_gauge(&p)?;
+        }
+    }
+    let mut m = e.encode_descriptor(
+        "nbad_time_to_detect_seconds",
+        "Time from the first evidence to the first alert of true-positive incidents",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (q, x) in [("0.5", f.ttd_median_s), ("0.9", f.ttd_p90_s), ("1", f.ttd_max_s)] {
+        if let Some(x) = x {
+            m.encode_family(&[("quantile", q)])?.encode_gauge(&x)?;
+        }
+    }
+    gauge(e, "nbad_true_positive_incidents", "True-positive incidents timed", f.detections.len() as u64)?;
+    gauge(e, "nbad_suppressions_active", "Suppressions from verdicts in force", v.suppressions_active)?;
+    counter(
+        e,
+        "nbad_verdict_suppressed_findings",
+        "Findings a verdict's suppression silenced",
+        v.counters.suppressed,
+    )?;
+    counter(
+        e,
+        "nbad_verdict_below_raised_threshold_findings",
+        "Findings under a threshold that false-positive verdicts raised",
+        v.counters.below_raised_threshold,
+    )
+}
+
 /// Per flow exporter (label `exporter`, the collector's name): the counters of
 /// [`crate::stats::ExporterJson`].
 fn export(e: &mut Enc<'_>, x: &[crate::stats::ExporterJson]) -> fmt::Result {
@@ -270,6 +329,9 @@ impl Collector for Sources {
             )?;
         }
 
+        if let Some(d) = &s.detection {
+            verdicts(e, &d.verdicts)?;
+        }
         let alerts = self.hooks.alerts.snapshot();
         labelled(
             e,

@@ -24,6 +24,7 @@ use std::io::Write;
 use crossbeam_channel::Receiver;
 
 use crate::alert::{Alert, Detector};
+use crate::control::{Call, Reply, Report, Request};
 use crate::detect::Engine;
 use crate::flow::FlowRecord;
 use crate::observe::{Observation, ObserveCounters};
@@ -171,6 +172,8 @@ pub struct Analysis {
     pub settings: Option<SettingsPull>,
     /// Flow export (IPFIX, NetFlow v9, Kafka): every record is offered, never waited for.
     pub export: Option<crate::output::export::ExportFeed>,
+    /// Requests from the control socket (verdicts, reports), answered between messages.
+    pub control: Option<Receiver<Call>>,
 }
 
 /// A function that returns new detection settings once after each reload.
@@ -214,7 +217,30 @@ impl Analysis {
         let mut merge = Merge::new(inputs);
         let mut observed = ObserveCounters::default();
         let mut metas = FlowMetas::default();
-        for msg in rx {
+        loop {
+            let msg = match self.control.as_ref() {
+                None => match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+                Some(ctl) => crossbeam_channel::select! {
+                    recv(rx) -> m => match m {
+                        Ok(m) => m,
+                        Err(_) => break,
+                    },
+                    recv(ctl) -> call => {
+                        match call {
+                            Ok(call) => {
+                                self.answer(call);
+                                self.publish(hub, observed);
+                            }
+                            // The socket's thread is gone: no more requests.
+                            Err(_) => self.control = None,
+                        }
+                        continue;
+                    },
+                },
+            };
             if self.engine.is_none() {
                 if let AnalysisMsg::Records { records, .. } = &msg {
                     if let Some(w) = self.flows.as_mut() {
@@ -309,6 +335,26 @@ impl Analysis {
         self.emit()
     }
 
+    /// Answers a control request. A verdict is saved at once (a snapshot of the state file,
+    /// when one is configured): it must survive a crash right after the analyst was told it
+    /// was applied.
+    fn answer(&mut self, call: Call) {
+        let reply = match (call.request, self.engine.as_mut()) {
+            (_, None) => Reply::Error { message: "detection is off in this sensor".into() },
+            (Request::Report, Some(engine)) => Reply::Report { report: Report::of(engine.verdicts()) },
+            (Request::Verdict { verdict }, Some(engine)) => match engine.give_verdict(&verdict) {
+                Ok(outcome) => {
+                    if let Some(path) = engine.settings().state_file.clone() {
+                        engine.snapshot_to(&path);
+                    }
+                    Reply::Applied { outcome }
+                }
+                Err(e) => Reply::Error { message: e.to_string() },
+            },
+        };
+        let _ = call.reply.send(reply);
+    }
+
     fn emit(&mut self) -> std::io::Result<bool> {
         let mut alerts = self.engine.as_mut().map(Engine::take_alerts).unwrap_or_default();
         if let Some(pull) = self.side_alerts.as_mut() {
@@ -343,6 +389,7 @@ impl Analysis {
             alerts,
             alerts_by_detector: Detector::ALL.iter().zip(per).map(|(d, n)| (d.name(), n)).collect(),
             alerts_written: self.alerts.as_ref().map_or(0, |w| w.written),
+            verdicts: engine.verdict_figures(),
         });
     }
 }

@@ -67,6 +67,8 @@ pub struct RunOptions {
     pub settings: Option<SettingsPull>,
     /// Flow export: the exporters' feed (`None`: no `[[output.ipfix]]` or `[output.kafka]`).
     pub export: Option<crate::output::export::ExportFeed>,
+    /// Requests from the control socket (`control.socket`), answered by the analysis stage.
+    pub control: Option<crossbeam_channel::Receiver<crate::control::Call>>,
     /// Where the stages publish their counters; a fresh hub when `None`. A live sensor passes
     /// its own, which the metrics endpoint and the capture-loss watch read.
     pub hub: Option<Arc<StatsHub>>,
@@ -162,6 +164,7 @@ pub fn run<S: PacketSource>(
             side_alerts: opts.side_alerts.take(),
             settings: opts.settings.take(),
             export: opts.export.take(),
+            control: opts.control.take(),
         };
         let hub_ref = hub;
         // With detection on, every input (workers and the capture thread)

@@ -74,6 +74,8 @@ pub fn config_text(home_networks: &[&str], extra: &str) -> String {
 /// One alert, the fields the table speaks of.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
+    /// `event.id`.
+    pub id: String,
     /// `rule.name`.
     pub detector: String,
     /// `source.ip`: the host at fault.
@@ -95,6 +97,7 @@ impl Alert {
     pub fn from_ecs(v: &Value) -> Result<Self> {
         let text = |path: &str| sensor::lookup(v, path).and_then(Value::as_str).map(str::to_owned);
         Ok(Self {
+            id: text("event.id").unwrap_or_default(),
             detector: text("rule.name").with_context(|| format!("alert without rule.name: {v}"))?,
             host: text("source.ip").with_context(|| format!("alert without source.ip: {v}"))?,
             peer: text("destination.ip"),

@@ -60,7 +60,7 @@ use super::baseline::Metric;
 use super::clock::SiteClock;
 use super::host::HostState;
 use super::names::NameCache;
-use super::volume::{PEER_WINDOWS_S, median};
+use super::volume::{PEER_WINDOWS_S, VolumeHistory, median};
 use super::{BucketCtx, Candidate, strength, transport_name};
 use crate::alert::{Detector, LearningState};
 use peers::{Novelty, Track};
@@ -343,6 +343,35 @@ pub fn learn(host: &mut HostState, ctx: &BucketCtx<'_>, env: Env<'_>, suspect: b
     for ip in host.bucket.peers.keys() {
         if let Some(named) = env.names.get(*ip) {
             host.baseline.domains_seen.insert(super::host::name_hash(&named.domain));
+        }
+    }
+}
+
+/// A benign or false-positive verdict on one of this detector's alerts: what it measured becomes
+/// usual for the host. A per-peer rule offers the observed upload to the per-peer highs of its
+/// window (the new-peer highs too for `new_peer_upload`); the bucket rules offer the bucket's
+/// bytes (`bucket_bytes`, from the held bucket) to the bucket high. The hour-of-day slots keep the
+/// hour marked as suspect: they learn from weeks of hours, and one hour's verdict does not move
+/// them.
+pub fn learn_benign(
+    hist: &mut VolumeHistory,
+    rule: &str,
+    window: Option<&str>,
+    observed: f64,
+    bucket_bytes: Option<f64>,
+    now_ns: u64,
+) {
+    let i = window.and_then(|w| WINDOW_NAMES.iter().position(|n| *n == w));
+    match (rule, i) {
+        ("peer_upload" | "learning_upload", Some(i)) => hist.peer_high[i].offer(observed, now_ns),
+        ("new_peer_upload", Some(i)) => {
+            hist.peer_high[i].offer(observed, now_ns);
+            hist.new_peer_high[i].offer(observed, now_ns);
+        }
+        _ => {
+            if let Some(b) = bucket_bytes {
+                hist.bucket_high.offer(b, now_ns);
+            }
         }
     }
 }
