@@ -32,6 +32,7 @@ pub mod output;
 pub mod pipeline;
 pub mod protocol;
 pub mod reload;
+pub mod respond;
 pub mod selftest;
 pub mod stats;
 pub mod synth;

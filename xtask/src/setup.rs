@@ -66,6 +66,8 @@ const APT_PACKAGES: &[&str] = &[
     "libpcre3",
     "libwrap0",
     "libglib2.0-0",
+    // Automated response (tests/tests/response.rs): real nftables on the lab's router.
+    "nftables",
     // Flow export tests (tests/tests/export_ipfix.rs): real IPFIX / NetFlow v9 collectors.
     "nfdump",
     "pmacct",

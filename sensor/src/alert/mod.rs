@@ -353,4 +353,4 @@ impl Alert {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -129,6 +129,7 @@ fn run_source<S: PacketSource>(
     // Flow records follow `output.flows` through reloads.
     let flows = FlowJsonWriter::new(Box::new(ReloadableOutput::new(Arc::clone(handle))?), &cfg.sensor.id);
     let (_control, control) = super::control_socket(cfg)?;
+    let (responder, respond) = start_response(cfg)?.unzip();
     let opts = RunOptions {
         flows: Some(flows),
         stats: cfg.output.stats.clone(),
@@ -143,9 +144,13 @@ fn run_source<S: PacketSource>(
         settings: Some(settings),
         export: feed,
         control,
+        respond,
         hub: Some(Arc::clone(&hub)),
     };
     let snapshot = pipeline::run(cfg, &mut source, opts);
+    if let Some(r) = responder {
+        r.finish();
+    }
     export::finish(export, &hub, cfg);
     // The spool is drained (or persisted) after the last alert went in. A live sensor that
     // stops with alerts still spooled is not failing: its next start delivers them.
@@ -154,6 +159,31 @@ fn run_source<S: PacketSource>(
     }
     eprintln!("nbad-sensor: stopped: {}", snapshot?.summary());
     Ok(())
+}
+
+/// Automated response, when `response.enabled` and detection are on.
+fn start_response(cfg: &Config) -> anyhow::Result<Option<(crate::respond::Responder, crate::respond::Feed)>> {
+    let r = &cfg.response;
+    if !r.enabled || !cfg.detection.enabled {
+        return Ok(None);
+    }
+    let collectors = crate::respond::collector_addresses(&cfg.alerts.sinks);
+    let critical = cfg
+        .detection
+        .assets
+        .iter()
+        .filter(|a| a.criticality >= r.never_act_min_criticality)
+        .map(|a| a.cidr)
+        .collect();
+    let guard = crate::respond::Guard::new(r.clone(), collectors, critical);
+    let started = crate::respond::Responder::start(r.clone(), guard, &cfg.sensor.id)?;
+    eprintln!(
+        "nbad-sensor: automated response on{}: alerts from score {}, audit log {}",
+        if r.dry_run { " (dry run)" } else { "" },
+        r.min_score,
+        r.audit_log.display()
+    );
+    Ok(Some(started))
 }
 
 /// The live sensor's companions: the metrics endpoint (when `metrics.listen` is set) and the

@@ -58,6 +58,8 @@ pub(super) fn replay(
         settings: None,
         export: feed,
         control,
+        // Response acts on the world now: never on a replay of old traffic.
+        respond: None,
         hub: Some(Arc::clone(&hub)),
     };
     let shown = Progress::start(

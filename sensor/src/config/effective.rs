@@ -38,6 +38,7 @@ impl Display for Effective<'_> {
             control_socket,
             detection,
             alerts,
+            response,
             origin,
         } = self.0;
         writeln!(f, "# Effective configuration of {}", origin.display())?;
@@ -121,6 +122,7 @@ impl Display for Effective<'_> {
         writeln!(f, "socket = {}", toml_string(&socket))?;
 
         write!(f, "\n{}", detection.to_toml())?;
-        alerts.write_effective(f)
+        alerts.write_effective(f)?;
+        response.write_effective(f)
     }
 }

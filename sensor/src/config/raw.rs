@@ -26,6 +26,7 @@ pub(crate) struct RawConfig {
     pub control: RawControl,
     pub detection: crate::detect::config::RawDetection,
     pub alerts: crate::deliver::config::RawAlerts,
+    pub response: crate::respond::config::RawResponse,
 }
 
 /// `[sensor]`: who this sensor is and which addresses are "ours".

@@ -38,6 +38,8 @@ pub struct Config {
     pub detection: crate::detect::config::DetectionSettings,
     /// `[alerts]`: the spool and the sinks alerts are delivered to.
     pub alerts: crate::deliver::DeliverySettings,
+    /// `[response]`: conservative automated response (off by default).
+    pub response: crate::respond::Settings,
     /// The file (or pseudo-origin) this came from, for error messages raised later.
     pub(crate) origin: PathBuf,
 }

@@ -44,6 +44,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<Config, ConfigEr
         metrics: check.metrics(&raw.metrics)?,
         control_socket: check.control(&raw.control)?,
         detection: crate::detect::config::validate(raw.detection, origin)?,
+        response: crate::respond::config::validate(raw.response, &raw.alerts, origin)?,
         alerts: crate::deliver::config::validate(raw.alerts, origin)?,
         origin: origin.to_path_buf(),
     })

@@ -241,6 +241,32 @@ pub enum SinkKind {
 }
 
 impl SinkKind {
+    /// The receiver's `host:port` endpoints as configured (none for a file): what automated
+    /// response must never cut off.
+    #[must_use]
+    pub fn endpoints(&self) -> Vec<String> {
+        let of_url = |url: &str| {
+            let rest = url.split_once("://").map_or(url, |(_, r)| r);
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+            let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            let default_port = if url.starts_with("https") { 443 } else { 80 };
+            let has_port = host_port.rsplit_once(':').is_some_and(|(h, p)| {
+                p.chars().all(|c| c.is_ascii_digit()) && (!h.contains(':') || h.ends_with(']'))
+            });
+            if has_port { host_port.to_owned() } else { format!("{host_port}:{default_port}") }
+        };
+        match self {
+            Self::File { .. } => Vec::new(),
+            Self::Http { url, .. }
+            | Self::SplunkHec { url, .. }
+            | Self::Elasticsearch { url, .. }
+            | Self::Redis { url, .. }
+            | Self::Nats { url, .. } => vec![of_url(url)],
+            Self::Syslog { address, .. } => vec![address.clone()],
+            Self::Kafka { client } => client.brokers.clone(),
+        }
+    }
+
     /// The `type` name in the configuration file.
     #[must_use]
     pub fn type_name(&self) -> &'static str {

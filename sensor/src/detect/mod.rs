@@ -508,6 +508,12 @@ impl Engine {
         Ok(out)
     }
 
+    /// The learning state of `ip`'s baseline now (`Learning` for a host it does not track).
+    #[must_use]
+    pub fn host_state(&self, ip: IpAddr) -> LearningState {
+        self.hosts.get(&ip).map_or(LearningState::Learning, |h| h.baseline.state(self.now_ns, &self.life))
+    }
+
     /// What the statistics show of the verdicts.
     #[must_use]
     pub fn verdict_figures(&self) -> verdict::VerdictStats {

@@ -23,7 +23,7 @@ use std::io::Write;
 
 use crossbeam_channel::Receiver;
 
-use crate::alert::{Alert, Detector};
+use crate::alert::{Alert, Detector, LearningState};
 use crate::control::{Call, Reply, Report, Request};
 use crate::detect::Engine;
 use crate::flow::FlowRecord;
@@ -174,6 +174,8 @@ pub struct Analysis {
     pub export: Option<crate::output::export::ExportFeed>,
     /// Requests from the control socket (verdicts, reports), answered between messages.
     pub control: Option<Receiver<Call>>,
+    /// Automated response (`run` only): every alert is offered with its host's learning state.
+    pub respond: Option<crate::respond::Feed>,
 }
 
 /// A function that returns new detection settings once after each reload.
@@ -368,6 +370,13 @@ impl Analysis {
         }
         if let Some(hook) = self.on_alerts.as_mut() {
             (hook.0)(&alerts);
+        }
+        if let Some(feed) = self.respond.as_ref() {
+            for a in &alerts {
+                let state =
+                    self.engine.as_ref().map_or(LearningState::NotApplicable, |e| e.host_state(a.host));
+                feed.offer(a, state);
+            }
         }
         Ok(true)
     }

@@ -69,6 +69,8 @@ pub struct RunOptions {
     pub export: Option<crate::output::export::ExportFeed>,
     /// Requests from the control socket (`control.socket`), answered by the analysis stage.
     pub control: Option<crossbeam_channel::Receiver<crate::control::Call>>,
+    /// Automated response: every alert is offered to it, never waited for.
+    pub respond: Option<crate::respond::Feed>,
     /// Where the stages publish their counters; a fresh hub when `None`. A live sensor passes
     /// its own, which the metrics endpoint and the capture-loss watch read.
     pub hub: Option<Arc<StatsHub>>,
@@ -165,6 +167,7 @@ pub fn run<S: PacketSource>(
             settings: opts.settings.take(),
             export: opts.export.take(),
             control: opts.control.take(),
+            respond: opts.respond.take(),
         };
         let hub_ref = hub;
         // With detection on, every input (workers and the capture thread)
