@@ -100,3 +100,59 @@ fn the_rate_limit_counts_a_rolling_hour_and_one_action_per_address_is_in_force()
     assert_eq!(g.expired(later).len(), 2);
     assert_eq!(g.decide(&a, LearningState::Active, later), Decision::Act(a.host));
 }
+
+/// An HTTP receiver on loopback that answers 200 to every request and keeps the bodies.
+fn http_receiver() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("local address").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn the_webhook_posts_the_alert_through_its_spool_and_the_audit_log_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, bodies) = http_receiver();
+    let text = format!(
+        "[alerts]\nspool_dir = {:?}\n[response]\nenabled = true\ndry_run = false\naudit_log = {:?}\n\
+         [response.webhook]\nurl = \"http://127.0.0.1:{port}/hook\"\n",
+        dir.path().join("spool").display().to_string(),
+        dir.path().join("audit.jsonl").display().to_string(),
+    );
+    let cfg = crate::config::from_str(&text, "<test>").expect("valid config");
+    let settings = cfg.response.clone();
+    let guard = Guard::new(settings.clone(), vec![], vec![]);
+    let (responder, feed) = Responder::start(settings, guard, "t").expect("response starts");
+    let alert = sample_alert();
+    feed.offer(&alert, LearningState::Active);
+    let body = bodies.recv_timeout(Duration::from_secs(20)).expect("the webhook was called");
+    assert!(body.contains(&alert.id), "{body}");
+    responder.finish();
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit log");
+    let event: serde_json::Value =
+        serde_json::from_str(audit.lines().next().expect("one event")).expect("ECS JSON");
+    assert_eq!(event.pointer("/event/action").and_then(serde_json::Value::as_str), Some("webhook"));
+    assert_eq!(event.pointer("/event/outcome").and_then(serde_json::Value::as_str), Some("success"));
+    assert_eq!(event.pointer("/event/dataset").and_then(serde_json::Value::as_str), Some("nbad.response"));
+}
