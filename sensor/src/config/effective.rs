@@ -28,7 +28,8 @@ fn string_array<T: Display>(items: &[T]) -> String {
 
 impl Display for Effective<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let Config { sensor, capture, decode, flows, output, metrics, detection, alerts, origin } = self.0;
+        let Config { sensor, capture, decode, flows, output, metrics, detection, alerts, privacy, origin } =
+            self.0;
         writeln!(f, "# Effective configuration of {}", origin.display())?;
         writeln!(f, "# Every key is shown, defaults included.")?;
 
@@ -106,6 +107,13 @@ impl Display for Effective<'_> {
         writeln!(f, "listen = {}", toml_string(&listen))?;
 
         write!(f, "\n{}", detection.to_toml())?;
-        alerts.write_effective(f)
+        alerts.write_effective(f)?;
+
+        writeln!(f, "\n[privacy]")?;
+        writeln!(f, "pseudonymize_inside = {}", privacy.pseudonymize_inside.is_some())?;
+        let key_file = privacy.key_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        writeln!(f, "key_file = {}", toml_string(&key_file))?;
+        writeln!(f, "drop_payload_fields = {}", privacy.drop_payload_fields)?;
+        writeln!(f, "state_retention_s = {}", privacy.state_retention.map_or(0, |d| d.as_secs()))
     }
 }
