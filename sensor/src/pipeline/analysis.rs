@@ -17,6 +17,11 @@
 //! the observations before it in that order carry: a record's line waits at
 //! most about a second. With detection off, records are written as they
 //! arrive.
+//!
+//! This stage is the one place where records and alerts leave for the outputs, so the
+//! `[privacy]` rewrite ([`Privacy`]) happens here: every flow record on its way to the JSON
+//! lines writer and the exporters, every alert on its way to the alert file and the spool.
+//! The engine is handed the records as they came.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -29,6 +34,7 @@ use crate::flow::FlowRecord;
 use crate::observe::{Observation, ObserveCounters};
 use crate::output::flow_json::FlowJsonWriter;
 use crate::output::flow_meta::FlowMetas;
+use crate::privacy::Privacy;
 use crate::stats::{DetectionJson, ObservedJson, StatsHub};
 
 /// A message to the analysis stage.
@@ -171,6 +177,9 @@ pub struct Analysis {
     pub settings: Option<SettingsPull>,
     /// Flow export (IPFIX, NetFlow v9, Kafka): every record is offered, never waited for.
     pub export: Option<crate::output::export::ExportFeed>,
+    /// The `[privacy]` rewrite of what goes out (`None`: outputs get records and alerts as
+    /// they are).
+    pub privacy: Option<Privacy>,
 }
 
 /// A function that returns new detection settings once after each reload.
@@ -217,18 +226,12 @@ impl Analysis {
         for msg in rx {
             if self.engine.is_none() {
                 if let AnalysisMsg::Records { records, .. } = &msg {
-                    if let Some(w) = self.flows.as_mut() {
-                        for r in records {
-                            w.write(r, None)?;
-                        }
-                        if rx.is_empty() {
-                            w.flush()?;
-                        }
+                    self.write_records(records, None, hub)?;
+                    if rx.is_empty()
+                        && let Some(w) = self.flows.as_mut()
+                    {
+                        w.flush()?;
                     }
-                    if let Some(feed) = self.export.as_ref() {
-                        feed.offer(records);
-                    }
-                    hub.add_records_written(records.len() as u64);
                 }
                 self.emit()?;
                 continue;
@@ -276,18 +279,13 @@ impl Analysis {
         metas: &mut FlowMetas,
         hub: &StatsHub,
     ) -> std::io::Result<bool> {
-        let Some(engine) = self.engine.as_mut() else { return Ok(false) };
+        if self.engine.is_none() {
+            return Ok(false);
+        }
         match msg {
             AnalysisMsg::Records { clock_ns, records, .. } => {
-                if let Some(w) = self.flows.as_mut() {
-                    for r in &records {
-                        w.write(r, metas.for_record(r).as_ref())?;
-                    }
-                }
-                if let Some(feed) = self.export.as_ref() {
-                    feed.offer(&records);
-                }
-                hub.add_records_written(records.len() as u64);
+                self.write_records(&records, Some(metas), hub)?;
+                let Some(engine) = self.engine.as_mut() else { return Ok(false) };
                 engine.advance(clock_ns);
                 for r in &records {
                     engine.record(r);
@@ -295,10 +293,14 @@ impl Analysis {
             }
             AnalysisMsg::Observations { clock_ns, obs, counters, .. } => {
                 *observed = counters;
+                let Some(engine) = self.engine.as_mut() else { return Ok(false) };
                 let keep = self.flows.is_some();
                 for o in &obs {
                     if keep {
                         metas.observe(o);
+                    }
+                    if let Some(p) = self.privacy.as_mut() {
+                        p.observe(o);
                     }
                     engine.observation(o);
                 }
@@ -309,6 +311,41 @@ impl Analysis {
         self.emit()
     }
 
+    /// Writes `records` to the flow output (with their payload facts from `metas`, when
+    /// detection runs) and offers them to the exporters, rewritten by `[privacy]` first.
+    fn write_records(
+        &mut self,
+        records: &[FlowRecord],
+        metas: Option<&mut FlowMetas>,
+        hub: &StatsHub,
+    ) -> std::io::Result<()> {
+        if self.flows.is_none() && self.export.is_none() {
+            hub.add_records_written(records.len() as u64);
+            return Ok(());
+        }
+        let out = match self.privacy.as_mut() {
+            Some(p) => p.records(records),
+            None => std::borrow::Cow::Borrowed(records),
+        };
+        if let Some(w) = self.flows.as_mut() {
+            let mut metas = metas;
+            for (real, r) in records.iter().zip(out.iter()) {
+                // Facts are found by the real endpoints, then rewritten.
+                let meta = metas.as_deref_mut().and_then(|m| m.for_record(real));
+                let meta = match self.privacy.as_mut() {
+                    Some(p) => p.meta(meta),
+                    None => meta,
+                };
+                w.write(r, meta.as_ref())?;
+            }
+        }
+        if let Some(feed) = self.export.as_ref() {
+            feed.offer(&out);
+        }
+        hub.add_records_written(records.len() as u64);
+        Ok(())
+    }
+
     fn emit(&mut self) -> std::io::Result<bool> {
         let mut alerts = self.engine.as_mut().map(Engine::take_alerts).unwrap_or_default();
         if let Some(pull) = self.side_alerts.as_mut() {
@@ -316,6 +353,9 @@ impl Analysis {
         }
         if alerts.is_empty() {
             return Ok(false);
+        }
+        if let Some(p) = self.privacy.as_mut() {
+            alerts = p.alerts(&alerts);
         }
         if let Some(w) = self.alerts.as_mut() {
             w.write(&alerts)?;

@@ -162,6 +162,7 @@ pub fn run<S: PacketSource>(
             side_alerts: opts.side_alerts.take(),
             settings: opts.settings.take(),
             export: opts.export.take(),
+            privacy: crate::privacy::Privacy::from_config(config),
         };
         let hub_ref = hub;
         // With detection on, every input (workers and the capture thread)
