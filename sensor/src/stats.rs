@@ -345,6 +345,9 @@ pub struct DetectionJson {
     pub alerts_by_detector: std::collections::BTreeMap<&'static str, u64>,
     /// Alerts written to `--alerts`.
     pub alerts_written: u64,
+    /// `[privacy]` pseudonymisation (absent while it is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<crate::privacy::PseudonymCounters>,
 }
 
 /// What the capture thread observed for the detectors.

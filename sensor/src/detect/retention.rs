@@ -68,4 +68,22 @@ mod tests {
         let left: Vec<(IpAddr, u64)> = state.services.iter().map(|s| (s.server, s.first_ns / DAY)).collect();
         assert_eq!(left, [(recent, 1), (gone, 99)]);
     }
+
+    #[test]
+    fn the_engine_loads_and_saves_only_hosts_seen_within_the_retention() {
+        let (old, recent) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        let mut cfg = crate::config::default();
+        cfg.privacy.state_retention = Some(Duration::from_secs(90 * 86_400));
+        let hosts = || BTreeMap::from([(old, host(5)), (recent, host(95))]);
+
+        // Saved on day 100: the host last seen on day 5 is not loaded.
+        let engine = crate::detect::Engine::new(&cfg, Some(State::new(100 * DAY, hosts(), Vec::new())));
+        assert_eq!(engine.state().hosts.keys().copied().collect::<Vec<_>>(), [recent]);
+
+        // Saved on day 50, both load; by day 100 (packet time) the old one is not saved.
+        let mut engine = crate::detect::Engine::new(&cfg, Some(State::new(50 * DAY, hosts(), Vec::new())));
+        assert_eq!(engine.state().hosts.len(), 2);
+        engine.advance(100 * DAY);
+        assert_eq!(engine.state().hosts.keys().copied().collect::<Vec<_>>(), [recent]);
+    }
 }

@@ -383,6 +383,7 @@ impl Analysis {
             alerts,
             alerts_by_detector: Detector::ALL.iter().zip(per).map(|(d, n)| (d.name(), n)).collect(),
             alerts_written: self.alerts.as_ref().map_or(0, |w| w.written),
+            privacy: self.privacy.as_ref().and_then(Privacy::counters),
         });
     }
 }

@@ -52,10 +52,10 @@ impl Privacy {
             .then_some(Self { names, drop_payload: p.drop_payload_fields })
     }
 
-    /// What pseudonymisation did so far (zeros when it is off).
+    /// What pseudonymisation did so far; `None` while it is off.
     #[must_use]
-    pub fn counters(&self) -> PseudonymCounters {
-        self.names.as_ref().map(|n| n.counters).unwrap_or_default()
+    pub fn counters(&self) -> Option<PseudonymCounters> {
+        self.names.as_ref().map(|n| n.counters)
     }
 
     /// `records` as the outputs may see them: inside addresses pseudonymised (the key

@@ -36,8 +36,8 @@ pub const CACHE_ENTRIES: usize = 1 << 16;
 /// Community IDs remembered per generation.
 pub const COMMUNITY_IDS: usize = 1 << 17;
 
-/// What pseudonymisation did, for the statistics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What pseudonymisation did, for the statistics (`detection.privacy` in the stats JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PseudonymCounters {
     /// Pseudonyms computed (cache misses).
     pub computed: u64,
