@@ -222,6 +222,10 @@ fn dropping_payload_fields_redacts_names_in_evidence_and_message() {
 struct Run {
     flows: Vec<Value>,
     alerts: Vec<Value>,
+    /// (client, server) of every record the exporters (IPFIX, NetFlow, Kafka) were given.
+    exported: Vec<(IpAddr, IpAddr)>,
+    /// Every alert handed to delivery, in each sink format (OCSF, CEF, LEEF) as one string.
+    delivered: Vec<Value>,
 }
 
 fn replay(dir: &Path, name: &str, privacy_toml: &str) -> Run {
@@ -244,6 +248,12 @@ fn replay(dir: &Path, name: &str, privacy_toml: &str) -> Run {
     let (flows_path, alerts_path) = (dir.join(format!("{name}.flows")), dir.join(format!("{name}.alerts")));
     let open =
         |p: &Path| -> Box<dyn std::io::Write + Send> { Box::new(std::fs::File::create(p).expect("create")) };
+    let (feed, exported) = crate::output::export::test_feed(1 << 20);
+    let handed: Arc<std::sync::Mutex<Vec<Alert>>> = Arc::default();
+    let sink = Arc::clone(&handed);
+    let on_alerts = pipeline::analysis::AlertHook(Box::new(move |a: &[Alert]| {
+        sink.lock().expect("not poisoned").extend_from_slice(a);
+    }));
     let opts = RunOptions {
         flows: Some(FlowJsonWriter::new(open(&flows_path), "selftest")),
         stats: crate::config::OutputTarget::None,
@@ -253,10 +263,10 @@ fn replay(dir: &Path, name: &str, privacy_toml: &str) -> Run {
         hasher: crate::flow::FlowHasher::with_seed(1),
         engine: Some(Engine::new(&cfg, None)),
         alerts: Some(AlertWriter::new(open(&alerts_path))),
-        on_alerts: None,
+        on_alerts: Some(on_alerts),
         side_alerts: None,
         settings: None,
-        export: None,
+        export: Some(feed),
         hub: None,
     };
     let mut source = FileSource::new(&[pcap]).expect("open the capture");
@@ -268,7 +278,22 @@ fn replay(dir: &Path, name: &str, privacy_toml: &str) -> Run {
             .map(|l| serde_json::from_str(l).expect("every line is JSON"))
             .collect()
     };
-    Run { flows: lines(&flows_path), alerts: lines(&alerts_path) }
+    let mut records = Vec::new();
+    while let crate::output::export::Recv::Records(chunk) = exported.recv(std::time::Duration::ZERO) {
+        records.extend(chunk.iter().map(|r| (r.client_endpoint().0, r.server_endpoint().0)));
+    }
+    use crate::deliver::config::Format;
+    let delivered = handed
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|a| {
+            let formats =
+                [Format::Ocsf, Format::Cef, Format::Leef].map(|f| crate::deliver::format::text(a, f));
+            Value::from(formats.join("\n"))
+        })
+        .collect();
+    Run { flows: lines(&flows_path), alerts: lines(&alerts_path), exported: records, delivered }
 }
 
 /// Every inside address written anywhere in `doc`.
@@ -342,11 +367,25 @@ fn a_replay_with_privacy_on_writes_no_real_inside_address_and_no_payload_name_ye
     assert!(plain.alerts.len() >= 27, "the scenario raises its alerts ({})", plain.alerts.len());
     assert_eq!(detectors(&private), detectors(&plain), "same alerts, same detectors, same order");
     assert_eq!(private.flows.len(), plain.flows.len());
+    let endpoints: Vec<(IpAddr, IpAddr)> = private
+        .flows
+        .iter()
+        .map(|f| {
+            let ip = |p: &str| {
+                f.pointer(p).and_then(Value::as_str).and_then(|s| s.parse().ok()).expect("an address")
+            };
+            (ip("/source/ip"), ip("/destination/ip"))
+        })
+        .collect();
+    assert_eq!(private.exported, endpoints, "the exporters are given the records the JSON lines show");
 
     let home: ipnet::IpNet = "10.1.0.0/24".parse().expect("the self-test's home network");
     let mut n = Pseudonyms::new(&KEY, &[home]);
     let mut pseudonymised = 0;
-    for (p, r) in private.alerts.iter().chain(&private.flows).zip(plain.alerts.iter().chain(&plain.flows)) {
+    assert_eq!(private.delivered.len(), plain.alerts.len(), "every alert is handed to delivery");
+    let written =
+        |run: &Run| run.alerts.iter().chain(&run.flows).chain(&run.delivered).cloned().collect::<Vec<_>>();
+    for (p, r) in written(&private).iter().zip(&written(&plain)) {
         let real = inside_addresses(r, &home);
         let want: BTreeSet<IpAddr> = real.iter().map(|&ip| n.addr(ip)).collect();
         assert_eq!(inside_addresses(p, &home), want, "only pseudonyms of the real inside addresses:\n{p}");
@@ -356,7 +395,7 @@ fn a_replay_with_privacy_on_writes_no_real_inside_address_and_no_payload_name_ye
 
     let names = payload_strings(&plain);
     assert!(names.iter().any(|s| s.contains("example")), "the scenario has names to drop: {names:?}");
-    for doc in private.alerts.iter().chain(&private.flows) {
+    for doc in written(&private) {
         let written = doc.to_string();
         for s in &names {
             assert!(!written.contains(s.as_str()), "{s:?} is dropped from every output, yet:\n{written}");
