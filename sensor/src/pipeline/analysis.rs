@@ -319,7 +319,9 @@ impl Analysis {
         metas: Option<&mut FlowMetas>,
         hub: &StatsHub,
     ) -> std::io::Result<()> {
-        if self.flows.is_none() && self.export.is_none() {
+        // With pseudonyms on, records pass the rewrite even with no flow output: it remembers
+        // their Community IDs for the alerts.
+        if self.flows.is_none() && self.export.is_none() && self.privacy.is_none() {
             hub.add_records_written(records.len() as u64);
             return Ok(());
         }

@@ -75,12 +75,14 @@ impl Privacy {
     }
 
     /// Notes an observation's flow, whose Community ID an alert may name before the flow's
-    /// record is written (TCP and UDP: the flows payload detectors look at).
+    /// record is written. The detectors orient an ICMP flow by the echo's direction, and its
+    /// Community ID depends on that, so for ICMP (and other transports without ports) both
+    /// orientations are noted.
     pub fn observe(&mut self, o: &Observation) {
-        if let Some(names) = self.names.as_mut()
-            && matches!(o.proto, 6 | 17)
-        {
-            names.note_flow((o.src, o.sport), (o.dst, o.dport), o.proto);
+        let Some(names) = self.names.as_mut() else { return };
+        names.note_flow((o.src, o.sport), (o.dst, o.dport), o.proto);
+        if !matches!(o.proto, 6 | 17 | 132) {
+            names.note_flow((o.dst, o.dport), (o.src, o.sport), o.proto);
         }
     }
 

@@ -228,7 +228,9 @@ struct Run {
     delivered: Vec<Value>,
 }
 
-fn replay(dir: &Path, name: &str, privacy_toml: &str) -> Run {
+/// Replays the self-test scenario with `privacy_toml` under `[privacy]`; with `outputs` off no
+/// flow output or exporter is set (alerts are written either way).
+fn replay(dir: &Path, name: &str, privacy_toml: &str, outputs: bool) -> Run {
     use std::sync::Arc;
 
     use crate::capture::file::FileSource;
@@ -255,7 +257,7 @@ fn replay(dir: &Path, name: &str, privacy_toml: &str) -> Run {
         sink.lock().expect("not poisoned").extend_from_slice(a);
     }));
     let opts = RunOptions {
-        flows: Some(FlowJsonWriter::new(open(&flows_path), "selftest")),
+        flows: outputs.then(|| FlowJsonWriter::new(open(&flows_path), "selftest")),
         stats: crate::config::OutputTarget::None,
         periodic_stats: None,
         stop: Arc::default(),
@@ -266,7 +268,7 @@ fn replay(dir: &Path, name: &str, privacy_toml: &str) -> Run {
         on_alerts: Some(on_alerts),
         side_alerts: None,
         settings: None,
-        export: Some(feed),
+        export: outputs.then_some(feed),
         hub: None,
     };
     let mut source = FileSource::new(&[pcap]).expect("open the capture");
@@ -293,7 +295,8 @@ fn replay(dir: &Path, name: &str, privacy_toml: &str) -> Run {
             Value::from(formats.join("\n"))
         })
         .collect();
-    Run { flows: lines(&flows_path), alerts: lines(&alerts_path), exported: records, delivered }
+    let flows = if outputs { lines(&flows_path) } else { Vec::new() };
+    Run { flows, alerts: lines(&alerts_path), exported: records, delivered }
 }
 
 /// Every inside address written anywhere in `doc`.
@@ -351,22 +354,46 @@ fn detectors(run: &Run) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `[privacy]` keys that pseudonymise under [`KEY`] (written to a key file in `dir`).
+fn pseudonymize_toml(dir: &Path, drop_payload: bool) -> String {
+    let key = dir.join("cryptopan.key");
+    if !key.exists() {
+        std::fs::write(&key, KEY).expect("write the key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    }
+    format!(
+        "pseudonymize_inside = true\nkey_file = {:?}\ndrop_payload_fields = {drop_payload}\n",
+        key.display()
+    )
+}
+
+fn community_ids(run: &Run) -> usize {
+    run.alerts
+        .iter()
+        .filter_map(|a| a.pointer("/nbad/evidence/community_ids").and_then(Value::as_array))
+        .map(Vec::len)
+        .sum()
+}
+
+#[test]
+fn alerts_keep_their_community_ids_when_no_flow_output_is_written() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let plain = replay(dir.path(), "plain", "", true);
+    let quiet = replay(dir.path(), "quiet", &pseudonymize_toml(dir.path(), false), false);
+    assert!(community_ids(&plain) > 10, "the scenario's alerts name flows");
+    assert_eq!(community_ids(&quiet), community_ids(&plain));
+}
+
 #[test]
 fn a_replay_with_privacy_on_writes_no_real_inside_address_and_no_payload_name_yet_raises_the_same_alerts() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let key = dir.path().join("cryptopan.key");
-    std::fs::write(&key, KEY).expect("write the key");
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).expect("chmod");
-    let plain = replay(dir.path(), "plain", "");
-    let private = replay(
-        dir.path(),
-        "private",
-        &format!("pseudonymize_inside = true\nkey_file = {:?}\ndrop_payload_fields = true\n", key.display()),
-    );
+    let plain = replay(dir.path(), "plain", "", true);
+    let private = replay(dir.path(), "private", &pseudonymize_toml(dir.path(), true), true);
 
     assert!(plain.alerts.len() >= 27, "the scenario raises its alerts ({})", plain.alerts.len());
     assert_eq!(detectors(&private), detectors(&plain), "same alerts, same detectors, same order");
     assert_eq!(private.flows.len(), plain.flows.len());
+    assert_eq!(community_ids(&private), community_ids(&plain), "no alert lost a Community ID");
     let endpoints: Vec<(IpAddr, IpAddr)> = private
         .flows
         .iter()
