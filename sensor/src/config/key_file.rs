@@ -10,7 +10,11 @@
 //! Accepted contents: exactly 32 raw bytes, or 64 hexadecimal digits (optionally followed by
 //! a newline), as `openssl rand -hex 32` writes them.
 
+use std::io::Read as _;
 use std::path::Path;
+
+/// Longer files are refused unread past this (64 hex digits and a CR LF fit).
+const MAX_LEN: u64 = 128;
 
 /// 32 key bytes (the Crypto-PAn AES key, then the pad's plaintext). Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -45,13 +49,18 @@ pub(crate) fn read(path: &Path) -> Result<PrivacyKey, String> {
         return Err("a regular file of 32 random bytes, not a directory or device".to_owned());
     }
     check_mode(&meta)?;
-    let bytes = std::fs::read(path)
+    // Bounded: a path to something huge (a configuration fuzzer's `/proc/kcore`) is refused,
+    // not read whole.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_LEN + 1).read_to_end(&mut bytes))
         .map_err(|e| format!("a readable file of 32 random bytes (cannot read it: {e})"))?;
+    let len =
+        if bytes.len() as u64 > MAX_LEN { format!("more than {MAX_LEN}") } else { bytes.len().to_string() };
     parse(&bytes).ok_or_else(|| {
         format!(
-            "a file of exactly 32 raw bytes or 64 hexadecimal digits (this one has {} bytes); \
-             create one with `openssl rand -hex 32 > FILE`",
-            bytes.len()
+            "a file of exactly 32 raw bytes or 64 hexadecimal digits (this one has {len} bytes); \
+             create one with `openssl rand -hex 32 > FILE`"
         )
     })
 }
@@ -122,6 +131,12 @@ mod tests {
     fn refuses_a_key_of_the_wrong_length() {
         let f = key_file(b"short", 0o400);
         assert!(read(f.path()).expect_err("5 bytes").contains("has 5 bytes"));
+    }
+
+    #[test]
+    fn a_long_file_is_refused_without_reading_it_whole() {
+        let f = key_file(&[1u8; 4096], 0o400);
+        assert!(read(f.path()).expect_err("4 KiB").contains("more than 128 bytes"));
     }
 
     #[test]
