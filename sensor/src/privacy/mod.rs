@@ -12,6 +12,7 @@
 //! - `pseudonym.rs`: pseudonyms of inside addresses, alert ids and Community IDs.
 //! - `text.rs`: addresses and names inside free text.
 //! - `alert.rs`: an alert rewritten.
+//! - `tests/`: hand-made records and alerts; the self-test scenario through the pipeline.
 //!
 //! Invariant: with `[privacy]` at its defaults no [`Privacy`] is built and the outputs are
 //! byte for byte what they were without this module.
