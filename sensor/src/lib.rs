@@ -11,6 +11,7 @@
 //! settings; [`synth`] makes deterministic traffic for the demo and tests.
 //! For running as a service: [`reload`] rereads the configuration on SIGHUP, [`metrics`]
 //! serves Prometheus metrics, and [`capture_loss`] measures what the capture misses.
+//! [`privacy`] pseudonymises inside addresses and drops payload-derived fields on the way out.
 
 pub mod alert;
 pub mod capture;
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod observe;
 pub mod output;
 pub mod pipeline;
+pub mod privacy;
 pub mod protocol;
 pub mod reload;
 pub mod respond;

@@ -347,6 +347,9 @@ pub struct DetectionJson {
     pub alerts_written: u64,
     /// What analysts' verdicts say: precision, time to detect, suppressions.
     pub verdicts: crate::detect::verdict::VerdictStats,
+    /// `[privacy]` pseudonymisation (absent while it is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<crate::privacy::PseudonymCounters>,
 }
 
 /// What the capture thread observed for the detectors.

@@ -71,6 +71,12 @@ pub(super) fn give(
         },
         Target::Stopped(path, cfg) => {
             let mut st = load(&path)?;
+            let mut req = req;
+            if let Some(real) =
+                crate::privacy::Privacy::from_config(&cfg).and_then(|p| p.real_id(&req.id, &st.verdicts))
+            {
+                req.id = real;
+            }
             let outcome = verdict::give_to_state(&mut st, &req, &cfg.detection)
                 .map_err(|e| anyhow::anyhow!("the verdict is refused: {e}"))?;
             state::save(&path, &st)?;

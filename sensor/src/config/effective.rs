@@ -39,6 +39,7 @@ impl Display for Effective<'_> {
             detection,
             alerts,
             response,
+            privacy,
             origin,
         } = self.0;
         writeln!(f, "# Effective configuration of {}", origin.display())?;
@@ -123,6 +124,13 @@ impl Display for Effective<'_> {
 
         write!(f, "\n{}", detection.to_toml())?;
         alerts.write_effective(f)?;
-        response.write_effective(f)
+        response.write_effective(f)?;
+
+        writeln!(f, "\n[privacy]")?;
+        writeln!(f, "pseudonymize_inside = {}", privacy.pseudonymize_inside.is_some())?;
+        let key_file = privacy.key_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        writeln!(f, "key_file = {}", toml_string(&key_file))?;
+        writeln!(f, "drop_payload_fields = {}", privacy.drop_payload_fields)?;
+        writeln!(f, "state_retention_s = {}", privacy.state_retention.map_or(0, |d| d.as_secs()))
     }
 }

@@ -10,6 +10,7 @@
 //! - `validate.rs`: ranges, formats and cross-key rules; raw → validated.
 //! - `settings.rs`: the validated types.
 //! - `effective.rs`: the effective configuration printed back as TOML.
+//! - `key_file.rs`: the `[privacy]` key file, read and checked (mode, size) at load.
 //! - `error.rs`: [`ConfigError`]; every message names the file, and for a bad value the dotted
 //!   key, the value and what would be valid.
 //!
@@ -20,6 +21,7 @@
 pub(crate) mod check;
 mod effective;
 mod error;
+mod key_file;
 mod raw;
 mod settings;
 mod validate;
@@ -30,10 +32,11 @@ mod tests;
 use std::path::Path;
 
 pub use error::ConfigError;
+pub use key_file::PrivacyKey;
 pub(crate) use settings::BUILT_IN_ORIGIN;
 pub use settings::{
     CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, MetricsSettings, OutputSettings,
-    OutputTarget, SensorSettings, XdpCaptureSettings,
+    OutputTarget, PrivacySettings, SensorSettings, XdpCaptureSettings,
 };
 pub(crate) use validate::toml_string;
 

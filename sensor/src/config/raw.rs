@@ -27,6 +27,7 @@ pub(crate) struct RawConfig {
     pub detection: crate::detect::config::RawDetection,
     pub alerts: crate::deliver::config::RawAlerts,
     pub response: crate::respond::config::RawResponse,
+    pub privacy: RawPrivacy,
 }
 
 /// `[sensor]`: who this sensor is and which addresses are "ours".
@@ -209,4 +210,16 @@ pub(crate) struct RawControl {
 pub(crate) struct RawMetrics {
     /// `""` = off (the default); else `ADDRESS:PORT`.
     pub listen: String,
+}
+
+/// `[privacy]`: what the outputs may say about the inside, and how long state is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawPrivacy {
+    pub pseudonymize_inside: bool,
+    /// `""` = none (required while `pseudonymize_inside` is on).
+    pub key_file: String,
+    pub drop_payload_fields: bool,
+    /// 0 = keep saved state however old.
+    pub state_retention_s: i64,
 }

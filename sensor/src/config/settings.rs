@@ -40,6 +40,8 @@ pub struct Config {
     pub alerts: crate::deliver::DeliverySettings,
     /// `[response]`: conservative automated response (off by default).
     pub response: crate::respond::Settings,
+    /// `[privacy]`: pseudonymised inside addresses, payload fields dropped, state retention.
+    pub privacy: PrivacySettings,
     /// The file (or pseudo-origin) this came from, for error messages raised later.
     pub(crate) origin: PathBuf,
 }
@@ -236,4 +238,20 @@ pub struct OutputSettings {
 pub struct MetricsSettings {
     /// Where `GET /metrics` is served; `None` (the default) serves nothing.
     pub listen: Option<std::net::SocketAddr>,
+}
+
+/// `[privacy]`: what outputs say about the inside, and how long saved state is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrivacySettings {
+    /// The Crypto-PAn key read from `key_file` when `pseudonymize_inside = true`; `None`
+    /// (pseudonymisation off) otherwise.
+    pub pseudonymize_inside: Option<super::key_file::PrivacyKey>,
+    /// The key file as configured (`None`: `""`).
+    pub key_file: Option<PathBuf>,
+    /// Drop payload-derived strings (SNI, HTTP Host, URI, User-Agent, DNS names, certificate
+    /// names, banners) from flow records and alerts.
+    pub drop_payload_fields: bool,
+    /// Hosts and services not seen for longer are left out of the saved state (and out of a
+    /// loaded one); `None`: kept however old. At least one day.
+    pub state_retention: Option<Duration>,
 }

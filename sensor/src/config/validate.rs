@@ -13,11 +13,12 @@ use ipnet::IpNet;
 
 use super::error::ConfigError;
 use super::raw::{
-    RawCapture, RawConfig, RawControl, RawDecode, RawFlows, RawMetrics, RawOutput, RawSensor, RawXdp,
+    RawCapture, RawConfig, RawControl, RawDecode, RawFlows, RawMetrics, RawOutput, RawPrivacy, RawSensor,
+    RawXdp,
 };
 use super::settings::{
     CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, MetricsSettings, OutputSettings,
-    OutputTarget, SensorSettings, XdpCaptureSettings,
+    OutputTarget, PrivacySettings, SensorSettings, XdpCaptureSettings,
 };
 use crate::capture::xdp::{XdpError, XdpSettings};
 
@@ -29,6 +30,9 @@ const SENSOR_ID_RULE: &str = "1 to 64 characters, each a letter, digit, '.', '_'
 const INTERFACE_MAX_LEN: usize = 15;
 const IDLE_TIMEOUT_MAX_S: i64 = 86_400;
 const MIB: i64 = 1024 * 1024;
+/// `privacy.state_retention_s`: one day to ten years (0, off, is allowed besides).
+const RETENTION_MIN_S: i64 = 86_400;
+const RETENTION_MAX_S: i64 = 10 * 365 * 86_400;
 /// Any `u32`: the XDP settings that `XdpSettings::validate` leaves unbounded.
 const U32_MAX: i64 = u32::MAX as i64;
 
@@ -46,6 +50,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<Config, ConfigEr
         detection: crate::detect::config::validate(raw.detection, origin)?,
         response: crate::respond::config::validate(raw.response, &raw.alerts, origin)?,
         alerts: crate::deliver::config::validate(raw.alerts, origin)?,
+        privacy: check.privacy(raw.privacy)?,
         origin: origin.to_path_buf(),
     })
 }
@@ -387,6 +392,52 @@ impl Check<'_> {
             )
         })?;
         Ok(MetricsSettings { listen: Some(listen) })
+    }
+
+    /// `[privacy]`. The key file is read here, so `check-config` reports a missing,
+    /// world-readable or malformed key before the sensor starts.
+    fn privacy(&self, raw: RawPrivacy) -> Result<PrivacySettings, ConfigError> {
+        let key_file = match raw.key_file.as_str() {
+            "" => None,
+            text if text.contains('\0') => {
+                return Err(self.invalid(
+                    "privacy.key_file",
+                    toml_string(text),
+                    "a file path without NUL characters, or \"\" for none",
+                ));
+            }
+            text => Some(PathBuf::from(text)),
+        };
+        let pseudonymize_inside = match (raw.pseudonymize_inside, &key_file) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(self.invalid(
+                    "privacy.key_file",
+                    "\"\"".to_owned(),
+                    "the path of a key file while privacy.pseudonymize_inside = true, e.g. \
+                     \"/etc/nbad-sensor/cryptopan.key\" (made with `openssl rand -hex 32`)",
+                ));
+            }
+            (true, Some(path)) => Some(super::key_file::read(path).map_err(|expected| {
+                self.invalid("privacy.key_file", toml_string(&raw.key_file), expected)
+            })?),
+        };
+        let state_retention = match raw.state_retention_s {
+            0 => None,
+            s => Some(Duration::from_secs(self.int(
+                "privacy.state_retention_s",
+                s,
+                RETENTION_MIN_S,
+                RETENTION_MAX_S,
+                "seconds (1 day to 10 years), or 0 to keep saved state however old",
+            )?)),
+        };
+        Ok(PrivacySettings {
+            pseudonymize_inside,
+            key_file,
+            drop_payload_fields: raw.drop_payload_fields,
+            state_retention,
+        })
     }
 
     fn target(&self, key: &str, text: String) -> Result<OutputTarget, ConfigError> {

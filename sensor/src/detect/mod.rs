@@ -51,6 +51,7 @@ pub mod name_score;
 pub mod names;
 pub mod outlier;
 pub mod protocol_mismatch;
+pub mod retention;
 pub mod role;
 pub mod scan;
 pub mod seen;
@@ -280,6 +281,8 @@ pub struct Engine {
     last_snapshot_ns: u64,
     /// The first packet time the engine saw (how long it has been learning).
     first_ns: u64,
+    /// `privacy.state_retention_s`: what the saved state keeps ([`retention`]).
+    retention: Option<std::time::Duration>,
     counters: EngineCounters,
 }
 
@@ -318,9 +321,14 @@ impl Engine {
             alerts: Vec::new(),
             last_snapshot_ns: 0,
             first_ns: 0,
+            retention: config.privacy.state_retention,
             counters: EngineCounters::default(),
         };
-        if let Some(saved) = saved {
+        if let Some(mut saved) = saved {
+            if let Some(keep) = engine.retention {
+                let saved_at = saved.saved_at_ns;
+                retention::prune(&mut saved, saved_at, keep);
+            }
             for (ip, b) in saved.hosts {
                 if engine.hosts.len() < engine.settings.max_hosts {
                     engine.hosts.insert(ip, HostState::new(b));
@@ -463,6 +471,9 @@ impl Engine {
         let mut st = state::State::new(self.now_ns, hosts, services);
         st.peer_groups = self.groups.clone();
         st.verdicts = self.book.clone();
+        if let Some(keep) = self.retention {
+            retention::prune(&mut st, self.now_ns, keep);
+        }
         st
     }
 

@@ -174,6 +174,15 @@ pub struct ExportFeed {
     queues: Vec<QueueTx>,
 }
 
+/// A feed with one queue of `capacity` records and that queue's receiving end, for tests
+/// that look at what an exporter would be given.
+#[cfg(test)]
+pub(crate) fn test_feed(capacity: usize) -> (ExportFeed, QueueRx) {
+    let stats = Arc::new(ExporterStats::new("test", "ipfix", "test".into(), capacity));
+    let (tx, rx) = queue(&stats);
+    (ExportFeed { queues: vec![tx] }, rx)
+}
+
 impl ExportFeed {
     /// Queues `records` for every exporter; an exporter whose queue is full loses them
     /// (counted in its `dropped_queue_full`).

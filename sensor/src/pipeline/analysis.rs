@@ -17,6 +17,11 @@
 //! the observations before it in that order carry: a record's line waits at
 //! most about a second. With detection off, records are written as they
 //! arrive.
+//!
+//! This stage is the one place where records and alerts leave for the outputs, so the
+//! `[privacy]` rewrite ([`Privacy`]) happens here: every flow record on its way to the JSON
+//! lines writer and the exporters, every alert on its way to the alert file and the spool.
+//! The engine is handed the records as they came.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -30,6 +35,7 @@ use crate::flow::FlowRecord;
 use crate::observe::{Observation, ObserveCounters};
 use crate::output::flow_json::FlowJsonWriter;
 use crate::output::flow_meta::FlowMetas;
+use crate::privacy::Privacy;
 use crate::stats::{DetectionJson, ObservedJson, StatsHub};
 
 /// A message to the analysis stage.
@@ -176,6 +182,9 @@ pub struct Analysis {
     pub control: Option<Receiver<Call>>,
     /// Automated response (`run` only): every alert is offered with its host's learning state.
     pub respond: Option<crate::respond::Feed>,
+    /// The `[privacy]` rewrite of what goes out (`None`: outputs get records and alerts as
+    /// they are).
+    pub privacy: Option<Privacy>,
 }
 
 /// A function that returns new detection settings once after each reload.
@@ -245,18 +254,12 @@ impl Analysis {
             };
             if self.engine.is_none() {
                 if let AnalysisMsg::Records { records, .. } = &msg {
-                    if let Some(w) = self.flows.as_mut() {
-                        for r in records {
-                            w.write(r, None)?;
-                        }
-                        if rx.is_empty() {
-                            w.flush()?;
-                        }
+                    self.write_records(records, None, hub)?;
+                    if rx.is_empty()
+                        && let Some(w) = self.flows.as_mut()
+                    {
+                        w.flush()?;
                     }
-                    if let Some(feed) = self.export.as_ref() {
-                        feed.offer(records);
-                    }
-                    hub.add_records_written(records.len() as u64);
                 }
                 self.emit()?;
                 continue;
@@ -304,18 +307,13 @@ impl Analysis {
         metas: &mut FlowMetas,
         hub: &StatsHub,
     ) -> std::io::Result<bool> {
-        let Some(engine) = self.engine.as_mut() else { return Ok(false) };
+        if self.engine.is_none() {
+            return Ok(false);
+        }
         match msg {
             AnalysisMsg::Records { clock_ns, records, .. } => {
-                if let Some(w) = self.flows.as_mut() {
-                    for r in &records {
-                        w.write(r, metas.for_record(r).as_ref())?;
-                    }
-                }
-                if let Some(feed) = self.export.as_ref() {
-                    feed.offer(&records);
-                }
-                hub.add_records_written(records.len() as u64);
+                self.write_records(&records, Some(metas), hub)?;
+                let Some(engine) = self.engine.as_mut() else { return Ok(false) };
                 engine.advance(clock_ns);
                 for r in &records {
                     engine.record(r);
@@ -323,10 +321,14 @@ impl Analysis {
             }
             AnalysisMsg::Observations { clock_ns, obs, counters, .. } => {
                 *observed = counters;
+                let Some(engine) = self.engine.as_mut() else { return Ok(false) };
                 let keep = self.flows.is_some();
                 for o in &obs {
                     if keep {
                         metas.observe(o);
+                    }
+                    if let Some(p) = self.privacy.as_mut() {
+                        p.observe(o);
                     }
                     engine.observation(o);
                 }
@@ -344,17 +346,61 @@ impl Analysis {
         let reply = match (call.request, self.engine.as_mut()) {
             (_, None) => Reply::Error { message: "detection is off in this sensor".into() },
             (Request::Report, Some(engine)) => Reply::Report { report: Report::of(engine.verdicts()) },
-            (Request::Verdict { verdict }, Some(engine)) => match engine.give_verdict(&verdict) {
-                Ok(outcome) => {
-                    if let Some(path) = engine.settings().state_file.clone() {
-                        engine.snapshot_to(&path);
-                    }
-                    Reply::Applied { outcome }
+            (Request::Verdict { mut verdict }, Some(engine)) => {
+                if let Some(real) =
+                    self.privacy.as_ref().and_then(|p| p.real_id(&verdict.id, engine.verdicts()))
+                {
+                    verdict.id = real;
                 }
-                Err(e) => Reply::Error { message: e.to_string() },
-            },
+                match engine.give_verdict(&verdict) {
+                    Ok(outcome) => {
+                        if let Some(path) = engine.settings().state_file.clone() {
+                            engine.snapshot_to(&path);
+                        }
+                        Reply::Applied { outcome }
+                    }
+                    Err(e) => Reply::Error { message: e.to_string() },
+                }
+            }
         };
         let _ = call.reply.send(reply);
+    }
+
+    /// Writes `records` to the flow output (with their payload facts from `metas`, when
+    /// detection runs) and offers them to the exporters, rewritten by `[privacy]` first.
+    fn write_records(
+        &mut self,
+        records: &[FlowRecord],
+        metas: Option<&mut FlowMetas>,
+        hub: &StatsHub,
+    ) -> std::io::Result<()> {
+        // With pseudonyms on, records pass the rewrite even with no flow output: it remembers
+        // their Community IDs for the alerts.
+        if self.flows.is_none() && self.export.is_none() && self.privacy.is_none() {
+            hub.add_records_written(records.len() as u64);
+            return Ok(());
+        }
+        let out = match self.privacy.as_mut() {
+            Some(p) => p.records(records),
+            None => std::borrow::Cow::Borrowed(records),
+        };
+        if let Some(w) = self.flows.as_mut() {
+            let mut metas = metas;
+            for (real, r) in records.iter().zip(out.iter()) {
+                // Facts are found by the real endpoints, then rewritten.
+                let meta = metas.as_deref_mut().and_then(|m| m.for_record(real));
+                let meta = match self.privacy.as_mut() {
+                    Some(p) => p.meta(meta),
+                    None => meta,
+                };
+                w.write(r, meta.as_ref())?;
+            }
+        }
+        if let Some(feed) = self.export.as_ref() {
+            feed.offer(&out);
+        }
+        hub.add_records_written(records.len() as u64);
+        Ok(())
     }
 
     fn emit(&mut self) -> std::io::Result<bool> {
@@ -365,17 +411,22 @@ impl Analysis {
         if alerts.is_empty() {
             return Ok(false);
         }
+        // Response acts on the real addresses; what it sends out (the webhook) is rewritten.
+        let real = self.respond.is_some().then(|| alerts.clone());
+        if let Some(p) = self.privacy.as_mut() {
+            alerts = p.alerts(&alerts);
+        }
         if let Some(w) = self.alerts.as_mut() {
             w.write(&alerts)?;
         }
         if let Some(hook) = self.on_alerts.as_mut() {
             (hook.0)(&alerts);
         }
-        if let Some(feed) = self.respond.as_ref() {
-            for a in &alerts {
+        if let (Some(feed), Some(real)) = (self.respond.as_ref(), real) {
+            for (a, shown) in real.iter().zip(&alerts) {
                 let state =
                     self.engine.as_ref().map_or(LearningState::NotApplicable, |e| e.host_state(a.host));
-                feed.offer(a, state);
+                feed.offer(a, shown, state);
             }
         }
         Ok(true)
@@ -399,6 +450,7 @@ impl Analysis {
             alerts_by_detector: Detector::ALL.iter().zip(per).map(|(d, n)| (d.name(), n)).collect(),
             alerts_written: self.alerts.as_ref().map_or(0, |w| w.written),
             verdicts: engine.verdict_figures(),
+            privacy: self.privacy.as_ref().and_then(Privacy::counters),
         });
     }
 }

@@ -168,6 +168,7 @@ pub fn run<S: PacketSource>(
             export: opts.export.take(),
             control: opts.control.take(),
             respond: opts.respond.take(),
+            privacy: crate::privacy::Privacy::from_config(config),
         };
         let hub_ref = hub;
         // With detection on, every input (workers and the capture thread)

@@ -134,6 +134,9 @@ fn merge(old: &Config, new: Config, version: u64) -> (Config, ReloadReport) {
         ("metrics", old.metrics != new.metrics),
         ("detection.state_file", old.detection.state_file != new.detection.state_file),
         ("detection.bucket_s", old.detection.bucket != new.detection.bucket),
+        // The output rewrite is built with the pipeline; a key changed under a running
+        // sensor would give hosts two pseudonyms in one run.
+        ("privacy", old.privacy != new.privacy),
     ];
     for (name, differs) in changed {
         if differs {
@@ -197,6 +200,18 @@ mod tests {
         assert_eq!(running.version, 2);
         assert_eq!(running.config.output.flows, OutputTarget::File(out));
         assert_eq!(running.config.flows.max_flows, 1_000_000, "the flow table is not resized");
+    }
+
+    #[test]
+    fn a_changed_privacy_section_waits_for_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = write(dir.path(), "a.toml", "[output]\nflows = \"\"\n");
+        let handle = ConfigHandle::new(config::load(&first).expect("loads"), |_| {});
+        let second =
+            write(dir.path(), "b.toml", "[output]\nflows = \"\"\n[privacy]\ndrop_payload_fields = true\n");
+        let report = handle.reload(&second).expect("accepted");
+        assert_eq!(report.needs_restart, ["privacy"]);
+        assert!(!handle.load().config.privacy.drop_payload_fields, "kept until a restart");
     }
 
     #[test]

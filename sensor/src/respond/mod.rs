@@ -194,8 +194,10 @@ pub struct Counters {
 /// An alert for the response thread, with its host's learning state.
 #[derive(Debug)]
 pub struct Job {
-    /// The alert or incident record.
+    /// The alert or incident record, with the real addresses the actions need.
     pub alert: Alert,
+    /// The same as the outputs show it (`[privacy]`): what the webhook sends.
+    pub shown: Alert,
     /// Its host's baseline state.
     pub state: LearningState,
 }
@@ -208,9 +210,10 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Offers an alert; never blocks (a full queue counts the alert as dropped).
-    pub fn offer(&self, alert: &Alert, state: LearningState) {
-        if self.tx.try_send(Job { alert: alert.clone(), state }).is_err() {
+    /// Offers an alert (`shown`: as the outputs show it); never blocks (a full queue counts the
+    /// alert as dropped).
+    pub fn offer(&self, alert: &Alert, shown: &Alert, state: LearningState) {
+        if self.tx.try_send(Job { alert: alert.clone(), shown: shown.clone(), state }).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -341,7 +344,7 @@ impl Worker<'_> {
             return;
         }
         if let Some(d) = &self.webhook {
-            let (outcome, why) = match d.submit(a) {
+            let (outcome, why) = match d.submit(&job.shown) {
                 Ok(()) => (Outcome::Success, String::new()),
                 Err(e) => (Outcome::Failure, e.to_string()),
             };

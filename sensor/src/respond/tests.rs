@@ -145,7 +145,7 @@ fn the_webhook_posts_the_alert_through_its_spool_and_the_audit_log_says_so() {
     let guard = Guard::new(settings.clone(), vec![], vec![]);
     let (responder, feed) = Responder::start(settings, guard, "t").expect("response starts");
     let alert = sample_alert();
-    feed.offer(&alert, LearningState::Active);
+    feed.offer(&alert, &alert, LearningState::Active);
     let body = bodies.recv_timeout(Duration::from_secs(20)).expect("the webhook was called");
     assert!(body.contains(&alert.id), "{body}");
     responder.finish();

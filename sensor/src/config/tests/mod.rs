@@ -53,6 +53,7 @@ fn dotted_keys(text: &str) -> BTreeSet<String> {
 
 mod export;
 mod files;
+mod privacy;
 mod rejections;
 mod xdp;
 

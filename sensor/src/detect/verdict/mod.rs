@@ -344,6 +344,21 @@ impl Book {
         self.ledger.iter().filter(|e| e.incident.as_deref() == Some(id)).collect()
     }
 
+    /// The real alert or incident id behind `shown`, an id as a pseudonymising output wrote it
+    /// (`pseudonym` maps a real id to its pseudonym); `None` when `shown` is itself remembered
+    /// or names nothing remembered.
+    #[must_use]
+    pub fn real_id(&self, shown: &str, pseudonym: impl Fn(&str) -> String) -> Option<String> {
+        if !self.judged(shown).is_empty() {
+            return None;
+        }
+        self.ledger
+            .iter()
+            .flat_map(|e| std::iter::once(e.id.as_str()).chain(e.incident.as_deref()))
+            .find(|id| pseudonym(id) == shown)
+            .map(str::to_owned)
+    }
+
     /// The threshold factor in force for `key` (1 when not raised).
     #[must_use]
     pub fn raise_factor(&self, key: &GroupKey, settings: &Settings) -> (f64, u64) {

@@ -285,3 +285,13 @@ fn a_held_bucket_without_a_verdict_is_learned_at_the_guard_weight_after_the_hold
     let m = b.metric(Metric::BytesOut).typical();
     assert!(m > 10.0 && m < 1e6, "learned, at a reduced weight: {m}");
 }
+
+#[test]
+fn an_id_copied_from_a_pseudonymising_output_finds_its_alert() {
+    let (b, _) = book_with(&[entry("a1", 1.0, 1.0)]);
+    let pseudonym = |id: &str| format!("p-{id}");
+    assert_eq!(b.real_id("p-a1", pseudonym), Some("a1".to_owned()));
+    assert_eq!(b.real_id("p-inc-1", pseudonym), Some("inc-1".to_owned()), "an incident's id too");
+    assert_eq!(b.real_id("a1", pseudonym), None, "a real id needs no mapping");
+    assert_eq!(b.real_id("p-zz", pseudonym), None);
+}
