@@ -133,6 +133,7 @@ pub fn techniques(
         Detector::MalformedTraffic => vec![SERVICE_DISCOVERY],
         Detector::ProtocolMismatch => match rule {
             Some("executable_transfer") => vec![INGRESS_TOOL, NON_STANDARD_PORT],
+            Some("fully_encrypted") => vec![ENCRYPTED, NON_STANDARD_PORT],
             _ => vec![NON_STANDARD_PORT],
         },
         Detector::DnsTunnel => vec![APP_DNS, EXFIL_ALT],

@@ -108,6 +108,27 @@ impl AppState {
 }
 
 impl Engine {
+    /// An unidentified first payload that looks fully encrypted: judged by
+    /// [`protocol_mismatch::encrypted`], and its service noted in the inventory as `encrypted`.
+    pub(super) fn encrypted(&mut self, o: &Observation, len: u16) {
+        if super::local_scope(o.dst) || super::local_scope(o.src) {
+            return;
+        }
+        let ctx = PointCtx { settings: &self.settings, host: None, ts_ns: o.ts_ns };
+        let home = &self.home;
+        let is_home = |ip: IpAddr| home.iter().any(|n| n.contains(&ip));
+        let found =
+            protocol_mismatch::encrypted(o, len, &self.inventory, &mut self.encrypted_peers, &ctx, is_home);
+        let pm = &self.settings.protocol_mismatch;
+        let learn_ns = u64::try_from(pm.inventory_learn_s).unwrap_or(0).saturating_mul(1_000_000_000);
+        let max = usize::try_from(pm.max_services).unwrap_or(usize::MAX);
+        let (_, server) = protocol_mismatch::encrypted_sides(o);
+        protocol_mismatch::note_service(&mut self.inventory, max, server, 6, "encrypted", o.ts_ns, learn_ns);
+        if let Some(c) = found {
+            self.raise(c);
+        }
+    }
+
     /// An identified first payload of a flow direction.
     pub(super) fn app(
         &mut self,

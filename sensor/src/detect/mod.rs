@@ -267,6 +267,7 @@ pub struct Engine {
     beacons: Map<IpAddr, beaconing::HostChannels>,
     long: long_connection::LongFlows,
     inventory: protocol_mismatch::Inventory,
+    encrypted_peers: protocol_mismatch::EncryptedPeers,
     names: names::NameCache,
     apps: app::AppState,
     dns_tracks: dns_track::DnsTracks,
@@ -310,6 +311,7 @@ impl Engine {
             beacons: Map::default(),
             long: long_connection::LongFlows::default(),
             inventory: protocol_mismatch::Inventory::default(),
+            encrypted_peers: protocol_mismatch::EncryptedPeers::default(),
             names: names::NameCache::default(),
             apps: app::AppState::default(),
             dns_tracks: dns_track::DnsTracks::default(),
@@ -714,6 +716,7 @@ impl Engine {
             ObsKind::App { protocol, body_entropy, executable, body_follows } => {
                 self.app(o, protocol, *body_entropy, *executable, *body_follows);
             }
+            ObsKind::Encrypted { len } => self.encrypted(o, *len),
             ObsKind::HttpBody { entropy } => self.http_body(o, *entropy),
             ObsKind::TlsServer(flight) => self.server_flight(o, flight),
             ObsKind::Burst { bytes } => self.burst(o, *bytes),
@@ -939,13 +942,15 @@ impl Engine {
             found.extend(outlier::evaluate(&x, &h.baseline.outlier, group, &ctx));
             // A bucket that raised anything, or that a volume rule suspects, is learned at the
             // guard weight: an episode cannot teach the baseline its own traffic.
-            // A bucket with findings waits `verdicts.hold_s` for an analyst's verdict first.
+            // A bucket with a volume finding (exfiltration) waits `verdicts.hold_s` for an
+            // analyst's verdict first; one with other findings is learned at the guard weight at
+            // once, as the rules that judge the next buckets expect.
             let guarded = found.len() > before || verdict.suspect;
             let weight = if guarded { self.settings.alert_weight } else { 1.0 };
             let values = h.bucket.values(h.hour_out());
             let guard = (self.settings.baseline_alpha, self.settings.alert_weight);
             h.baseline.release_held(end_ns, hold_ns, guard);
-            if found.len() > before && hold_ns > 0 {
+            if exfil_hit && hold_ns > 0 {
                 h.baseline.hold(&values, end_ns, &self.life, guard);
             } else {
                 h.baseline.learn(&values, end_ns, self.settings.baseline_alpha, weight, &self.life);

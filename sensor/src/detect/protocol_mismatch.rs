@@ -30,6 +30,9 @@
 //!   banner, a prompt, `id` output, or an operator's first command line; see
 //!   [`crate::protocol::shell`]), on any port: a reverse or bind shell. Confidence 0.9; the
 //!   shell's host is at fault, inside or not.
+//! - **fully_encrypted**: an unidentified TCP first payload that looks fully encrypted (no
+//!   framing, random-looking bytes: Shadowsocks, VMess, obfs4) to an unregistered port, opened
+//!   by an inside host; see [`encrypted`] for what is not judged. Confidence 0.5.
 //! - **nonstandard_port** (`report_nonstandard`): a port-bound protocol (SSH, SMTP, FTP, POP3,
 //!   IMAP, Telnet, the databases, LDAP, Kerberos, SMB, NetBIOS, RDP, SOCKS, IRC, MQTT, AMQP,
 //!   SNMP, TFTP, DHCP, syslog, NTP, XMPP) on a port nothing is registered for: 0.45, 0.6 for
@@ -290,6 +293,117 @@ fn unknown_rule(src: Endpoint, dst: Endpoint, proto: u8) -> Option<Mismatch> {
     })
 }
 
+/// Distinct servers one host may reach over fully encrypted unknown protocols within an hour
+/// before it looks like a peer-to-peer client (BitTorrent's encrypted handshakes, to a new peer
+/// each time) rather than a tunnel (one server, over and over): past it, `fully_encrypted`
+/// stops alerting for the host and counts instead.
+pub const ENCRYPTED_MAX_PEERS: usize = 8;
+/// Hosts followed for [`ENCRYPTED_MAX_PEERS`] at most; beyond it the list starts afresh.
+const ENCRYPTED_MAX_HOSTS: usize = 65_536;
+const HOUR_NS: u64 = 3_600_000_000_000;
+
+/// The servers each host reached over fully encrypted unknown protocols in its current hour.
+#[derive(Debug, Default)]
+pub struct EncryptedPeers {
+    by_host: Map<IpAddr, (u64, Vec<IpAddr>)>,
+    /// Findings not raised: the host reached more than [`ENCRYPTED_MAX_PEERS`] servers.
+    pub p2p_like: u64,
+}
+
+impl EncryptedPeers {
+    /// Notes that `host` reached `server` at `ts_ns`; false once the host is past the cap.
+    fn note(&mut self, host: IpAddr, server: IpAddr, ts_ns: u64) -> bool {
+        if self.by_host.len() >= ENCRYPTED_MAX_HOSTS && !self.by_host.contains_key(&host) {
+            self.by_host.clear();
+        }
+        let e = self.by_host.entry(host).or_insert_with(|| (ts_ns, Vec::new()));
+        if ts_ns.saturating_sub(e.0) > HOUR_NS {
+            *e = (ts_ns, Vec::new());
+        }
+        if !e.1.contains(&server) && e.1.len() <= ENCRYPTED_MAX_PEERS {
+            e.1.push(server);
+        }
+        e.1.len() <= ENCRYPTED_MAX_PEERS
+    }
+}
+
+/// The client and the server of a fully encrypted direction: the server's is the lower port.
+#[must_use]
+pub fn encrypted_sides(o: &Observation) -> (Endpoint, Endpoint) {
+    let (src, dst) = ((o.src, o.sport), (o.dst, o.dport));
+    if dst.1 < src.1 { (src, dst) } else { (dst, src) }
+}
+
+/// Rule **fully_encrypted**: a TCP flow whose client's first payload looks fully
+/// encrypted ([`crate::protocol::encrypted`]) and that nothing identifies, to a server port no
+/// protocol is registered for, opened by an inside host (or between two outside ones). What
+/// circumvention and tunnelling tools (Shadowsocks, VMess, obfs4) look like on the wire.
+/// Confidence 0.5. Not judged: a server inside reached from outside (a listener of the
+/// organisation's own, such as a peer-to-peer client's port), a client port below 1024, a host
+/// past [`ENCRYPTED_MAX_PEERS`] servers in the hour, and a service learned in the inventory.
+pub fn encrypted(
+    o: &Observation,
+    len: u16,
+    inventory: &Inventory,
+    peers: &mut EncryptedPeers,
+    ctx: &PointCtx<'_>,
+    is_home: impl Fn(IpAddr) -> bool,
+) -> Option<Candidate> {
+    let s = &ctx.settings.protocol_mismatch;
+    if !s.enabled || o.proto != 6 {
+        return None;
+    }
+    let (client, server) = encrypted_sides(o);
+    let port = server.1;
+    // Tunnel clients speak first (Shadowsocks, VMess and obfs4 send their encrypted header at
+    // once); a random-looking greeting from a server is a peer-to-peer or proprietary
+    // protocol's answer more often than a tunnel.
+    let from_client = (o.src, o.sport) == client;
+    if !from_client
+        || client.1 < 1024
+        || !registered(port, 6).is_empty()
+        || (is_home(server.0) && !is_home(client.0))
+    {
+        return None;
+    }
+    let learn_ns = u64::try_from(s.inventory_learn_s).unwrap_or(0).saturating_mul(1_000_000_000);
+    let key = (server.0, port, 6);
+    if inventory
+        .get(&key)
+        .is_some_and(|svc| o.ts_ns.saturating_sub(svc.first_ns) >= learn_ns && svc.protocol == "encrypted")
+    {
+        return None;
+    }
+    let host = client.0;
+    if !peers.note(host, server.0, o.ts_ns) {
+        peers.p2p_like += 1;
+        return None;
+    }
+    let flow = FlowRef { a: client, b: server, proto: 6 };
+    let mut cand = Candidate::point(Detector::ProtocolMismatch, DESCRIPTION, ctx, host, "flows", 1.0, 1.0);
+    cand.peer = Some(server.0);
+    cand.port = Some(port);
+    cand.transport = transport_name(6);
+    cand.flow = Some(flow);
+    cand.strength = 0.5;
+    cand.confidence = 0.5;
+    cand.evidence.learning_state = LearningState::Learning;
+    cand.evidence.community_ids.push(flow.community_id());
+    let d = &mut cand.evidence.details;
+    d.insert("rule".into(), json!("fully_encrypted"));
+    d.insert("protocol".into(), json!("unknown"));
+    d.insert("port".into(), json!(port));
+    d.insert("expected".into(), json!([] as [&str; 0]));
+    d.insert("payload_bytes".into(), json!(len));
+    d.insert("service_first_seen_ns".into(), json!(inventory.get(&key).map_or(o.ts_ns, |s| s.first_ns)));
+    cand.message = format!(
+        "{}:{} → {}:{} tcp: a fully encrypted protocol nothing identifies, on unregistered port {port} \
+         (the client's first payload, {len} bytes, is indistinguishable from random)",
+        client.0, client.1, server.0, server.1
+    );
+    Some(cand)
+}
+
 /// A ClientHello's SNI and JA4 as evidence.
 fn hello_details(
     d: &mut serde_json::Map<String, serde_json::Value>,
@@ -434,4 +548,62 @@ pub fn observe(
         transport_name(o.proto).unwrap_or("ip")
     );
     Some(cand)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::alert::Detector;
+    use crate::detect::testing::{T0, engine, v4};
+    use crate::observe::{ObsKind, Observation};
+
+    fn encrypted(src: (std::net::IpAddr, u16), dst: (std::net::IpAddr, u16), at: u64) -> Observation {
+        Observation {
+            ts_ns: at,
+            src: src.0,
+            dst: dst.0,
+            sport: src.1,
+            dport: dst.1,
+            proto: 6,
+            kind: ObsKind::Encrypted { len: 300 },
+        }
+    }
+
+    fn rules(e: &mut crate::detect::Engine) -> Vec<String> {
+        e.take_alerts()
+            .iter()
+            .filter(|a| a.detector == Detector::ProtocolMismatch && a.record.is_none())
+            .filter_map(|a| a.evidence.details.get("rule").and_then(|r| r.as_str()).map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn an_inside_client_speaking_a_fully_encrypted_protocol_to_an_unregistered_port_is_reported() {
+        let mut e = engine("10.0.0.0/8", "");
+        let (inside, outside) = (v4(10, 0, 0, 5), v4(198, 51, 100, 7));
+        e.observation(&encrypted((inside, 40_818), (outside, 18_234), T0));
+        assert_eq!(rules(&mut e), ["fully_encrypted"]);
+    }
+
+    #[test]
+    fn server_greetings_inbound_listeners_and_registered_ports_are_not() {
+        let mut e = engine("10.0.0.0/8", "");
+        let (inside, outside) = (v4(10, 0, 0, 5), v4(198, 51, 100, 7));
+        // The server's random-looking greeting (a peer-to-peer answer more often than a tunnel).
+        e.observation(&encrypted((outside, 18_234), (inside, 40_818), T0));
+        // An outside client reaching a listener inside.
+        e.observation(&encrypted((outside, 40_001), (inside, 18_234), T0));
+        // A registered port (HTTPS): the port rules judge it, not this one.
+        e.observation(&encrypted((inside, 40_002), (outside, 443), T0));
+        assert!(rules(&mut e).is_empty());
+    }
+
+    #[test]
+    fn a_host_reaching_many_servers_this_way_looks_peer_to_peer_and_stops_alerting() {
+        let mut e = engine("10.0.0.0/8", "");
+        let inside = v4(10, 0, 0, 5);
+        for n in 0..20u8 {
+            e.observation(&encrypted((inside, 40_000 + u16::from(n)), (v4(198, 51, 100, n + 1), 18_234), T0));
+        }
+        assert_eq!(rules(&mut e).len(), super::ENCRYPTED_MAX_PEERS);
+    }
 }

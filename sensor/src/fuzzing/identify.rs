@@ -202,6 +202,10 @@ pub fn run(data: &[u8]) {
     };
     let found = protocol::identify(transport, payload);
     check(&found, transport);
+    // The fully-encrypted test of unknown payloads: total, and never true below its minimum.
+    if protocol::encrypted::looks_fully_encrypted(payload) {
+        assert!(payload.len() >= protocol::encrypted::MIN_LEN);
+    }
     assert_eq!(found, protocol::identify(transport, payload), "not deterministic");
     let sampled = protocol::identify(transport, &payload[..payload.len().min(SAMPLE)]);
     check(&sampled, transport);

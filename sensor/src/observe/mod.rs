@@ -80,6 +80,12 @@ pub enum ObsKind {
         /// [`ObsKind::HttpBody`].
         body_follows: bool,
     },
+    /// The unidentified first payload of a TCP flow direction that looks fully encrypted (see
+    /// [`crate::protocol::encrypted`]), on ports no rule expects a known protocol on.
+    Encrypted {
+        /// Its length, bytes.
+        len: u16,
+    },
     /// The body of an HTTP request whose headers came alone ([`ObsKind::App`]'s `body_follows`).
     HttpBody {
         /// The body's Shannon entropy in bits per byte of the data it carries (see
@@ -374,6 +380,9 @@ impl Observer {
                     meta,
                     ObsKind::App { protocol, body_entropy: None, executable, body_follows: false },
                 );
+            } else if transport == Transport::Tcp && protocol::encrypted::looks_fully_encrypted(payload) {
+                let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
+                self.push(meta, ObsKind::Encrypted { len });
             }
             return false;
         }

@@ -95,6 +95,7 @@ pub mod bittorrent;
 pub mod dhcp;
 mod dispatch;
 pub mod dns;
+pub mod encrypted;
 pub mod http;
 pub mod ike;
 pub mod irc;

@@ -283,12 +283,8 @@ pub const CASES: &[Case] = &[
     alert("proto_nonstandard_port/zeek__ssl-and-ssh-using-sslh.pcap", "protocol_mismatch", "192.168.2.144"),
     alert("proto_nonstandard_port/zeek__ssl-to-http-server.pcap", "protocol_mismatch", "192.168.1.108"),
     alert("proto_nonstandard_port/ndpi__portable_executable.pcap", "protocol_mismatch", "172.16.99.10"),
-    miss(
-        "proto_nonstandard_port/ndpi__vmess-tcp.pcapng",
-        "protocol_mismatch",
-        "127.0.0.1",
-        "fully encrypted on unregistered port 1234: nothing to identify, no port expectation",
-    ),
+    // Rule fully_encrypted: the client's first payload is indistinguishable from random.
+    alert("proto_nonstandard_port/ndpi__vmess-tcp.pcapng", "protocol_mismatch", "127.0.0.1"),
     miss(
         "proto_nonstandard_port/zeek__ctu-64702-888.pcap",
         "protocol_mismatch",
@@ -296,12 +292,8 @@ pub const CASES: &[Case] = &[
         "unidentified payload on unregistered port 888",
     ),
     alert("proto_nonstandard_port/ndpi__tor.pcap", "suspicious_tls", "192.168.1.252"),
-    miss(
-        "proto_nonstandard_port/ndpi__shadowsocks-tcp.pcapng",
-        "protocol_mismatch",
-        "127.0.0.1",
-        "fully encrypted on unregistered port 1234",
-    ),
+    // Rule fully_encrypted: the client's first payload is indistinguishable from random.
+    alert("proto_nonstandard_port/ndpi__shadowsocks-tcp.pcapng", "protocol_mismatch", "127.0.0.1"),
     miss(
         "proto_nonstandard_port/zeek__reverse-ssh.pcap",
         "protocol_mismatch",

@@ -22,8 +22,9 @@
 //!   one peer group (the host itself when `host_outlier` has not grouped it)
 //!   on, that rule's threshold for the group is raised by `raise_step` per
 //!   further false positive, at most to `max_raise` times; the alert says so.
-//! - **Baseline** (in [`super::baseline`]): a bucket that raised an alert is
-//!   held for `hold_s` before it is learned at the guard weight. A benign or
+//! - **Baseline** (in [`super::baseline`]): a bucket that raised a volume
+//!   (exfiltration) alert is held for `hold_s` before it is learned at the
+//!   guard weight (a bucket with other findings is learned at it at once). A benign or
 //!   false-positive verdict in that time learns it at full weight; a
 //!   true-positive verdict keeps it out for good.
 //!
@@ -63,8 +64,8 @@ pub struct Settings {
     pub max_expiry_s: i64,
     /// A suppression covers values up to this multiple of the judged alert's value.
     pub value_margin: f64,
-    /// How long a bucket that raised an alert waits for a verdict before it is learned at the
-    /// guard weight, seconds.
+    /// How long a bucket that raised a volume (exfiltration) alert waits for a verdict before it
+    /// is learned at the guard weight, seconds.
     pub hold_s: i64,
     /// False positives of one rule on one peer group before its threshold rises.
     pub raise_after: u64,
