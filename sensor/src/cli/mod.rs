@@ -9,6 +9,7 @@
 //! the run itself succeeded), 1 any other runtime failure.
 
 mod baseline;
+mod console;
 mod delivery;
 mod export;
 mod live;
@@ -102,6 +103,11 @@ enum Command {
         /// or --quiet); 0 for none.
         #[arg(long, value_name = "SECONDS", default_value_t = 30)]
         progress_interval: u64,
+        /// After the input ends, keep answering the control socket and serving the console
+        /// (`[console]`) from the final state until SIGINT or SIGTERM; statistics are written
+        /// then.
+        #[arg(long)]
+        hold: bool,
         /// Capture files.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -253,7 +259,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
             let handle = Arc::new(ConfigHandle::new(cfg.clone(), overrides));
             live::run_live(&cfg, path, &handle, alerts.as_deref())
         }
-        Command::Replay { config, flows, stats, alerts, state, quiet, progress_interval, pcaps } => {
+        Command::Replay { config, flows, stats, alerts, state, quiet, progress_interval, hold, pcaps } => {
             let mut cfg = match config {
                 Some(path) => config::load(path)?,
                 None => Config::default(),
@@ -262,7 +268,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
             if let Some(state) = state {
                 cfg.detection.state_file = Some(state);
             }
-            let progress = replay::ProgressArgs { quiet, interval_s: progress_interval };
+            let progress = replay::ProgressArgs { quiet, interval_s: progress_interval, hold };
             replay::replay(&cfg, &pcaps, alerts.as_deref(), progress)
         }
         Command::Baseline { action } => baseline::execute(action),
@@ -326,21 +332,6 @@ pub fn build_engine(cfg: &Config) -> anyhow::Result<Option<Engine>> {
     };
     Ok(Some(Engine::new(cfg, saved)))
 }
-
-/// The control socket, when `control.socket` is set and detection is on (verdicts need the
-/// engine): the server (the socket goes when it is dropped) and its requests.
-fn control_socket(cfg: &Config) -> anyhow::Result<(Option<crate::control::Server>, Option<ControlRx>)> {
-    match &cfg.control_socket {
-        Some(path) if cfg.detection.enabled => {
-            let (server, rx) = crate::control::serve(path)?;
-            Ok((Some(server), Some(rx)))
-        }
-        _ => Ok((None, None)),
-    }
-}
-
-/// Where the control socket's requests come out.
-type ControlRx = crossbeam_channel::Receiver<crate::control::Call>;
 
 fn alert_writer(arg: Option<&str>) -> anyhow::Result<Option<AlertWriter>> {
     let Some(arg) = arg else { return Ok(None) };

@@ -35,6 +35,7 @@ pub use settings::{
     CaptureMode, CaptureSettings, Config, DecodeSettings, FlowSettings, MetricsSettings, OutputSettings,
     OutputTarget, SensorSettings, XdpCaptureSettings,
 };
+pub(crate) use validate::toml_string;
 
 /// Reads and validates the configuration file at `path`.
 pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {

@@ -43,6 +43,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<Config, ConfigEr
         output: check.output(raw.output)?,
         metrics: check.metrics(&raw.metrics)?,
         control_socket: check.control(&raw.control)?,
+        console: crate::console::config::validate(raw.console, origin)?,
         detection: crate::detect::config::validate(raw.detection, origin)?,
         alerts: crate::deliver::config::validate(raw.alerts, origin)?,
         origin: origin.to_path_buf(),

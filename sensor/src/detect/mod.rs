@@ -58,6 +58,7 @@ pub mod state;
 pub mod suspicious_http;
 pub mod suspicious_tls;
 pub mod verdict;
+pub mod view;
 pub mod volume;
 
 #[cfg(test)]

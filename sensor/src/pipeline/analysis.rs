@@ -32,6 +32,9 @@ use crate::output::flow_json::FlowJsonWriter;
 use crate::output::flow_meta::FlowMetas;
 use crate::stats::{DetectionJson, ObservedJson, StatsHub};
 
+/// How often a holding analysis stage looks at its flag.
+const HOLD_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// A message to the analysis stage.
 #[derive(Debug)]
 pub enum AnalysisMsg {
@@ -174,6 +177,8 @@ pub struct Analysis {
     pub export: Option<crate::output::export::ExportFeed>,
     /// Requests from the control socket (verdicts, reports), answered between messages.
     pub control: Option<Receiver<Call>>,
+    /// Set: after the input ends, keep answering control requests until the flag is set.
+    pub hold: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A function that returns new detection settings once after each reload.
@@ -292,7 +297,29 @@ impl Analysis {
         }
         self.emit()?;
         self.publish(hub, observed);
+        self.hold(hub, observed);
         Ok(self.engine)
+    }
+
+    /// `replay --hold`: answers control requests from the final state until the hold flag is
+    /// set; a verdict is saved to the state file as during the run.
+    fn hold(&mut self, hub: &StatsHub, observed: ObserveCounters) {
+        let Some(until) = self.hold.take() else { return };
+        eprintln!("nbad-sensor: input ended; holding the control socket and console until SIGINT or SIGTERM");
+        while !until.load(std::sync::atomic::Ordering::Relaxed) {
+            let Some(ctl) = self.control.as_ref() else {
+                std::thread::sleep(HOLD_POLL);
+                continue;
+            };
+            match ctl.recv_timeout(HOLD_POLL) {
+                Ok(call) => {
+                    self.answer(call);
+                    self.publish(hub, observed);
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => self.control = None,
+            }
+        }
     }
 
     fn process(
@@ -342,6 +369,10 @@ impl Analysis {
         let reply = match (call.request, self.engine.as_mut()) {
             (_, None) => Reply::Error { message: "detection is off in this sensor".into() },
             (Request::Report, Some(engine)) => Reply::Report { report: Report::of(engine.verdicts()) },
+            (Request::Host { host }, Some(engine)) => {
+                Reply::Host { view: engine.host_view(host).map(Box::new) }
+            }
+            (Request::Hosts, Some(engine)) => Reply::Hosts { hosts: engine.host_list() },
             (Request::Verdict { verdict }, Some(engine)) => match engine.give_verdict(&verdict) {
                 Ok(outcome) => {
                     if let Some(path) = engine.settings().state_file.clone() {
