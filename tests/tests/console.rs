@@ -6,6 +6,9 @@
 //! the capture replayed again from the saved state: the judged alert does not come back, and
 //! the statistics count the finding the suppression silenced.
 //!
+//! Last, `nbad-sensor console` serves the stopped sensor's alerts file and saved state (how
+//! `cargo xtask lab` ends), read here with plain HTTP and the bearer token.
+//!
 //! Screenshots of the four pages are written to `$NBAD_CONSOLE_SCREENSHOTS` when set (that is
 //! how docs/console/*.png are made), else into the test's scratch folder.
 
@@ -249,5 +252,41 @@ fn the_console_shows_the_replayed_scan_and_a_verdict_given_in_the_browser_silenc
     let stats: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("second.stats.json"))?)?;
     let suppressed = stats.pointer("/detection/verdicts/counters/suppressed").and_then(Value::as_u64);
     ensure!(suppressed >= Some(1), "the suppression silenced a finding: {suppressed:?}");
+
+    // The stopped sensor's console (`nbad-sensor console`, how `cargo xtask lab` ends): the first
+    // run's alerts and the saved baselines.
+    let mut stopped = Command::new(sensor_bin()?)
+        .args(["console", "-c"])
+        .arg(&cfg)
+        .arg("--alerts")
+        .arg(dir.join("first.alerts.jsonl"))
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = stopped.stderr.take().context("no stderr")?;
+    let line = BufReader::new(stderr).lines().next().context("no line from the console")??;
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).context("no URL")?.to_owned();
+    let got = (|| -> Result<(String, String)> {
+        Ok((get(&url, &format!("alert/{alert_id}"))?, get(&url, &format!("host/{SCANNER}"))?))
+    })();
+    let _ = stopped.kill();
+    let _ = stopped.wait();
+    let (alert, host) = got?;
+    ensure!(alert.starts_with("HTTP/1.1 200") && alert.contains("vertical scan"), "stopped console: {alert}");
+    ensure!(host.starts_with("HTTP/1.1 200") && host.contains("Baselines"), "stopped console: {host}");
     Ok(())
+}
+
+/// A GET of `path` below `url` with the token, as raw HTTP/1.1.
+fn get(url: &str, path: &str) -> Result<String> {
+    use std::io::{Read as _, Write as _};
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(LIMIT))?;
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
 }

@@ -130,6 +130,29 @@ impl Report {
     }
 }
 
+/// The engine's answer to `request`. A verdict is saved at once (a snapshot of the state
+/// file, when one is configured): it must survive a crash right after the analyst was told it
+/// was applied.
+pub fn answer(engine: Option<&mut crate::detect::Engine>, request: Request) -> Reply {
+    let Some(engine) = engine else {
+        return Reply::Error { message: "detection is off in this sensor".into() };
+    };
+    match request {
+        Request::Report => Reply::Report { report: Report::of(engine.verdicts()) },
+        Request::Host { host } => Reply::Host { view: engine.host_view(host).map(Box::new) },
+        Request::Hosts => Reply::Hosts { hosts: engine.host_list() },
+        Request::Verdict { verdict } => match engine.give_verdict(&verdict) {
+            Ok(outcome) => {
+                if let Some(path) = engine.settings().state_file.clone() {
+                    engine.snapshot_to(&path);
+                }
+                Reply::Applied { outcome }
+            }
+            Err(e) => Reply::Error { message: e.to_string() },
+        },
+    }
+}
+
 /// A request from a client, and where its answer goes.
 #[derive(Debug)]
 pub struct Call {

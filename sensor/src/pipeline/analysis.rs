@@ -24,7 +24,7 @@ use std::io::Write;
 use crossbeam_channel::Receiver;
 
 use crate::alert::{Alert, Detector};
-use crate::control::{Call, Reply, Report, Request};
+use crate::control::Call;
 use crate::detect::Engine;
 use crate::flow::FlowRecord;
 use crate::observe::{Observation, ObserveCounters};
@@ -362,28 +362,9 @@ impl Analysis {
         self.emit()
     }
 
-    /// Answers a control request. A verdict is saved at once (a snapshot of the state file,
-    /// when one is configured): it must survive a crash right after the analyst was told it
-    /// was applied.
+    /// Answers a control request (see [`crate::control::answer`]).
     fn answer(&mut self, call: Call) {
-        let reply = match (call.request, self.engine.as_mut()) {
-            (_, None) => Reply::Error { message: "detection is off in this sensor".into() },
-            (Request::Report, Some(engine)) => Reply::Report { report: Report::of(engine.verdicts()) },
-            (Request::Host { host }, Some(engine)) => {
-                Reply::Host { view: engine.host_view(host).map(Box::new) }
-            }
-            (Request::Hosts, Some(engine)) => Reply::Hosts { hosts: engine.host_list() },
-            (Request::Verdict { verdict }, Some(engine)) => match engine.give_verdict(&verdict) {
-                Ok(outcome) => {
-                    if let Some(path) = engine.settings().state_file.clone() {
-                        engine.snapshot_to(&path);
-                    }
-                    Reply::Applied { outcome }
-                }
-                Err(e) => Reply::Error { message: e.to_string() },
-            },
-        };
-        let _ = call.reply.send(reply);
+        let _ = call.reply.send(crate::control::answer(self.engine.as_mut(), call.request));
     }
 
     fn emit(&mut self) -> std::io::Result<bool> {
