@@ -19,6 +19,7 @@ pub mod capture_loss;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod decode;
 pub mod deliver;

@@ -517,6 +517,7 @@ pub fn alerts_of_scenario() -> anyhow::Result<Vec<Alert>> {
         export: None,
         control: None,
         respond: None,
+        hold: None,
         on_alerts: Some(AlertHook(Box::new(move |a: &[Alert]| {
             if let Ok(mut v) = sink.lock() {
                 v.extend_from_slice(a);

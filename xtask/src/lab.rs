@@ -1,8 +1,9 @@
 //! `cargo xtask lab`: the live demo. Builds the sensor, starts the lab (namespaces, real servers,
 //! a tc mirror of the router's inside interface to `span0`), runs `nbad-sensor run` on `span0`
 //! with `configs/lab.toml`, then plays benign traffic and each episode in turn while the sensor's
-//! flow records stream to the terminal, one summary line each. Ends by stopping the sensor with
-//! SIGTERM and removing the lab.
+//! flow records stream to the terminal, one summary line each. Stops the sensor with SIGTERM,
+//! removes the lab, and ends with the web console of the run (its URL; on a terminal it serves
+//! until Ctrl-C, see `lab_console`).
 //!
 //! Banners and notes go to stderr, flow records to stdout (`cargo xtask lab > flows.txt` keeps
 //! only the records). Every record is also saved, as the sensor wrote it, to
@@ -22,7 +23,7 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::cmd::{self, heading, note};
-use crate::{setup, target_dir};
+use crate::{lab_console, setup, target_dir};
 
 /// The lab library of the `nbad-tests` crate, compiled into xtask from the same files: xtask
 /// depends on no workspace crate (see xtask/Cargo.toml), and the library needs nothing but std,
@@ -70,9 +71,10 @@ pub fn run(root: &Path, args: &LabArgs) -> Result<()> {
     let config_path = root.join("configs/lab.toml");
     let base =
         fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    let config = netlab::config_with(&base, &args.mode, &span_if(0))?;
     let out_dir = target_dir(root).join("lab");
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let console = lab_console::Files::prepare(&out_dir)?;
+    let config = console.with_state(&netlab::config_with(&base, &args.mode, &span_if(0))?);
 
     install_stop_handlers()?;
     let started = Instant::now();
@@ -153,7 +155,7 @@ pub fn run(root: &Path, args: &LabArgs) -> Result<()> {
     if !failed.is_empty() {
         bail!("episodes failed: {}", failed.join(", "));
     }
-    Ok(())
+    lab_console::finish(&sensor_bin, &console, &config, &output.alerts)
 }
 
 /// One line per alert: detector, score, host, and its message.

@@ -12,6 +12,7 @@ mod detect_report;
 mod fresh;
 mod fuzz;
 mod lab;
+mod lab_console;
 mod setup;
 mod stats;
 mod test;

@@ -7,7 +7,7 @@
 //!   jq (reading the sensor's JSON in scripts), libndpi-bin (`ndpiReader`, the comparison in
 //!   `cargo xtask detect-report`); lintian, systemd (systemd-analyze), debootstrap and
 //!   systemd-container (the Debian package's checks, its container test and `cargo xtask
-//!   fresh`); the alert receivers of the delivery tests; every program the lab runs (servers and
+//!   fresh`); chromium and fonts-dejavu-core (the web console's browser test); the alert receivers of the delivery tests; every program the lab runs (servers and
 //!   clients: dnsmasq, OpenSSH, iodine, ptunnel-ng, nmap, curl, dig, ethtool, ...; the list is
 //!   `nbad_tests::lab::preflight::PROGRAMS`, which the lab's own check reads too); and what
 //!   `cargo xtask bench` runs: tcpreplay (`--live`), softflowd and Suricata 7 from
@@ -71,6 +71,10 @@ const APT_PACKAGES: &[&str] = &[
     // Flow export tests (tests/tests/export_ipfix.rs): real IPFIX / NetFlow v9 collectors.
     "nfdump",
     "pmacct",
+    // The web console's test (tests/tests/console.rs) drives a real headless Chromium; the
+    // DejaVu fonts make its screenshots (docs/console/) readable.
+    "chromium",
+    "fonts-dejavu-core",
 ];
 
 /// What `cargo xtask bench --live` runs besides the sensor; `--peers` wants softflowd and

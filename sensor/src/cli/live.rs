@@ -128,7 +128,8 @@ fn run_source<S: PacketSource>(
     }));
     // Flow records follow `output.flows` through reloads.
     let flows = FlowJsonWriter::new(Box::new(ReloadableOutput::new(Arc::clone(handle))?), &cfg.sensor.id);
-    let (_control, control) = super::control_socket(cfg)?;
+    let mut companions = super::console::start(cfg, &hub)?;
+    let on_alerts = super::console::hook(companions.store.take(), Some(on_alerts));
     let (responder, respond) = start_response(cfg)?.unzip();
     let opts = RunOptions {
         flows: Some(flows),
@@ -139,13 +140,14 @@ fn run_source<S: PacketSource>(
         hasher: FlowHasher::random(),
         engine: super::build_engine(cfg)?,
         alerts: super::alert_writer(alerts)?,
-        on_alerts: Some(on_alerts),
+        on_alerts,
         side_alerts: Some(side_alerts),
         settings: Some(settings),
         export: feed,
-        control,
+        control: companions.requests.take(),
         respond,
         hub: Some(Arc::clone(&hub)),
+        hold: None,
     };
     let snapshot = pipeline::run(cfg, &mut source, opts);
     if let Some(r) = responder {

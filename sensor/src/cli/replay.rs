@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use anyhow::Context as _;
+
 use super::progress::{Mode, Progress};
 use super::{delivery, export};
 use crate::capture::file::FileSource;
@@ -27,6 +29,8 @@ pub(super) struct ProgressArgs {
     pub quiet: bool,
     /// `--progress-interval`: seconds between summary lines when no bar is drawn (0: none).
     pub interval_s: u64,
+    /// `--hold`: keep answering the control socket and the console after the input ends.
+    pub hold: bool,
 }
 
 pub(super) fn replay(
@@ -43,7 +47,19 @@ pub(super) fn replay(
         let d = Arc::clone(d);
         AlertHook(Box::new(move |a: &[crate::alert::Alert]| delivery::submit_all(&d, a)))
     });
-    let (_control, control) = super::control_socket(cfg)?;
+    let mut companions = super::console::start(cfg, &hub)?;
+    let on_alerts = super::console::hook(companions.store.take(), on_alerts);
+    // `--hold`: until SIGINT or SIGTERM.
+    let hold = if progress.hold {
+        let stop = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(signal, Arc::clone(&stop))
+                .context("cannot install signal handlers")?;
+        }
+        Some(stop)
+    } else {
+        None
+    };
     let opts = RunOptions {
         flows: super::flow_writer(cfg)?,
         stats: cfg.output.stats.clone(),
@@ -57,10 +73,11 @@ pub(super) fn replay(
         side_alerts: None,
         settings: None,
         export: feed,
-        control,
+        control: companions.requests.take(),
         // Response acts on the world now: never on a replay of old traffic.
         respond: None,
         hub: Some(Arc::clone(&hub)),
+        hold,
     };
     let shown = Progress::start(
         Mode::choose(progress.quiet, progress.interval_s),

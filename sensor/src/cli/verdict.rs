@@ -67,7 +67,7 @@ pub(super) fn give(
         Target::Live(sock) => match control::call(&sock, &Request::Verdict { verdict: req })? {
             Reply::Applied { outcome } => outcome,
             Reply::Error { message } => anyhow::bail!("the sensor refused the verdict: {message}"),
-            Reply::Report { .. } => anyhow::bail!("{}: the sensor answered something else", sock.display()),
+            _ => anyhow::bail!("{}: the sensor answered something else", sock.display()),
         },
         Target::Stopped(path, cfg) => {
             let mut st = load(&path)?;
@@ -84,17 +84,7 @@ pub(super) fn give(
         }
     };
     println!("{}", serde_json::to_string_pretty(&outcome)?);
-    eprintln!(
-        "nbad-sensor: verdict recorded for {} alert(s); {} suppression(s), {} held bucket(s) settled{}",
-        outcome.alerts.len(),
-        outcome.suppressions.len(),
-        outcome.buckets_settled,
-        if outcome.threshold_raises.is_empty() {
-            String::new()
-        } else {
-            format!("; thresholds raised: {}", outcome.threshold_raises.join(", "))
-        }
-    );
+    eprintln!("nbad-sensor: verdict {}", outcome.summary());
     Ok(())
 }
 
@@ -109,7 +99,7 @@ pub(super) fn report(
         Target::Live(sock) => match control::call(&sock, &Request::Report)? {
             Reply::Report { report } => report,
             Reply::Error { message } => anyhow::bail!("the sensor refused: {message}"),
-            Reply::Applied { .. } => anyhow::bail!("{}: the sensor answered something else", sock.display()),
+            _ => anyhow::bail!("{}: the sensor answered something else", sock.display()),
         },
         Target::Stopped(path, _) => Report::of(&load(&path)?.verdicts),
     };

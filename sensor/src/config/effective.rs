@@ -36,6 +36,7 @@ impl Display for Effective<'_> {
             output,
             metrics,
             control_socket,
+            console,
             detection,
             alerts,
             response,
@@ -121,6 +122,7 @@ impl Display for Effective<'_> {
         writeln!(f, "\n[control]")?;
         let socket = control_socket.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
         writeln!(f, "socket = {}", toml_string(&socket))?;
+        crate::console::ConsoleSettings::write_effective(console.as_ref(), f)?;
 
         write!(f, "\n{}", detection.to_toml())?;
         alerts.write_effective(f)?;

@@ -24,6 +24,7 @@ pub(crate) struct RawConfig {
     pub output: RawOutput,
     pub metrics: RawMetrics,
     pub control: RawControl,
+    pub console: crate::console::config::RawConsole,
     pub detection: crate::detect::config::RawDetection,
     pub alerts: crate::deliver::config::RawAlerts,
     pub response: crate::respond::config::RawResponse,

@@ -34,6 +34,8 @@ pub struct Config {
     pub metrics: MetricsSettings,
     /// `[control]`: the local control socket; `None` (the default) opens none.
     pub control_socket: Option<PathBuf>,
+    /// `[console]`: the local web console; `None` (the default) serves none.
+    pub console: Option<crate::console::ConsoleSettings>,
     /// `[detection]`
     pub detection: crate::detect::config::DetectionSettings,
     /// `[alerts]`: the spool and the sinks alerts are delivered to.

@@ -47,6 +47,7 @@ pub(crate) fn validate(raw: RawConfig, origin: &Path) -> Result<Config, ConfigEr
         output: check.output(raw.output)?,
         metrics: check.metrics(&raw.metrics)?,
         control_socket: check.control(&raw.control)?,
+        console: crate::console::config::validate(raw.console, origin)?,
         detection: crate::detect::config::validate(raw.detection, origin)?,
         response: crate::respond::config::validate(raw.response, &raw.alerts, origin)?,
         alerts: crate::deliver::config::validate(raw.alerts, origin)?,

@@ -43,6 +43,13 @@ pub enum Request {
     },
     /// Precision, time to detect, suppressions.
     Report,
+    /// What the engine knows of one host (the console's host page).
+    Host {
+        /// The host.
+        host: std::net::IpAddr,
+    },
+    /// The hosts the engine tracks (the console's host list).
+    Hosts,
 }
 
 /// The answer to a [`Request`].
@@ -58,6 +65,16 @@ pub enum Reply {
     Report {
         /// What the verdicts say.
         report: Report,
+    },
+    /// One host ([`Request::Host`]); `None` when the engine does not track it.
+    Host {
+        /// The host's view.
+        view: Option<Box<crate::detect::view::HostView>>,
+    },
+    /// The host list ([`Request::Hosts`]).
+    Hosts {
+        /// Most recently learned first.
+        hosts: Vec<crate::detect::view::HostSummary>,
     },
     /// The request was refused.
     Error {
@@ -113,6 +130,29 @@ impl Report {
     }
 }
 
+/// The engine's answer to `request`. A verdict is saved at once (a snapshot of the state
+/// file, when one is configured): it must survive a crash right after the analyst was told it
+/// was applied.
+pub fn answer(engine: Option<&mut crate::detect::Engine>, request: Request) -> Reply {
+    let Some(engine) = engine else {
+        return Reply::Error { message: "detection is off in this sensor".into() };
+    };
+    match request {
+        Request::Report => Reply::Report { report: Report::of(engine.verdicts()) },
+        Request::Host { host } => Reply::Host { view: engine.host_view(host).map(Box::new) },
+        Request::Hosts => Reply::Hosts { hosts: engine.host_list() },
+        Request::Verdict { verdict } => match engine.give_verdict(&verdict) {
+            Ok(outcome) => {
+                if let Some(path) = engine.settings().state_file.clone() {
+                    engine.snapshot_to(&path);
+                }
+                Reply::Applied { outcome }
+            }
+            Err(e) => Reply::Error { message: e.to_string() },
+        },
+    }
+}
+
 /// A request from a client, and where its answer goes.
 #[derive(Debug)]
 pub struct Call {
@@ -138,12 +178,19 @@ impl Drop for Server {
     }
 }
 
-/// Opens the control socket at `path` and serves it on a thread; requests come out of the
-/// returned receiver.
+/// The channel that carries requests to the analysis stage: the control socket's thread and
+/// the web console send on it.
+#[must_use]
+pub fn channel() -> (Sender<Call>, Receiver<Call>) {
+    bounded(1)
+}
+
+/// Opens the control socket at `path` and serves it on a thread; requests go to `tx` (see
+/// [`channel`]).
 ///
 /// # Errors
 /// The socket cannot be created (its directory is missing, or another sensor answers on it).
-pub fn serve(path: &Path) -> anyhow::Result<(Server, Receiver<Call>)> {
+pub fn serve(path: &Path, tx: Sender<Call>) -> anyhow::Result<Server> {
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
             anyhow::bail!("{}: another sensor answers on this control socket", path.display());
@@ -156,7 +203,6 @@ pub fn serve(path: &Path) -> anyhow::Result<(Server, Receiver<Call>)> {
         .with_context(|| format!("{}: cannot open the control socket", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("{}: cannot set the control socket's mode", path.display()))?;
-    let (tx, rx) = bounded(1);
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = Arc::clone(&stop);
     std::thread::Builder::new()
@@ -172,7 +218,7 @@ pub fn serve(path: &Path) -> anyhow::Result<(Server, Receiver<Call>)> {
             }
         })
         .context("cannot start the control socket's thread")?;
-    Ok((Server { path: path.to_path_buf(), stop }, rx))
+    Ok(Server { path: path.to_path_buf(), stop })
 }
 
 fn serve_one(mut stream: UnixStream, tx: &Sender<Call>) {

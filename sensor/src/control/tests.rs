@@ -16,7 +16,8 @@ fn answer_reports(rx: Receiver<Call>) {
 fn a_report_request_is_answered_through_the_socket_with_mode_0660() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("control.sock");
-    let (server, rx) = serve(&path).expect("serve");
+    let (tx, rx) = channel();
+    let server = serve(&path, tx).expect("serve");
     answer_reports(rx);
     let mode = std::fs::metadata(&path).expect("socket exists").permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
@@ -32,7 +33,8 @@ fn a_report_request_is_answered_through_the_socket_with_mode_0660() {
 fn garbage_and_oversized_requests_get_an_error_and_the_socket_keeps_serving() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("control.sock");
-    let (_server, rx) = serve(&path).expect("serve");
+    let (tx, rx) = channel();
+    let _server = serve(&path, tx).expect("serve");
     answer_reports(rx);
     for body in [b"{\"op\":\"shutdown\"}\n".to_vec(), vec![b'x'; 70_000]] {
         let mut s = UnixStream::connect(&path).expect("connect");
@@ -52,9 +54,10 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_refused() {
     let path = dir.path().join("control.sock");
     drop(UnixListener::bind(&path).expect("stale socket"));
     assert!(path.exists());
-    let (_server, rx) = serve(&path).expect("a stale socket is replaced");
+    let (tx, rx) = channel();
+    let _server = serve(&path, tx.clone()).expect("a stale socket is replaced");
     answer_reports(rx);
-    let err = serve(&path).expect_err("a second sensor on the same socket");
+    let err = serve(&path, tx).expect_err("a second sensor on the same socket");
     assert!(err.to_string().contains("another sensor"), "{err}");
     assert!(is_live(&path));
 }

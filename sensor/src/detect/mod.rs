@@ -59,6 +59,7 @@ pub mod state;
 pub mod suspicious_http;
 pub mod suspicious_tls;
 pub mod verdict;
+pub mod view;
 pub mod volume;
 
 #[cfg(test)]
@@ -470,7 +471,9 @@ impl Engine {
             })
             .collect();
         services.sort_by_key(|a| (a.server, a.port, a.transport));
-        let mut st = state::State::new(self.now_ns, hosts, services);
+        // Before any packet (a verdict given to a sensor that has only its saved state), the saved
+        // state's time: the snapshot must not go back to 0.
+        let mut st = state::State::new(self.now_ns.max(self.saved_ns), hosts, services);
         st.peer_groups = self.groups.clone();
         st.verdicts = self.book.clone();
         if let Some(keep) = self.retention {

@@ -29,7 +29,7 @@ use std::io::Write;
 use crossbeam_channel::Receiver;
 
 use crate::alert::{Alert, Detector, LearningState};
-use crate::control::{Call, Reply, Report, Request};
+use crate::control::{Call, Request};
 use crate::detect::Engine;
 use crate::flow::FlowRecord;
 use crate::observe::{Observation, ObserveCounters};
@@ -37,6 +37,9 @@ use crate::output::flow_json::FlowJsonWriter;
 use crate::output::flow_meta::FlowMetas;
 use crate::privacy::Privacy;
 use crate::stats::{DetectionJson, ObservedJson, StatsHub};
+
+/// How often a holding analysis stage looks at its flag.
+const HOLD_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A message to the analysis stage.
 #[derive(Debug)]
@@ -185,6 +188,8 @@ pub struct Analysis {
     /// The `[privacy]` rewrite of what goes out (`None`: outputs get records and alerts as
     /// they are).
     pub privacy: Option<Privacy>,
+    /// Set: after the input ends, keep answering control requests until the flag is set.
+    pub hold: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A function that returns new detection settings once after each reload.
@@ -297,7 +302,29 @@ impl Analysis {
         }
         self.emit()?;
         self.publish(hub, observed);
+        self.hold(hub, observed);
         Ok(self.engine)
+    }
+
+    /// `replay --hold`: answers control requests from the final state until the hold flag is
+    /// set; a verdict is saved to the state file as during the run.
+    fn hold(&mut self, hub: &StatsHub, observed: ObserveCounters) {
+        let Some(until) = self.hold.take() else { return };
+        eprintln!("nbad-sensor: input ended; holding the control socket and console until SIGINT or SIGTERM");
+        while !until.load(std::sync::atomic::Ordering::Relaxed) {
+            let Some(ctl) = self.control.as_ref() else {
+                std::thread::sleep(HOLD_POLL);
+                continue;
+            };
+            match ctl.recv_timeout(HOLD_POLL) {
+                Ok(call) => {
+                    self.answer(call);
+                    self.publish(hub, observed);
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => self.control = None,
+            }
+        }
     }
 
     fn process(
@@ -339,31 +366,17 @@ impl Analysis {
         self.emit()
     }
 
-    /// Answers a control request. A verdict is saved at once (a snapshot of the state file,
-    /// when one is configured): it must survive a crash right after the analyst was told it
-    /// was applied.
+    /// Answers a control request (see [`crate::control::answer`]).
     fn answer(&mut self, call: Call) {
-        let reply = match (call.request, self.engine.as_mut()) {
-            (_, None) => Reply::Error { message: "detection is off in this sensor".into() },
-            (Request::Report, Some(engine)) => Reply::Report { report: Report::of(engine.verdicts()) },
-            (Request::Verdict { mut verdict }, Some(engine)) => {
-                if let Some(real) =
-                    self.privacy.as_ref().and_then(|p| p.real_id(&verdict.id, engine.verdicts()))
-                {
-                    verdict.id = real;
-                }
-                match engine.give_verdict(&verdict) {
-                    Ok(outcome) => {
-                        if let Some(path) = engine.settings().state_file.clone() {
-                            engine.snapshot_to(&path);
-                        }
-                        Reply::Applied { outcome }
-                    }
-                    Err(e) => Reply::Error { message: e.to_string() },
-                }
-            }
-        };
-        let _ = call.reply.send(reply);
+        let mut request = call.request;
+        // An id copied from a pseudonymising output names its real alert.
+        if let (Request::Verdict { verdict }, Some(p), Some(engine)) =
+            (&mut request, self.privacy.as_ref(), self.engine.as_ref())
+            && let Some(real) = p.real_id(&verdict.id, engine.verdicts())
+        {
+            verdict.id = real;
+        }
+        let _ = call.reply.send(crate::control::answer(self.engine.as_mut(), request));
     }
 
     /// Writes `records` to the flow output (with their payload facts from `metas`, when

@@ -74,6 +74,9 @@ pub struct RunOptions {
     /// Where the stages publish their counters; a fresh hub when `None`. A live sensor passes
     /// its own, which the metrics endpoint and the capture-loss watch read.
     pub hub: Option<Arc<StatsHub>>,
+    /// After the input ends, keep answering control requests (the control socket, the
+    /// console) from the final state until this flag is set (`replay --hold`).
+    pub hold: Option<Arc<AtomicBool>>,
 }
 
 /// The capture thread's link to the analysis stage: its observer and sender.
@@ -169,6 +172,7 @@ pub fn run<S: PacketSource>(
             control: opts.control.take(),
             respond: opts.respond.take(),
             privacy: crate::privacy::Privacy::from_config(config),
+            hold: opts.hold.take(),
         };
         let hub_ref = hub;
         // With detection on, every input (workers and the capture thread)
@@ -196,6 +200,11 @@ pub fn run<S: PacketSource>(
             if handle.join().is_err() {
                 anyhow::bail!("a flow worker thread panicked");
             }
+        }
+        // Published before the analysis stage is joined: one that holds (`replay --hold`)
+        // serves the final capture counters meanwhile.
+        if let (Ok(c), Ok(d)) = (&capture_result, &finish_result) {
+            hub.publish_capture(c, &decoder.counters, d, true);
         }
         let output_result = output.join().map_err(|_| anyhow::anyhow!("the analysis thread panicked"))?;
         let counters = capture_result?;

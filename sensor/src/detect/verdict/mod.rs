@@ -244,6 +244,24 @@ pub struct Outcome {
     pub threshold_raises: Vec<String>,
 }
 
+impl Outcome {
+    /// What the verdict did, in one line (the CLI's message, the console's note).
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let raised = if self.threshold_raises.is_empty() {
+            String::new()
+        } else {
+            format!("; thresholds raised: {}", self.threshold_raises.join(", "))
+        };
+        format!(
+            "recorded for {} alert(s); {} suppression(s) created, {} held bucket(s) settled{raised}",
+            self.alerts.len(),
+            self.suppressions.len(),
+            self.buckets_settled,
+        )
+    }
+}
+
 /// Why a verdict was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerdictError {

@@ -67,6 +67,7 @@ fn replay(dir: &Path, name: &str, privacy_toml: &str, outputs: bool) -> Run {
         export: outputs.then_some(feed),
         control: None,
         respond: None,
+        hold: None,
         hub: None,
     };
     let mut source = FileSource::new(&[pcap]).expect("open the capture");
