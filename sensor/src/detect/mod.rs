@@ -279,6 +279,10 @@ pub struct Engine {
     figures: verdict::Figures,
     /// The packet time of the saved state it started from (0: none).
     saved_ns: u64,
+    /// When the flow table last evicted a flow for room (emergency mode), ns (0: never).
+    evicted_ns: u64,
+    /// Flows evicted for room since the engine started.
+    evicted: u64,
     alerts: Vec<Alert>,
     last_snapshot_ns: u64,
     /// The first packet time the engine saw (how long it has been learning).
@@ -321,6 +325,8 @@ impl Engine {
             book: verdict::Book::default(),
             figures: verdict::Figures::default(),
             saved_ns: 0,
+            evicted_ns: 0,
+            evicted: 0,
             alerts: Vec::new(),
             last_snapshot_ns: 0,
             first_ns: 0,
@@ -489,6 +495,16 @@ impl Engine {
             if let Some(h) = self.hosts.get(&alert.host) {
                 verdict::note_baseline(&mut alert.evidence, &h.baseline);
             }
+            // Raised while the flow table was full and evicting: its counts may be short.
+            if self.evicted_ns > 0 && alert.timestamp_ns.saturating_sub(self.evicted_ns) <= DEGRADED_NS {
+                alert.evidence.details.insert(
+                    "capture_degraded".into(),
+                    serde_json::json!({
+                        "reason": "the flow table was full and evicting flows (emergency mode) within the last minute: counts may be incomplete",
+                        "flows_evicted": self.evicted,
+                    }),
+                );
+            }
             self.stage.correlate(&mut alert, &self.settings);
             self.book.remember(verdict::Entry::of(&alert, group), &self.settings.verdicts);
             self.alerts.push(alert);
@@ -558,6 +574,10 @@ impl Engine {
     /// Accounts one flow record.
     pub fn record(&mut self, r: &FlowRecord) {
         self.counters.records += 1;
+        if r.reason == crate::flow::record::EndReason::Evicted {
+            self.evicted_ns = self.evicted_ns.max(r.end_ns);
+            self.evicted += 1;
+        }
         let client = r.client_endpoint();
         let server = r.server_endpoint();
         let flow = FlowRef { a: client, b: server, proto: r.key.proto };
@@ -1009,6 +1029,9 @@ pub fn local_scope(ip: IpAddr) -> bool {
         IpAddr::V6(a) => a.is_multicast() || a.is_unicast_link_local() || a.is_unspecified(),
     }
 }
+
+/// How long after an emergency eviction alerts are marked `capture_degraded`.
+const DEGRADED_NS: u64 = 60_000_000_000;
 
 fn nanos(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
