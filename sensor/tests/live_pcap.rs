@@ -297,6 +297,34 @@ fn xdp_capture_accounts_the_last_poll_interval_at_sigterm() {
     live_capture_accounts_known_flows("xdp", 2, 10_000);
 }
 
+/// Capability bits (linux/capability.h).
+const NET_ADMIN: u64 = 1 << 12;
+const NET_RAW: u64 = 1 << 13;
+const BPF: u64 = 1 << 39;
+
+/// The effective capabilities of every thread of `pid` (or'ed), once `ready` holds for them or
+/// `limit` passed.
+fn effective_capabilities(pid: u32, limit: Duration, ready: impl Fn(u64) -> bool) -> u64 {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut all = 0;
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the sensor's threads");
+        for task in tasks.flatten() {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            let eff = status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+                .unwrap_or(0);
+            all |= eff;
+        }
+        if ready(all) || Instant::now() >= deadline {
+            return all;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn live_capture_accounts_known_flows(mode: &str, tag: u32, poll_ms: u32) {
     let Some(_ran) = require() else { return };
     delete_leftovers();
@@ -326,6 +354,13 @@ fn live_capture_accounts_known_flows(mode: &str, tag: u32, poll_ms: u32) {
         let _ = sensor.child.wait();
         panic!("the sensor never said it was capturing:\n{}", sensor.all_stderr());
     }
+
+    // Once capture is open, what opened it is gone: CAP_NET_RAW always, CAP_BPF unless the
+    // XDP path still reads its maps (bpf(2) wants it); CAP_NET_ADMIN stays.
+    let held = effective_capabilities(sensor.child.id(), Duration::from_secs(5), |caps| caps & NET_RAW == 0);
+    assert_eq!(held & NET_RAW, 0, "CAP_NET_RAW dropped: {held:#x}");
+    assert_eq!(held & BPF != 0, mode == "xdp", "CAP_BPF kept only for XDP: {held:#x}");
+    assert_ne!(held & NET_ADMIN, 0, "CAP_NET_ADMIN kept: {held:#x}");
 
     link.python_in_netns(SEND_UDP, &[&link.peer_ip, &link.host_ip]);
     let mut buf = [0u8; 2048];

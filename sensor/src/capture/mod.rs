@@ -9,6 +9,7 @@
 pub mod file;
 pub mod link;
 pub mod live;
+pub mod privileges;
 pub mod xdp;
 
 pub use link::LinkType;

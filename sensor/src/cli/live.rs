@@ -35,7 +35,6 @@ pub(super) fn run_live(
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install signal handlers")?;
     }
-    let _reloader = SighupReloader::start(Arc::clone(handle), path)?;
     let pcap = |why: &str| -> anyhow::Result<()> {
         let source = LiveSource::open(interface, &cfg.capture)?;
         eprintln!(
@@ -43,7 +42,7 @@ pub(super) fn run_live(
              {} flow workers",
             cfg.capture.promiscuous, cfg.capture.snaplen, cfg.flows.workers
         );
-        run_source(cfg, source, &stop, handle, alerts)
+        run_source(cfg, source, false, &stop, handle, &path, alerts)
     };
     if cfg.capture.mode == CaptureMode::Pcap {
         return pcap("");
@@ -59,7 +58,7 @@ pub(super) fn run_live(
             let _promiscuous =
                 if cfg.capture.promiscuous { Some(PromiscuousGuard::hold(interface)?) } else { None };
             let source = XdpSource::new(capture, xdp.poll_interval, prune_after(cfg));
-            run_source(cfg, source, &stop, handle, alerts)
+            run_source(cfg, source, true, &stop, handle, &path, alerts)
         }
         Err(e) if cfg.capture.mode == CaptureMode::Auto => {
             eprintln!("nbad-sensor: XDP cannot be used on {interface}: {e}; falling back to libpcap");
@@ -83,10 +82,22 @@ fn prune_after(cfg: &Config) -> std::time::Duration {
 fn run_source<S: PacketSource>(
     cfg: &Config,
     mut source: S,
+    xdp: bool,
     stop: &Arc<AtomicBool>,
     handle: &Arc<ConfigHandle>,
+    path: &std::path::Path,
     alerts: Option<&str>,
 ) -> anyhow::Result<()> {
+    // The capture is open: what opened it goes, before any thread starts (capabilities are
+    // per thread; every thread started from here on inherits the reduced sets).
+    match crate::capture::privileges::drop_after_open(xdp) {
+        Ok(dropped) if !dropped.is_empty() => {
+            eprintln!("nbad-sensor: capture open; dropped {}", dropped.join(", "));
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("nbad-sensor: warning: cannot drop the capture capabilities: {e}"),
+    }
+    let _reloader = SighupReloader::start(Arc::clone(handle), path.to_path_buf())?;
     let hub = Arc::new(StatsHub::new(cfg.flows.workers.max(1)));
     let (_server, loss_watch, hooks) = start_operations(cfg, &hub, handle)?;
     // A reload's detection settings reach the engine between two messages.
