@@ -12,8 +12,20 @@ use common::{run_sensor, write_file};
 use nbad_sensor::synth::PcapWriter;
 
 const SUBCOMMANDS: [&str; 4] = ["run", "replay", "check-config", "generate"];
-const SECTIONS: [&str; 8] =
-    ["[sensor]", "[capture]", "[decode]", "[flows]", "[output]", "[metrics]", "[detection]", "[alerts]"];
+const SECTIONS: [&str; 12] = [
+    "[sensor]",
+    "[capture]",
+    "[decode]",
+    "[flows]",
+    "[output]",
+    "[metrics]",
+    "[control]",
+    "[console]",
+    "[detection]",
+    "[alerts]",
+    "[response]",
+    "[privacy]",
+];
 
 fn shipped_configs() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
