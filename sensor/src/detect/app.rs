@@ -120,7 +120,7 @@ impl Engine {
         let found =
             protocol_mismatch::encrypted(o, len, &self.inventory, &mut self.encrypted_peers, &ctx, is_home);
         let pm = &self.settings.protocol_mismatch;
-        let learn_ns = u64::try_from(pm.inventory_learn_s).unwrap_or(0).saturating_mul(1_000_000_000);
+        let learn_ns = protocol_mismatch::learn_ns(pm);
         let max = usize::try_from(pm.max_services).unwrap_or(usize::MAX);
         let (_, server) = protocol_mismatch::encrypted_sides(o);
         protocol_mismatch::note_service(&mut self.inventory, max, server, 6, "encrypted", o.ts_ns, learn_ns);
@@ -153,7 +153,7 @@ impl Engine {
             return;
         }
         let pm = &self.settings.protocol_mismatch;
-        let learn_ns = u64::try_from(pm.inventory_learn_s).unwrap_or(0).saturating_mul(1_000_000_000);
+        let learn_ns = protocol_mismatch::learn_ns(pm);
         let max = usize::try_from(pm.max_services).unwrap_or(usize::MAX);
         let server = protocol_mismatch::service_side((o.src, o.sport), (o.dst, o.dport), protocol);
         let new_service = protocol_mismatch::note_service(

@@ -97,6 +97,20 @@ pub fn note_service(
     }
 }
 
+/// How long a service must have been in the inventory to be the organisation's own, ns.
+#[must_use]
+pub fn learn_ns(s: &crate::detect::config::ProtocolMismatch) -> u64 {
+    u64::try_from(s.inventory_learn_s).unwrap_or(0).saturating_mul(1_000_000_000)
+}
+
+/// Whether the service at `key` has carried `name` since at least `learn_ns` before `ts_ns`:
+/// the organisation's own, which no longer alerts.
+fn learned(inventory: &Inventory, key: &(IpAddr, u16, u8), name: &str, ts_ns: u64, learn_ns: u64) -> bool {
+    inventory
+        .get(key)
+        .is_some_and(|svc| ts_ns.saturating_sub(svc.first_ns) >= learn_ns && svc.protocol == name)
+}
+
 /// The service side of a direction from `src` to `dst` carrying `p` (see the module docs).
 #[must_use]
 pub fn service_side(src: (IpAddr, u16), dst: (IpAddr, u16), p: &Protocol) -> (IpAddr, u16) {
@@ -366,12 +380,8 @@ pub fn encrypted(
     {
         return None;
     }
-    let learn_ns = u64::try_from(s.inventory_learn_s).unwrap_or(0).saturating_mul(1_000_000_000);
     let key = (server.0, port, 6);
-    if inventory
-        .get(&key)
-        .is_some_and(|svc| o.ts_ns.saturating_sub(svc.first_ns) >= learn_ns && svc.protocol == "encrypted")
-    {
+    if learned(inventory, &key, "encrypted", o.ts_ns, learn_ns(s)) {
         return None;
     }
     let host = client.0;
@@ -462,11 +472,7 @@ pub fn observe(
         };
     let port = server.1;
     let key = (server.0, port, o.proto);
-    let learn_ns = u64::try_from(s.inventory_learn_s).unwrap_or(0).saturating_mul(1_000_000_000);
-    if inventory
-        .get(&key)
-        .is_some_and(|svc| o.ts_ns.saturating_sub(svc.first_ns) >= learn_ns && svc.protocol == name)
-    {
+    if learned(inventory, &key, name, o.ts_ns, learn_ns(s)) {
         return None;
     }
     // The inside endpoint is at fault; when neither is inside (a tap on a
