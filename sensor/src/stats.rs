@@ -369,6 +369,8 @@ pub struct ObservedJson {
     pub unreachable: u64,
     /// Broadcast ARP requests.
     pub arp_requests: u64,
+    /// DHCP client messages.
+    pub dhcp_requests: u64,
 }
 
 /// Capture-loss counters and ratios since the start; the windowed ratio that alerts is

@@ -885,6 +885,7 @@ impl Engine {
                 self.scans.refused(o.dst, *orig_dst, key, &self.settings.scan);
             }
             ObsKind::ArpRequest => self.scans.arp(o.src, o.dst, o.ts_ns, &self.settings.scan),
+            ObsKind::DhcpRequest(m) => self.floods.dhcp(o.src, m, o.ts_ns, &self.settings.flood),
         }
     }
 

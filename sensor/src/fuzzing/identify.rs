@@ -206,6 +206,14 @@ pub fn run(data: &[u8]) {
     if protocol::encrypted::looks_fully_encrypted(payload) {
         assert!(payload.len() >= protocol::encrypted::MIN_LEN);
     }
+    // A DHCP client message the flood detector counts is a DHCP request to the identifier too.
+    if transport == Transport::Udp
+        && let Some(m) =
+            protocol::dhcp::client_message(&payload[..payload.len().min(protocol::INSPECT_LIMIT)])
+    {
+        assert_eq!(found.role, Role::Client, "dhcp client message {m:?}");
+        assert_eq!(found.app, App::Dhcp { message_type: m.message_type });
+    }
     assert_eq!(found, protocol::identify(transport, payload), "not deterministic");
     let sampled = protocol::identify(transport, &payload[..payload.len().min(SAMPLE)]);
     check(&sampled, transport);

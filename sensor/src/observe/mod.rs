@@ -20,6 +20,10 @@
 //! - every ICMP or ICMPv6 destination unreachable, with the protocol,
 //!   destination and port of the packet it quotes (what the scan detector
 //!   counts as a refused probe);
+//! - every DHCP or BOOTP client message to port 67 from an Ethernet client
+//!   (message type, client hardware address, relayed or not): what the flood
+//!   detector counts DHCP floods and starvation with. Every message, not only a
+//!   flow's first: a starvation tool repeats one 5-tuple thousands of times;
 //! - every broadcast ARP request (who asked for which address), from the
 //!   frames the decoder returns as not IP (what the scan detector counts
 //!   sweeps with). Only frames read whole see ARP: the XDP path passes non-IP
@@ -62,6 +66,7 @@ const UDP: u8 = 17;
 const ICMP: u8 = 1;
 const ICMPV6: u8 = 58;
 const DNS_PORT: u16 = 53;
+const DHCP_SERVER_PORT: u16 = 67;
 
 /// What one observation says.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +129,8 @@ pub enum ObsKind {
     },
     /// A broadcast ARP request: `src` asked who has `dst`.
     ArpRequest,
+    /// A DHCP or BOOTP client message to port 67.
+    DhcpRequest(protocol::dhcp::ClientMessage),
 }
 
 /// One DNS message's facts.
@@ -183,6 +190,8 @@ pub struct ObserveCounters {
     pub unreachable: u64,
     /// Broadcast ARP requests observed.
     pub arp_requests: u64,
+    /// DHCP client messages observed.
+    pub dhcp_requests: u64,
 }
 
 /// Takes observations from decoded frames and batches them.
@@ -241,6 +250,13 @@ impl Observer {
                 let transport = if tcp { Transport::Tcp } else { Transport::Udp };
                 if (sport == DNS_PORT || dport == DNS_PORT) && self.dns(meta, transport, payload) {
                     return self.batch.len() >= BATCH;
+                }
+                if !tcp
+                    && dport == DHCP_SERVER_PORT
+                    && let Some(message) = protocol::dhcp::client_message(payload)
+                {
+                    self.counters.dhcp_requests += 1;
+                    self.push(meta, ObsKind::DhcpRequest(message));
                 }
                 if self.bursts.payload(meta.hash, meta.from_lo, meta.ts_ns) {
                     let bytes = u32::try_from(payload.len()).unwrap_or(u32::MAX);

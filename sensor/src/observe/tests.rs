@@ -226,3 +226,26 @@ fn reports_broadcast_arp_requests_from_non_ip_frames_only() {
     assert_eq!(batch[0].kind, ObsKind::ArpRequest);
     assert_eq!(batch[0].ts_ns, 5);
 }
+
+#[test]
+fn reports_every_dhcp_client_message_to_port_67_not_only_a_flows_first() {
+    let mut discover = vec![1, 1, 6, 0, 0, 0, 0, 1];
+    discover.resize(28, 0);
+    discover.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0xaa, 0xbb]);
+    discover.resize(236, 0);
+    discover.extend_from_slice(&[0x63, 0x82, 0x53, 0x63, 53, 1, 1, 255]);
+    let mut obs = Observer::new();
+    for _ in 0..3 {
+        observe(&mut obs, &udp_frame(67, &discover));
+    }
+    let mut offer = discover.clone();
+    offer[0] = 2;
+    observe(&mut obs, &udp_frame(67, &offer));
+    observe(&mut obs, &udp_frame(68, &discover));
+    let batch = obs.take(0);
+    let dhcp: Vec<_> = batch.iter().filter(|o| matches!(o.kind, ObsKind::DhcpRequest(_))).collect();
+    assert_eq!(dhcp.len(), 3, "{batch:#?}");
+    assert_eq!(obs.counters.dhcp_requests, 3);
+    let ObsKind::DhcpRequest(m) = &dhcp[0].kind else { unreachable!("filtered") };
+    assert_eq!((m.message_type, m.client, m.relayed), (Some(1), [0xde, 0xad, 0xbe, 0xef, 0xaa, 0xbb], false));
+}

@@ -457,6 +457,7 @@ impl Analysis {
                 evasive: o.evasive,
                 unreachable: o.unreachable,
                 arp_requests: o.arp_requests,
+                dhcp_requests: o.dhcp_requests,
             },
             engine: engine.counters(),
             alerts,

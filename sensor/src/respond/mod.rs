@@ -5,7 +5,8 @@
 //! Guardrails, in the order [`Guard::decide`] applies them:
 //! 1. only alerts at or above `min_score`, of the listed detectors (never
 //!    `capture_loss`: the sensor's own health);
-//! 2. never act on the `never_act` networks (gateways, DNS servers, ...), on
+//! 2. never act on an address that is not one host's (unspecified, broadcast,
+//!    multicast: a DHCP flood from `0.0.0.0`), on the `never_act` networks (gateways, DNS servers, ...), on
 //!    the alert sinks' receivers, on an inside host the sensor learned serves
 //!    DNS or DHCP, or on an asset of `never_act_min_criticality` or more;
 //! 3. no action while the host is still learning (or stale): its baseline
@@ -112,6 +113,9 @@ impl Guard {
         let Some(target) = self.target(alert) else {
             return Decision::Refuse("the alert names no peer to block".into());
         };
+        if !one_host(target) {
+            return Decision::Refuse(format!("{target} is not one host's address"));
+        }
         if let Some(net) = s.never_act.iter().find(|n| n.contains(&target)) {
             return Decision::Refuse(format!("{target} is in never_act ({net})"));
         }
@@ -189,6 +193,14 @@ pub struct Counters {
     pub failed: AtomicU64,
     /// Alerts not acted on because the response thread's queue was full.
     pub dropped: AtomicU64,
+}
+
+/// Whether `ip` can name one host: not unspecified, broadcast or multicast.
+fn one_host(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
 }
 
 /// An alert for the response thread, with its host's learning state.

@@ -60,6 +60,11 @@ fn never_act_collectors_critical_assets_and_dns_servers_are_refused_with_the_rea
         peer_group: None,
     });
     refuse(&Guard::new(settings(NftAction::QuarantineHost), vec![], vec![]), &a, "serves");
+    a.host_role = None;
+    for unspecified in ["0.0.0.0", "255.255.255.255", "224.0.0.251", "::"] {
+        a.host = ip(unspecified);
+        refuse(&Guard::new(settings(NftAction::QuarantineHost), vec![], vec![]), &a, "not one host");
+    }
 }
 
 #[test]

@@ -63,6 +63,7 @@
 //! top lists); as many baselines (only of victims that ever had a busy
 //! second) and amplifiers. What did not fit is counted.
 
+pub mod dhcp;
 pub mod sketch;
 #[cfg(test)]
 mod tests;
@@ -112,6 +113,12 @@ pub struct Settings {
     pub min_amplified_bytes: u64,
     /// Victims (and amplifiers) followed per bucket at most.
     pub max_victims: i64,
+    /// `dhcp_flood` and `dhcp_starvation`: the window messages are counted in, seconds.
+    pub dhcp_window_s: i64,
+    /// `dhcp_flood`: client messages from one client hardware address within the window, at least.
+    pub dhcp_min_messages: u64,
+    /// `dhcp_starvation`: distinct clients sending a DISCOVER (not relayed) within the window, at least.
+    pub dhcp_min_clients: u64,
 }
 
 impl Default for Settings {
@@ -125,6 +132,9 @@ impl Default for Settings {
             min_amplification: 10.0,
             min_amplified_bytes: 10_000_000,
             max_victims: 65_536,
+            dhcp_window_s: 60,
+            dhcp_min_messages: 60,
+            dhcp_min_clients: 200,
         }
     }
 }
@@ -142,6 +152,9 @@ impl Settings {
         c.float("flood.min_amplification", self.min_amplification, 1.0, 1e6)?;
         c.int("flood.min_amplified_bytes", n(self.min_amplified_bytes), 1, i64::MAX, "")?;
         c.int("flood.max_victims", self.max_victims, 1, 10_000_000, "")?;
+        c.int("flood.dhcp_window_s", self.dhcp_window_s, 1, 3_600, "seconds")?;
+        c.int("flood.dhcp_min_messages", n(self.dhcp_min_messages), 10, 10_000_000, "")?;
+        c.int("flood.dhcp_min_clients", n(self.dhcp_min_clients), 10, 10_000_000, "")?;
         Ok(())
     }
 
@@ -161,6 +174,10 @@ pub struct FloodCounters {
     pub bins_replaced: u64,
     /// Baselines not kept (`max_victims` reached).
     pub baselines_dropped: u64,
+    /// DHCP client messages observed.
+    pub dhcp_messages: u64,
+    /// DHCP messages of clients not followed ([`dhcp::MAX_CLIENTS`] reached).
+    pub dhcp_clients_dropped: u64,
 }
 
 /// What kind of unsolicited flow a record is.
@@ -445,6 +462,7 @@ pub struct Floods {
     amplifiers: Map<IpAddr, AmpAcc>,
     baselines: Map<IpAddr, Baseline>,
     episodes: Map<IpAddr, Episode>,
+    dhcp: dhcp::Dhcp,
     counters: FloodCounters,
 }
 
@@ -452,7 +470,15 @@ impl Floods {
     /// The counters.
     #[must_use]
     pub fn counters(&self) -> FloodCounters {
-        self.counters
+        FloodCounters { dhcp_clients_dropped: self.dhcp.dropped, ..self.counters }
+    }
+
+    /// Accounts one DHCP client message from `src`.
+    pub fn dhcp(&mut self, src: IpAddr, m: &crate::protocol::dhcp::ClientMessage, ts_ns: u64, s: &Settings) {
+        if s.enabled {
+            self.counters.dhcp_messages += 1;
+            self.dhcp.message(src, m, ts_ns, s);
+        }
     }
 
     /// Accounts one flow record; `is_home` tells inside addresses.
@@ -524,7 +550,7 @@ impl Floods {
         state_of: &dyn Fn(IpAddr) -> LearningState,
     ) -> Vec<Candidate> {
         let s = &ctx.settings.flood;
-        let mut found = Vec::new();
+        let mut found = self.dhcp.close(ctx, state_of);
         let victims = std::mem::take(&mut self.victims);
         let mut ips: Vec<&IpAddr> = victims.keys().collect();
         ips.sort_unstable();

@@ -249,3 +249,105 @@ fn echo_requests_from_hundreds_of_sources_in_a_second_alert_as_an_icmp_flood() {
     assert_eq!(rule(found[0]), "icmp_flood");
     assert_eq!(found[0].transport.as_deref(), Some("icmp"));
 }
+
+// ---- DHCP ------------------------------------------------------------------
+
+use crate::detect::testing::obs;
+use crate::observe::ObsKind;
+use crate::protocol::dhcp::ClientMessage;
+
+const DISCOVER: u8 = 1;
+const REQUEST: u8 = 3;
+
+fn dhcp(
+    at: u64,
+    src: IpAddr,
+    message_type: u8,
+    client: [u8; 6],
+    relayed: bool,
+) -> crate::observe::Observation {
+    let m = ClientMessage { message_type: Some(message_type), client, relayed };
+    obs(at, src, v4(255, 255, 255, 255), 17, ObsKind::DhcpRequest(m))
+}
+
+/// The `n`th made-up client hardware address (locally administered, as tools make them).
+fn made_up(n: u32) -> [u8; 6] {
+    let [a, b, c, d] = n.to_be_bytes();
+    [0x02, 0x5e, a, b, c, d]
+}
+
+#[test]
+fn one_client_sending_a_hundred_discovers_in_two_seconds_is_a_dhcp_flood() {
+    let client = [0xde, 0xad, 0xbe, 0xef, 0xaa, 0xbb];
+    let mut e = engine(HOME, "");
+    for n in 0..100u64 {
+        e.observation(&dhcp(T0 + SEC + n * 20_000_000, v4(0, 0, 0, 0), DISCOVER, client, false));
+    }
+    let alerts = run(&mut e, &[]);
+    let found = floods(&alerts);
+    assert_eq!(found.len(), 1, "{alerts:#?}");
+    assert_eq!(rule(found[0]), "dhcp_flood");
+    assert_eq!(found[0].host, v4(0, 0, 0, 0));
+    assert_eq!(found[0].port, Some(67));
+    assert_eq!(found[0].evidence.observed, 100.0);
+    assert_eq!(found[0].evidence.details["client_mac"], "de:ad:be:ef:aa:bb");
+    assert_eq!(found[0].evidence.details["message_types"]["discover"], 100);
+}
+
+#[test]
+fn a_client_retransmitting_all_hour_and_renewals_stay_quiet() {
+    let mut e = engine(HOME, "");
+    // One client without an answer, retransmitting every 8 s for an hour.
+    for n in 0..450u64 {
+        e.observation(&dhcp(T0 + n * 8 * SEC, v4(0, 0, 0, 0), DISCOVER, [0, 0x0c, 0x29, 1, 2, 3], false));
+    }
+    // 2 000 clients renewing their leases within a minute (unicast REQUESTs).
+    for n in 0..2_000u32 {
+        let at = T0 + 120 * SEC + u64::from(n) * 25_000_000;
+        e.observation(&dhcp(at, v4(10, 1, (n / 250) as u8, (n % 250) as u8 + 1), REQUEST, made_up(n), false));
+    }
+    let alerts = run(&mut e, &[]);
+    assert!(floods(&alerts).is_empty(), "{alerts:#?}");
+}
+
+#[test]
+fn three_hundred_made_up_clients_discovering_within_a_minute_is_starvation_but_relayed_ones_are_not() {
+    let mut e = engine(HOME, "");
+    // A relay forwarding 1 000 real clients' DISCOVERs (a building at 9 am).
+    for n in 0..1_000u32 {
+        let at = T0 + SEC + u64::from(n) * 20_000_000;
+        e.observation(&dhcp(at, v4(10, 9, 0, 1), DISCOVER, made_up(100_000 + n), true));
+    }
+    let alerts = run(&mut e, &[]);
+    assert!(floods(&alerts).is_empty(), "relayed: {alerts:#?}");
+
+    let mut e = engine(HOME, "");
+    for n in 0..300u32 {
+        let at = T0 + 5 * 60 * SEC + u64::from(n) * 100_000_000;
+        e.observation(&dhcp(at, v4(0, 0, 0, 0), DISCOVER, made_up(n), false));
+    }
+    let alerts = run(&mut e, &[]);
+    let found = floods(&alerts);
+    assert_eq!(found.len(), 1, "{alerts:#?}");
+    assert_eq!(rule(found[0]), "dhcp_starvation");
+    assert_eq!(found[0].host, v4(0, 0, 0, 0));
+    assert_eq!(found[0].evidence.observed, 300.0);
+    assert_eq!(found[0].evidence.details["locally_administered_ratio"], 1.0);
+    assert_eq!(found[0].evidence.details["client_macs"].as_array().map(Vec::len), Some(16));
+}
+
+#[test]
+fn a_dhcp_flood_from_changing_addresses_stays_one_hosts_episode() {
+    // 250 INFORMs of one client over 5 s that straddle a bucket boundary, each from another address.
+    let client = [0x90, 0xb1, 0x1c, 0x99, 0x49, 0x29];
+    let mut e = engine(HOME, "");
+    for n in 0..250u32 {
+        let at = T0 + 57 * SEC + u64::from(n) * 20_000_000;
+        let src = v4(128, 2, 5, (n % 250) as u8);
+        e.observation(&dhcp(at, src, 8, client, false));
+    }
+    let alerts = run(&mut e, &[]);
+    let found = floods(&alerts);
+    assert!(!found.is_empty(), "{alerts:#?}");
+    assert!(found.iter().all(|a| a.host == found[0].host), "one host: {found:#?}");
+}
