@@ -506,6 +506,7 @@ pub fn alerts_of_scenario() -> anyhow::Result<Vec<Alert>> {
         flows: None,
         stats: config::OutputTarget::None,
         periodic_stats: None,
+        tick: pipeline::REPLAY_TICK,
         stop: Arc::default(),
         end_reason: EndReason::EndOfCapture,
         hasher: FlowHasher::with_seed(1),

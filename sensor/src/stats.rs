@@ -50,6 +50,7 @@ pub struct StatsHub {
     source_extra: Mutex<Vec<(&'static str, u64)>>,
     detection: Mutex<Option<DetectionJson>>,
     delivery: Mutex<Option<serde_json::Value>>,
+    alert_latency: Mutex<std::collections::BTreeMap<&'static str, crate::metrics::LatencyQuantiles>>,
     export: Mutex<Option<ExportFn>>,
     started: std::time::Instant,
 }
@@ -94,6 +95,7 @@ impl StatsHub {
             source_extra: Mutex::default(),
             detection: Mutex::default(),
             delivery: Mutex::default(),
+            alert_latency: Mutex::default(),
             export: Mutex::default(),
             started: std::time::Instant::now(),
         }
@@ -142,6 +144,16 @@ impl StatsHub {
     pub fn publish_delivery(&self, metrics: serde_json::Value) {
         if let Ok(mut slot) = self.delivery.lock() {
             *slot = Some(metrics);
+        }
+    }
+
+    /// Publishes the packet-to-alert latency of each detector that alerted (live capture).
+    pub fn publish_alert_latency(
+        &self,
+        by_detector: &[(crate::alert::Detector, crate::metrics::LatencyQuantiles)],
+    ) {
+        if let Ok(mut slot) = self.alert_latency.lock() {
+            *slot = by_detector.iter().map(|(d, q)| (d.name(), *q)).collect();
         }
     }
 
@@ -230,6 +242,7 @@ impl StatsHub {
             },
             detection: self.detection.lock().map(|d| d.clone()).unwrap_or_default(),
             delivery: self.delivery.lock().map(|d| d.clone()).unwrap_or_default(),
+            alert_latency: self.alert_latency.lock().map(|l| l.clone()).unwrap_or_default(),
             workers: self.workers.len(),
             elapsed_s: self.started.elapsed().as_secs_f64(),
         }
@@ -257,6 +270,10 @@ pub struct StatsSnapshot {
     /// Alert delivery: the spool and every sink (absent without sinks).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery: Option<serde_json::Value>,
+    /// Live capture: packet-to-alert latency per detector that alerted (the newest packet of an
+    /// alert's evidence to its emission), milliseconds.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub alert_latency: std::collections::BTreeMap<&'static str, crate::metrics::LatencyQuantiles>,
     /// Worker threads.
     pub workers: usize,
     /// Seconds since the pipeline started.

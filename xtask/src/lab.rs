@@ -127,6 +127,7 @@ pub fn run(root: &Path, args: &LabArgs) -> Result<()> {
         print_alerts(std::slice::from_ref(a));
     }
     println!("{} alerts in all", output.alerts.len());
+    print_latency(&output.stats);
 
     let flows_path = out_dir.join("flows.json");
     let mut raw = String::new();
@@ -159,6 +160,20 @@ pub fn run(root: &Path, args: &LabArgs) -> Result<()> {
 }
 
 /// One line per alert: detector, score, host, and its message.
+/// The packet-to-alert latency per detector, from the sensor's last statistics.
+fn print_latency(stats: &Value) {
+    let Some(by) = stats.get("alert_latency").and_then(Value::as_object).filter(|m| !m.is_empty()) else {
+        return;
+    };
+    heading("lab: packet-to-alert latency (newest packet of the evidence to the alert)");
+    println!("{:<20} {:>6} {:>10} {:>10} {:>10}", "detector", "alerts", "p50 ms", "p99 ms", "max ms");
+    for (detector, q) in by {
+        let f = |k: &str| q.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+        let n = q.get("count").and_then(Value::as_u64).unwrap_or(0);
+        println!("{detector:<20} {n:>6} {:>10.1} {:>10.1} {:>10.1}", f("p50_ms"), f("p99_ms"), f("max_ms"));
+    }
+}
+
 fn print_alerts(alerts: &[Value]) {
     for a in alerts {
         println!(

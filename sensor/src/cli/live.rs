@@ -123,9 +123,9 @@ fn run_source<S: PacketSource>(
     let on_alerts = AlertHook(Box::new(move |alerts: &[crate::alert::Alert]| {
         let now_ns = crate::clock::wall_ns();
         for a in alerts.iter().filter(|a| a.record.is_none()) {
-            hooks.alerts.raised(a.detector);
-            hooks.latency.record(std::time::Duration::from_nanos(now_ns.saturating_sub(a.timestamp_ns)));
+            hooks.alert(a.detector, std::time::Duration::from_nanos(now_ns.saturating_sub(a.timestamp_ns)));
         }
+        stats_hub.publish_alert_latency(&hooks.latency_by_detector.snapshot());
         if let Some(d) = spool.as_deref() {
             delivery::submit_all(d, alerts);
             let m = d.metrics();
@@ -146,6 +146,7 @@ fn run_source<S: PacketSource>(
         flows: Some(flows),
         stats: cfg.output.stats.clone(),
         periodic_stats: Some(cfg.output.stats_interval),
+        tick: pipeline::LIVE_TICK,
         stop: Arc::clone(stop),
         end_reason: EndReason::Shutdown,
         hasher: FlowHasher::random(),

@@ -64,6 +64,7 @@ pub(super) fn replay(
         flows: super::flow_writer(cfg)?,
         stats: cfg.output.stats.clone(),
         periodic_stats: None,
+        tick: pipeline::REPLAY_TICK,
         stop: Arc::new(AtomicBool::new(false)),
         end_reason: EndReason::EndOfCapture,
         hasher: FlowHasher::with_seed(REPLAY_HASH_SEED),

@@ -373,6 +373,19 @@ impl Collector for Sources {
             None,
             MetricType::Histogram,
         )?
-        .encode_histogram::<NoLabelSet>(h.sum_s, h.count, &h.buckets, None)
+        .encode_histogram::<NoLabelSet>(h.sum_s, h.count, &h.buckets, None)?;
+        let mut m = e.encode_descriptor(
+            "nbad_packet_to_alert_latency_by_detector_seconds",
+            "Packet-to-alert latency per detector: median, 99th percentile and maximum",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (d, q) in self.hooks.latency_by_detector.snapshot() {
+            for (quantile, ms) in [("0.5", q.p50_ms), ("0.99", q.p99_ms), ("1", q.max_ms)] {
+                m.encode_family(&[("detector", d.name()), ("quantile", quantile)])?
+                    .encode_gauge(&(ms / 1e3))?;
+            }
+        }
+        Ok(())
     }
 }

@@ -36,6 +36,19 @@ pub struct HistogramSnapshot {
     pub buckets: Vec<(f64, u64)>,
 }
 
+/// Quantiles of a histogram, milliseconds (microsecond resolution, 3 significant digits).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LatencyQuantiles {
+    /// Values recorded.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+}
+
 impl Default for LatencyHistogram {
     fn default() -> Self {
         Self::new()
@@ -60,6 +73,20 @@ impl LatencyHistogram {
             inner.hist.saturating_record(us);
             inner.sum_us = inner.sum_us.saturating_add(us);
         }
+    }
+
+    /// Median, 99th percentile and maximum; `None` before the first value.
+    #[must_use]
+    pub fn quantiles(&self) -> Option<LatencyQuantiles> {
+        let inner = self.inner.lock().ok()?;
+        let h = &inner.hist;
+        let ms = |us: u64| us as f64 / 1e3;
+        (!h.is_empty()).then(|| LatencyQuantiles {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        })
     }
 
     /// Counts per exposed bucket. Each HdrHistogram bucket goes to the first exposed bucket
@@ -100,5 +127,19 @@ mod tests {
         assert_eq!(count_at(30.0), Some(1));
         assert_eq!(count_at(f64::MAX), Some(1), "over 300 s goes to +Inf");
         assert!((s.sum_s - (20.745 + 3600.0)).abs() < 0.01, "{}", s.sum_s);
+    }
+
+    #[test]
+    fn quantiles_name_the_median_the_99th_percentile_and_the_largest() {
+        let h = LatencyHistogram::new();
+        assert_eq!(h.quantiles(), None);
+        for ms in 1..=100 {
+            h.record(Duration::from_millis(ms));
+        }
+        let q = h.quantiles().expect("values recorded");
+        assert_eq!(q.count, 100);
+        assert!((q.p50_ms - 50.0).abs() < 0.1, "{q:?}");
+        assert!((q.p99_ms - 99.0).abs() < 0.1, "{q:?}");
+        assert!((q.max_ms - 100.0).abs() < 0.1, "{q:?}");
     }
 }

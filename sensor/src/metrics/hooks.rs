@@ -6,14 +6,15 @@
 //! - [`AlertCounters::raised`]: once per alert, where the alert stage emits it;
 //! - [`SinkHealth`]: by each sink after a delivery attempt (`delivered`, `failed`) and when
 //!   its connection state changes (`set_up`);
-//! - [`Hooks::latency`]: the time from the newest packet in an alert's evidence to the alert's
-//!   emission, recorded by the alert stage.
+//! - [`Hooks::alert`]: once per alert, where the alert stage emits it: counts it for its
+//!   detector and records the time from the newest packet in its evidence to its emission, in
+//!   all ([`Hooks::latency`]) and per detector ([`Hooks::latency_by_detector`]).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::histogram::LatencyHistogram;
+use super::histogram::{LatencyHistogram, LatencyQuantiles};
 use crate::alert::Detector;
 
 /// Every hook, shared by the stages and the endpoint.
@@ -25,6 +26,44 @@ pub struct Hooks {
     pub sinks: SinkHealth,
     /// Packet-to-alert latency.
     pub latency: LatencyHistogram,
+    /// Packet-to-alert latency, per detector.
+    pub latency_by_detector: DetectorLatency,
+}
+
+impl Hooks {
+    /// One alert of `detector`, emitted `latency` after the newest packet of its evidence.
+    pub fn alert(&self, detector: Detector, latency: std::time::Duration) {
+        self.alerts.raised(detector);
+        self.latency.record(latency);
+        self.latency_by_detector.record(detector, latency);
+    }
+}
+
+/// One latency histogram per detector.
+#[derive(Debug)]
+pub struct DetectorLatency {
+    hists: [LatencyHistogram; Detector::ALL.len()],
+}
+
+impl Default for DetectorLatency {
+    fn default() -> Self {
+        Self { hists: std::array::from_fn(|_| LatencyHistogram::new()) }
+    }
+}
+
+impl DetectorLatency {
+    /// Records one latency of `detector`.
+    pub fn record(&self, detector: Detector, latency: std::time::Duration) {
+        if let Some(i) = Detector::ALL.iter().position(|d| *d == detector) {
+            self.hists[i].record(latency);
+        }
+    }
+
+    /// The quantiles of every detector that raised an alert.
+    #[must_use]
+    pub fn snapshot(&self) -> Vec<(Detector, LatencyQuantiles)> {
+        Detector::ALL.iter().zip(&self.hists).filter_map(|(d, h)| h.quantiles().map(|q| (*d, q))).collect()
+    }
 }
 
 /// Alerts raised per detector.

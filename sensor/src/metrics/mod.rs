@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use prometheus_client::registry::Registry;
 
 pub use collector::{SharedRatio, Sources};
-pub use histogram::{BUCKETS_S, HistogramSnapshot, LatencyHistogram};
+pub use histogram::{BUCKETS_S, HistogramSnapshot, LatencyHistogram, LatencyQuantiles};
 pub use hooks::{AlertCounters, Hooks, SinkHealth, SinkState};
 pub use http::HttpServer;
 

@@ -34,7 +34,8 @@
 //! payload, which is identified (tens of nanoseconds when it is nothing known,
 //! about a microsecond for a whole TLS ClientHello with its JA4). Observations
 //! are batched and sent with the capture clock whenever a batch fills or the
-//! clock enters a new second, which is also when the dispatcher sends every
+//! clock enters a new tick (a second in replays, 20 ms live: see
+//! [`crate::pipeline::RunOptions::tick`]), which is also when the dispatcher sends every
 //! worker its batch; the analysis stage orders its inputs by those clocks (see
 //! [`crate::pipeline`]).
 
@@ -201,7 +202,9 @@ pub struct Observer {
     bursts: bursts::Bursts,
     flights: flight::Flights,
     batch: Vec<Observation>,
-    sec: u64,
+    /// The tick the last batch was taken in, and the tick's length.
+    tick: u64,
+    tick_ns: u64,
     /// What has been observed.
     pub counters: ObserveCounters,
 }
@@ -221,7 +224,8 @@ impl Observer {
             bursts: bursts::Bursts::new(),
             flights: flight::Flights::new(),
             batch: Vec::with_capacity(BATCH),
-            sec: 0,
+            tick: 0,
+            tick_ns: 1_000_000_000,
             counters: ObserveCounters::default(),
         }
     }
@@ -343,16 +347,24 @@ impl Observer {
         self.batch.len() >= BATCH
     }
 
-    /// Whether the clock entered a new second since the last batch was taken
-    /// (the analysis stage then learns the capture's progress).
-    #[inline]
-    pub fn new_second(&self, now_ns: u64) -> bool {
-        now_ns / 1_000_000_000 != self.sec
+    /// The same observer, whose batches are due every `tick_ns` of capture time (a second
+    /// by default).
+    #[must_use]
+    pub fn with_tick(mut self, tick_ns: u64) -> Self {
+        self.tick_ns = tick_ns.max(1);
+        self
     }
 
-    /// Takes the batch (possibly empty) and notes the second it was taken in.
+    /// Whether the clock entered a new tick since the last batch was taken
+    /// (the analysis stage then learns the capture's progress).
+    #[inline]
+    pub fn new_tick(&self, now_ns: u64) -> bool {
+        now_ns / self.tick_ns != self.tick
+    }
+
+    /// Takes the batch (possibly empty) and notes the tick it was taken in.
     pub fn take(&mut self, now_ns: u64) -> Vec<Observation> {
-        self.sec = now_ns / 1_000_000_000;
+        self.tick = now_ns / self.tick_ns;
         std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH))
     }
 

@@ -3,19 +3,20 @@
 //!
 //! Inputs are the flow workers (records) and the capture thread
 //! (observations). Each message carries its sender's clock, which never goes
-//! back; every input sends at least one message per second of packet time
-//! (the dispatcher sends every worker a batch when the clock enters a new
-//! second, and the capture thread its observations at the same moment). The
+//! back; every input sends at least one message per tick of packet time
+//! (a second in replays, 20 ms live: [`crate::pipeline::RunOptions::tick`]; the
+//! dispatcher sends every worker a batch when the clock enters a new tick, and
+//! the capture thread its observations at the same moment). The
 //! merge holds each input's messages in a queue and releases the one with the
 //! smallest clock (ties: the lowest input) only when every input still
 //! running has one queued, so the engine sees the same sequence whatever the
 //! threads' timing: the same capture gives the same alerts. The queues never
-//! block a sender; they hold at most about a second of input.
+//! block a sender; they hold at most about a tick of input.
 //!
 //! With detection on, flow records are written in merge order, each with what
 //! its flow's first payloads said ([`FlowMetas`]: protocol, TLS, HTTP), which
 //! the observations before it in that order carry: a record's line waits at
-//! most about a second. With detection off, records are written as they
+//! most about a tick. With detection off, records are written as they
 //! arrive.
 //!
 //! This stage is the one place where records and alerts leave for the outputs, so the

@@ -30,23 +30,36 @@ pub struct Dispatcher {
     hasher: FlowHasher,
     batch_size: usize,
     now_ns: u64,
-    tick_sec: u64,
+    /// The current tick, and the tick's length.
+    tick: u64,
+    tick_ns: u64,
     /// What the dispatcher has done.
     pub counters: DispatchCounters,
 }
 
 impl Dispatcher {
-    /// A dispatcher over workers' inboxes and their batch-return channels.
+    /// A dispatcher over workers' inboxes and their batch-return channels, which sends every
+    /// worker a batch (empty or not) whenever the clock enters a new tick of `tick_ns`.
     pub fn new(
         workers: Vec<(Sender<WorkerMsg>, Receiver<Batch>)>,
         hasher: FlowHasher,
         batch_size: usize,
+        tick_ns: u64,
     ) -> Self {
         let shards = workers
             .into_iter()
             .map(|(tx, recycled)| Shard { tx, recycled, open: Batch::with_capacity(batch_size) })
             .collect();
-        Self { shards, hasher, batch_size, now_ns: 0, tick_sec: 0, counters: DispatchCounters::default() }
+        let tick_ns = tick_ns.max(1);
+        Self {
+            shards,
+            hasher,
+            batch_size,
+            now_ns: 0,
+            tick: 0,
+            tick_ns,
+            counters: DispatchCounters::default(),
+        }
     }
 
     /// The pipeline clock: the latest timestamp seen.
@@ -78,16 +91,16 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Moves the clock forward (never back); on entering a new second, sends
+    /// Moves the clock forward (never back); on entering a new tick, sends
     /// every open batch so that all workers advance.
     pub fn tick(&mut self, now_ns: u64) -> Result<(), WorkerGone> {
         if now_ns <= self.now_ns {
             return Ok(());
         }
         self.now_ns = now_ns;
-        let sec = now_ns / 1_000_000_000;
-        if sec != self.tick_sec {
-            self.tick_sec = sec;
+        let tick = now_ns / self.tick_ns;
+        if tick != self.tick {
+            self.tick = tick;
             for shard in 0..self.shards.len() {
                 self.send(shard)?;
             }

@@ -40,6 +40,11 @@ const HOUSEKEEPING_EVERY: u32 = 4096;
 /// made it hold a second of records (over 100 MiB at 10 million SYNs, tests/tests/flood.rs).
 const OBS_CLOCK_EVERY: u32 = 16_384;
 
+/// [`RunOptions::tick`] of live capture.
+pub const LIVE_TICK: Duration = Duration::from_millis(20);
+/// [`RunOptions::tick`] of replays.
+pub const REPLAY_TICK: Duration = Duration::from_secs(1);
+
 /// How one run of the pipeline is set up.
 #[derive(Debug)]
 pub struct RunOptions {
@@ -49,6 +54,13 @@ pub struct RunOptions {
     pub stats: OutputTarget,
     /// Print and write statistics this often (live mode).
     pub periodic_stats: Option<Duration>,
+    /// How often, in capture time, every input tells the analysis stage its clock (the
+    /// dispatcher sends each worker a batch, the workers and the capture thread send what they
+    /// have): the merge releases nothing newer than its slowest input's clock, so this bounds
+    /// how long an observation waits before the detectors see it. [`LIVE_TICK`] live (a
+    /// protocol misuse is alerted within tens of milliseconds), [`REPLAY_TICK`] for captures
+    /// read from files, where latency does not matter and fewer messages are cheaper.
+    pub tick: Duration,
     /// Set by a signal handler to stop a live capture.
     pub stop: Arc<AtomicBool>,
     /// The reason given to flows still open at the end.
@@ -92,10 +104,10 @@ struct ObsLink {
 
 impl ObsLink {
     /// Sends the observations when the observer's batch is `full`, the capture clock has
-    /// entered a new second since the last send, or [`OBS_CLOCK_EVERY`] packets went by.
+    /// entered a new tick since the last send, or [`OBS_CLOCK_EVERY`] packets went by.
     fn send_if_due(&mut self, full: bool, clock_ns: u64) -> anyhow::Result<()> {
         self.since_send += 1;
-        if full || self.since_send >= OBS_CLOCK_EVERY || self.observer.new_second(clock_ns) {
+        if full || self.since_send >= OBS_CLOCK_EVERY || self.observer.new_tick(clock_ns) {
             self.send(clock_ns)?;
         }
         Ok(())
@@ -136,8 +148,9 @@ pub fn run<S: PacketSource>(
     let senders = if opts.engine.is_some() { inputs } else { workers };
     let (rec_tx, rec_rx) = bounded::<AnalysisMsg>(ANALYSIS_QUEUE_PER_INPUT * senders);
     let detecting = opts.engine.is_some();
+    let tick_ns = u64::try_from(opts.tick.as_nanos()).unwrap_or(u64::MAX).max(1);
     let mut obs_link = detecting.then(|| ObsLink {
-        observer: Observer::new(),
+        observer: Observer::new().with_tick(tick_ns),
         tx: rec_tx.clone(),
         input: workers,
         sent_clock: 0,
@@ -154,7 +167,7 @@ pub fn run<S: PacketSource>(
             let records = rec_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("nbad-flow-{id}"))
-                .spawn_scoped(scope, move || worker::run(id, table, &rx, &recycle_tx, &records, hub))
+                .spawn_scoped(scope, move || worker::run(id, table, &rx, &recycle_tx, &records, hub, tick_ns))
                 .context("cannot start a flow worker thread")?;
             handles.push(handle);
             links.push((tx, recycle_rx));
@@ -183,7 +196,7 @@ pub fn run<S: PacketSource>(
             .spawn_scoped(scope, move || analysis.run(&rec_rx, merge_inputs, hub_ref))
             .context("cannot start the analysis thread")?;
 
-        let mut dispatcher = Dispatcher::new(links, opts.hasher.clone(), config.flows.batch_size);
+        let mut dispatcher = Dispatcher::new(links, opts.hasher.clone(), config.flows.batch_size, tick_ns);
         let mut decoder = Decoder::new(&config.decode);
         let capture_result =
             capture_loop(source, &mut dispatcher, &mut decoder, hub, &opts, obs_link.as_mut());
@@ -281,7 +294,14 @@ fn capture_loop<S: PacketSource>(
                 }
                 false
             }
-            Next::Idle => true,
+            Next::Idle => {
+                // Samples wait in the XDP ring between polls: read them at every pause, so
+                // that a first payload reaches the detectors within a tick, not a poll.
+                if let Some(link) = obs.as_deref_mut() {
+                    observe_samples(source, link, &mut sample_decoder, dispatcher)?;
+                }
+                true
+            }
             Next::End => break,
         };
         if idle || since_housekeeping >= HOUSEKEEPING_EVERY {
@@ -322,7 +342,7 @@ fn capture_loop<S: PacketSource>(
 }
 
 /// Shows the source's packet samples (the XDP path's) to the observer, and
-/// sends the observations when a batch is full or a second has begun.
+/// sends the observations when a batch is full or a tick has begun.
 fn observe_samples<S: PacketSource>(
     source: &mut S,
     link: &mut ObsLink,

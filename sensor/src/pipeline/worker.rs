@@ -26,20 +26,21 @@ struct ChunkedSender<'a> {
     tx: &'a Sender<AnalysisMsg>,
     /// The clock of the batch being accounted, ns.
     clock_ns: u64,
-    /// The second of the last message sent.
-    sent_sec: u64,
+    /// The tick of the last message sent, and the tick's length.
+    sent_tick: u64,
+    tick_ns: u64,
     /// The analysis stage hung up (it failed and reported why).
     closed: bool,
 }
 
 impl ChunkedSender<'_> {
     fn flush(&mut self) {
-        let sec = self.clock_ns / 1_000_000_000;
-        if self.closed || (self.chunk.is_empty() && sec == self.sent_sec) {
+        let tick = self.clock_ns / self.tick_ns;
+        if self.closed || (self.chunk.is_empty() && tick == self.sent_tick) {
             self.chunk.clear();
             return;
         }
-        self.sent_sec = sec;
+        self.sent_tick = tick;
         let records = std::mem::replace(&mut self.chunk, Vec::with_capacity(RECORD_CHUNK));
         let msg = AnalysisMsg::Records { input: self.id, clock_ns: self.clock_ns, records };
         self.closed = self.tx.send(msg).is_err();
@@ -70,13 +71,15 @@ pub fn run(
     recycle: &Sender<Batch>,
     records: &Sender<AnalysisMsg>,
     stats: &StatsHub,
+    tick_ns: u64,
 ) {
     let mut out = ChunkedSender {
         id,
         chunk: Vec::with_capacity(RECORD_CHUNK),
         tx: records,
         clock_ns: 0,
-        sent_sec: 0,
+        sent_tick: 0,
+        tick_ns: tick_ns.max(1),
         closed: false,
     };
     loop {

@@ -78,6 +78,8 @@ pub struct LabSensor {
     capture_line: String,
     /// Where the sensor writes its alerts (ECS JSON lines).
     alerts_path: PathBuf,
+    /// Where it writes its statistics.
+    stats_path: PathBuf,
     /// Alert lines already handed out by [`LabSensor::new_alerts`].
     alerts_seen: usize,
 }
@@ -93,6 +95,8 @@ pub struct SensorOutput {
     pub clean_exit: bool,
     /// Its alerts.
     pub alerts: Vec<Value>,
+    /// Its statistics as it wrote them on exit (`Value::Null` when it wrote none).
+    pub stats: Value,
 }
 
 impl Lab {
@@ -111,6 +115,7 @@ impl Lab {
         let config = self.dir().join(format!("{name}.toml"));
         std::fs::write(&config, config_text).with_context(|| format!("writing {}", config.display()))?;
         let alerts_path = self.dir().join(format!("{name}-alerts.jsonl"));
+        let stats_path = self.dir().join(format!("{name}-stats.json"));
         let exec = Exec::new(
             Some(&self.ns(Node::Sensor)),
             &[
@@ -120,6 +125,8 @@ impl Lab {
                 &path_str(&config)?,
                 "--alerts",
                 &path_str(&alerts_path)?,
+                "--stats",
+                &path_str(&stats_path)?,
             ],
         )
         .limit(LAB_LIFETIME);
@@ -136,6 +143,7 @@ impl Lab {
             readers,
             capture_line: String::new(),
             alerts_path,
+            stats_path,
             alerts_seen: 0,
         };
         sensor.wait_capturing()?;
@@ -267,7 +275,12 @@ impl LabSensor {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        Ok(SensorOutput { records, log: self.log_text(), clean_exit, alerts })
+        // Rewritten whole (atomically) on every write: the last is the one at exit.
+        let stats = std::fs::read_to_string(&self.stats_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        Ok(SensorOutput { records, log: self.log_text(), clean_exit, alerts, stats })
     }
 }
 

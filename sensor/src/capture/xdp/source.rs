@@ -21,8 +21,9 @@ use crate::clock::wall_ns;
 use crate::decode::PacketMeta;
 use crate::protocol::{self, App};
 
-/// Longest sleep between two looks at the stop flag.
-const MAX_NAP: Duration = Duration::from_millis(100);
+/// Longest sleep between two looks at the stop flag and the sample ring (the pipeline reads the
+/// samples at every pause): a live tick ([`crate::pipeline::LIVE_TICK`]).
+const MAX_NAP: Duration = crate::pipeline::LIVE_TICK;
 
 /// Reads an attached XDP program's flow map into the pipeline.
 #[derive(Debug)]

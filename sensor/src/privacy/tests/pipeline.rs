@@ -56,6 +56,7 @@ fn replay(dir: &Path, name: &str, privacy_toml: &str, outputs: bool) -> Run {
         flows: outputs.then(|| FlowJsonWriter::new(open(&flows_path), "selftest")),
         stats: crate::config::OutputTarget::None,
         periodic_stats: None,
+        tick: pipeline::REPLAY_TICK,
         stop: Arc::default(),
         end_reason: EndReason::EndOfCapture,
         hasher: crate::flow::FlowHasher::with_seed(1),
