@@ -76,7 +76,7 @@ impl Default for RawCapture {
             snaplen: 65_535,
             filter: String::new(),
             buffer_bytes: 64 * 1024 * 1024,
-            read_timeout_ms: 100,
+            read_timeout_ms: 20,
             xdp: RawXdp::default(),
         }
     }

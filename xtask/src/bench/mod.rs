@@ -83,6 +83,10 @@ pub struct BenchArgs {
     /// Measure alert delivery instead: alerts/s per sink to local receivers (see `delivery`).
     #[arg(long)]
     delivery: bool,
+    /// Measure live packet-to-alert latency instead (root): protocol-misuse episodes sent over
+    /// a veth pair, captured with libpcap and with XDP (see `live::latency`).
+    #[arg(long, conflicts_with_all = ["live", "delivery", "peers"])]
+    latency: bool,
     /// Measure flow export instead: IPFIX, NetFlow v9 and Kafka against the JSON output, in
     /// flow records per second on the benchmark capture (see `export`).
     #[arg(long, conflicts_with_all = ["live", "delivery", "peers"])]
@@ -159,6 +163,9 @@ impl Outcome {
 pub fn run(root: &Path, args: &BenchArgs) -> Result<()> {
     if args.delivery {
         return delivery::run(root, args.no_build);
+    }
+    if args.latency {
+        return live::latency::run(root, args.no_build);
     }
     if !args.no_setup && !args.capture_only {
         setup::run()?;

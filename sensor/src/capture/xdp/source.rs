@@ -127,9 +127,17 @@ impl XdpSource {
         // flow's earlier direction creates it (the client, as for packets).
         // Unstable: aggregates with equal first stamps have no order to keep.
         self.metas.sort_unstable_by_key(PacketMeta::first_ns);
+        self.read_samples();
+        Ok(())
+    }
+
+    /// Moves the samples waiting in the ring into the buffer the observer takes them from
+    /// (`take_samples`): at every poll and at every pause between polls, so that a first
+    /// payload reaches the detectors within a pause ([`MAX_NAP`]), not a poll interval.
+    fn read_samples(&mut self) {
         // Each sample's payload is identified and counted by protocol, and
         // kept for the detectors' observer (`take_samples`). The buffer is
-        // bounded by one ring's worth per poll.
+        // bounded by one ring's worth per read.
         let (sampled, bytes, index) = (&mut self.sampled, &mut self.sample_bytes, &mut self.sample_index);
         self.samples += self.capture.samples(|s| {
             sampled[sample_kind(s.data)] += 1;
@@ -137,7 +145,6 @@ impl XdpSource {
             bytes.extend_from_slice(s.data);
             index.push((s.ts_ns, start, bytes.len()));
         }) as u64;
-        Ok(())
     }
 }
 
@@ -188,6 +195,7 @@ impl PacketSource for XdpSource {
         let now = Instant::now();
         if now < self.next_poll {
             std::thread::sleep((self.next_poll - now).min(MAX_NAP));
+            self.read_samples();
             return Ok(Next::Idle);
         }
         self.next_poll = now + self.poll_every;

@@ -40,6 +40,7 @@
 
 mod capture;
 mod counts;
+pub(super) mod latency;
 mod net;
 mod report;
 mod subjects;
