@@ -209,6 +209,7 @@ impl StatsHub {
                 decapsulated: decode.decapsulated,
                 fragments: decode.fragments,
                 orphan_fragments: decode.orphan_fragments,
+                fragments_overwritten: decode.fragments_overwritten,
             },
             dispatch: DispatchJson {
                 batches: dispatch.batches,
@@ -315,6 +316,8 @@ pub struct DecodeJson {
     pub fragments: u64,
     /// Later fragments without their first fragment.
     pub orphan_fragments: u64,
+    /// First fragments that took the place of another datagram's in the fragment table.
+    pub fragments_overwritten: u64,
 }
 
 /// Dispatcher counters.
@@ -388,6 +391,8 @@ pub struct ObservedJson {
     pub arp_requests: u64,
     /// DHCP client messages.
     pub dhcp_requests: u64,
+    /// TLS server flights not joined because too many were open.
+    pub flights_dropped: u64,
 }
 
 /// Capture-loss counters and ratios since the start; the windowed ratio that alerts is

@@ -108,6 +108,17 @@ pub struct Run {
     pub stdout: String,
     /// Everything it wrote to stderr.
     pub stderr: String,
+    /// The highest resident set size it reached (`VmHWM`, sampled every 20 ms while it ran),
+    /// bytes; 0 when it could not be read.
+    pub peak_rss: u64,
+}
+
+/// The highest resident set size process `pid` has reached so far (`VmHWM`), bytes.
+#[must_use]
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
 }
 
 impl Run {
@@ -153,7 +164,9 @@ pub fn run(args: &[&OsStr], scratch: &Path, limit: Duration) -> Result<Run> {
         .stderr(stderr)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
+    let mut peak = 0;
     let status = loop {
+        peak = peak.max(peak_rss(child.id()).unwrap_or(0));
         if let Some(status) = child.try_wait().context("waiting for the sensor")? {
             break Some(status);
         }
@@ -172,6 +185,7 @@ pub fn run(args: &[&OsStr], scratch: &Path, limit: Duration) -> Result<Run> {
         elapsed,
         stdout: fs::read_to_string(&out_path).unwrap_or_default(),
         stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+        peak_rss: peak,
     })
 }
 

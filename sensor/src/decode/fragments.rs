@@ -34,13 +34,16 @@ const FRAGMENT_LIFETIME_NS: u64 = 30_000_000_000;
 #[derive(Debug)]
 pub struct FragmentTracker {
     slots: Box<[Slot]>,
+    /// First fragments that took the slot of another datagram's first fragment still within
+    /// its lifetime (fragments that never complete, or more datagrams in flight than slots).
+    pub overwritten: u64,
 }
 
 impl FragmentTracker {
     /// A tracker with `capacity` slots (rounded up to a power of two).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1).next_power_of_two();
-        Self { slots: vec![Slot::default(); capacity].into_boxed_slice() }
+        Self { slots: vec![Slot::default(); capacity].into_boxed_slice(), overwritten: 0 }
     }
 
     fn slot_index(&self, id: &FragmentId) -> usize {
@@ -54,6 +57,10 @@ impl FragmentTracker {
     /// Records the ports carried by a first fragment.
     pub fn remember(&mut self, id: FragmentId, ports: (u16, u16), now_ns: u64) {
         let i = self.slot_index(&id);
+        let old = &self.slots[i];
+        if old.used && old.id != id && now_ns.saturating_sub(old.seen_ns) <= FRAGMENT_LIFETIME_NS {
+            self.overwritten += 1;
+        }
         self.slots[i] = Slot { id, ports, seen_ns: now_ns, used: true };
     }
 
@@ -80,6 +87,20 @@ mod tests {
         t.remember(id(7), (5353, 53), 1_000);
         assert_eq!(t.lookup(&id(7), 2_000), Some((5353, 53)));
         assert_eq!(t.lookup(&id(8), 2_000), None);
+    }
+
+    #[test]
+    fn a_full_table_overwrites_and_counts_what_it_forgot() {
+        let mut t = FragmentTracker::new(4);
+        for n in 0..1_000 {
+            t.remember(id(n), (1, 2), 0);
+        }
+        assert!(t.overwritten >= 996, "{}", t.overwritten);
+        assert_eq!(t.lookup(&id(999), 0), Some((1, 2)));
+        t.remember(id(999), (1, 2), 1);
+        let before = t.overwritten;
+        t.remember(id(999), (3, 4), 2);
+        assert_eq!(t.overwritten, before, "the same datagram again is no loss");
     }
 
     #[test]

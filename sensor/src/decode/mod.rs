@@ -82,6 +82,9 @@ pub struct DecodeCounters {
     pub fragments: u64,
     /// Later fragments whose first fragment was not seen.
     pub orphan_fragments: u64,
+    /// First fragments remembered in the place of another datagram's, still in its lifetime
+    /// (the table holds [`FRAGMENT_SLOTS`]).
+    pub fragments_overwritten: u64,
 }
 
 /// Where the transport header of the last decoded packet lies in its frame,
@@ -264,6 +267,7 @@ impl Decoder {
             // inside tunnels (their inner header may be split).
             let (sport, dport, flags) = transport_ports(proto, payload.payload)?;
             self.fragments.remember(id, (sport, dport), ts_ns);
+            self.counters.fragments_overwritten = self.fragments.overwritten;
             return Ok(ends.meta(sport, dport, proto.0, vlans, ts_ns, ip_len, flags));
         }
 

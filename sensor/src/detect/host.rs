@@ -115,6 +115,19 @@ pub struct IcmpAcc {
     pub flow: Option<FlowRef>,
 }
 
+/// What a host's bucket refused for room (see [`HostBucket::capped`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BucketCaps {
+    /// Peers.
+    pub peers: u64,
+    /// Destination ports.
+    pub ports: u64,
+    /// DNS names.
+    pub dns_names: u64,
+    /// Registered domains.
+    pub dns_domains: u64,
+}
+
 /// Everything a host did in the bucket in progress.
 #[derive(Debug, Clone, Default)]
 pub struct HostBucket {
@@ -157,6 +170,10 @@ pub struct HostBucket {
     pub dns_tcp_messages: u64,
     /// Per registered domain.
     pub domains: Map<String, DomainAcc>,
+    /// Entries refused this bucket because a table was full: peers ([`MAX_PEERS`]),
+    /// ports ([`MAX_PORTS`]), DNS names ([`MAX_NAMES`], the host's and its domains'), domains
+    /// ([`MAX_DOMAINS`]). The engine adds them to its counters when the bucket closes.
+    pub capped: BucketCaps,
     /// Echo traffic per peer.
     pub icmp: Map<IpAddr, IcmpAcc>,
     /// Echo payload bytes in total.
@@ -274,6 +291,7 @@ impl HostState {
         b.dns_entropy_sum = 0.0;
         b.dns_tcp_messages = 0;
         b.domains.clear();
+        b.capped = BucketCaps::default();
         b.icmp.clear();
         b.icmp_bytes = 0;
         b.malformed.clear();

@@ -249,6 +249,36 @@ pub struct EngineCounters {
     pub scan: scan::ScanCounters,
     /// The flood detector's caps.
     pub flood: flood::FloodCounters,
+    /// Every other table the detectors keep: what each refused or forgot for room.
+    pub capped: CapCounters,
+}
+
+/// Entries the detectors' bounded tables refused, or forgot to make room, because they were
+/// full. The caps themselves are listed in docs/RELIABILITY.md ("Hostile traffic aimed at the
+/// detectors"); scan and flood count theirs in [`scan::ScanCounters`] and
+/// [`flood::FloodCounters`], the host table in `hosts_dropped`, long connections in
+/// `long_flows_dropped`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CapCounters {
+    /// A host's outside peers in one bucket past `host::MAX_PEERS` (their bytes still count in
+    /// the host's totals); added when the bucket closes.
+    pub host_peers: u64,
+    /// A host's destination ports in one bucket past `host::MAX_PORTS`.
+    pub host_ports: u64,
+    /// DNS names in one bucket past `host::MAX_NAMES` (per host, and per host and domain).
+    pub host_dns_names: u64,
+    /// Registered domains in one bucket past `host::MAX_DOMAINS` per host.
+    pub host_dns_domains: u64,
+    /// DNS tunnel and DGA windows: hosts and domains forgotten (`dns_track` caps).
+    pub dns_windows: u64,
+    /// TLS ClientHellos, HTTP requests and flow names waiting for their flow, forgotten.
+    pub app_pending: u64,
+    /// `suspicious_http` C2 series destinations forgotten.
+    pub http_series: u64,
+    /// Times the JA4 census forgot its less used half (`ja4_census::MAX_FINGERPRINTS`).
+    pub ja4_census: u64,
+    /// Times the DNS answer cache forgot its older half (`names::MAX_ADDRS`).
+    pub name_cache: u64,
 }
 
 /// The detection engine.
@@ -452,6 +482,11 @@ impl Engine {
         c.long_flows_dropped = self.long.dropped;
         c.scan = self.scans.counters();
         c.flood = self.floods.counters();
+        c.capped.dns_windows = self.dns_tracks.dropped;
+        c.capped.app_pending = self.apps.evicted;
+        c.capped.http_series = self.apps.series.dropped;
+        c.capped.ja4_census = self.apps.ja4.evictions;
+        c.capped.name_cache = self.names.evictions;
         c
     }
 
@@ -636,6 +671,7 @@ impl Engine {
                 let new_entry = !b.peers.contains_key(&peer);
                 if new_entry && b.peers.len() >= host::MAX_PEERS {
                     // Over the cap the bytes still count in the totals.
+                    b.capped.peers += 1;
                 } else {
                     let acc: &mut PeerAcc = b.peers.entry(peer).or_default();
                     if sent.bytes > 0 && (acc.port.is_none() || sent.bytes * 2 > acc.bytes_out) {
@@ -697,6 +733,8 @@ impl Engine {
                 b.failed += u64::from(failed);
                 if b.dst_ports.len() < host::MAX_PORTS {
                     b.dst_ports.insert(server.1);
+                } else if !b.dst_ports.contains(&server.1) {
+                    b.capped.ports += 1;
                 }
                 if self.settings.beaconing.enabled {
                     let name = self.apps.take_name(&flow);
@@ -767,6 +805,8 @@ impl Engine {
                     let nh = host::name_hash(name);
                     if b.dns_names.len() < host::MAX_NAMES {
                         b.dns_names.insert(nh);
+                    } else if !b.dns_names.contains(&nh) {
+                        b.capped.dns_names += 1;
                     }
                     b.dns_len_sum += name.len() as u64;
                     b.dns_entropy_sum += host::entropy(name.split('.').next().unwrap_or(""));
@@ -779,12 +819,15 @@ impl Engine {
                     let Some(h) = self.hosts.get_mut(&s) else { return };
                     let b = &mut h.bucket;
                     if !b.domains.contains_key(&domain) && b.domains.len() >= host::MAX_DOMAINS {
+                        b.capped.dns_domains += 1;
                         return;
                     }
                     let acc = b.domains.entry(domain).or_default();
                     acc.queries += 1;
                     if acc.names.len() < host::MAX_NAMES {
                         acc.names.insert(nh);
+                    } else if !acc.names.contains(&nh) {
+                        b.capped.dns_names += 1;
                     }
                     acc.sub_len_sum += sub.len() as u64;
                     if dns_tunnel::long_high_entropy(&sub, long_label, min_entropy) {
@@ -831,6 +874,8 @@ impl Engine {
                                 b: (o.src, o.sport),
                                 proto: o.proto,
                             });
+                        } else {
+                            h.bucket.capped.dns_domains += 1;
                         }
                     }
                 }
@@ -981,6 +1026,11 @@ impl Engine {
             }
             outlier::learn(&x, &mut h.baseline.outlier, &mut self.groups, so, weight);
             exfiltration::learn(h, &ctx, env, verdict.suspect || exfil_hit);
+            let (c, b) = (&mut self.counters.capped, h.bucket.capped);
+            c.host_peers += b.peers;
+            c.host_ports += b.ports;
+            c.host_dns_names += b.dns_names;
+            c.host_dns_domains += b.dns_domains;
             h.roll(hour_buckets);
         }
         {

@@ -82,6 +82,37 @@ fn labelled<'a>(
     Ok(())
 }
 
+/// What the detectors' bounded tables refused or forgot for room, one series per counter of
+/// [`crate::detect::EngineCounters`] that names a table (`scan.sources_dropped`,
+/// `capped.host_peers`, ...): the caps of docs/RELIABILITY.md.
+fn bounded_state(e: &mut Enc<'_>, engine: &crate::detect::EngineCounters) -> fmt::Result {
+    fn flatten(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, u64)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    flatten(v, &key, out);
+                }
+            }
+            serde_json::Value::Number(n) => out.extend(n.as_u64().map(|n| (prefix.to_owned(), n))),
+            _ => {}
+        }
+    }
+    let mut items = Vec::new();
+    if let Ok(v) = serde_json::to_value(engine) {
+        flatten(&v, "", &mut items);
+    }
+    let capped = |k: &str| k.contains("dropped") || k.contains("evicted") || k.starts_with("capped.");
+    labelled(
+        e,
+        "nbad_detection_capped",
+        "Entries a detector's bounded table refused or forgot because it was full, by counter",
+        MetricType::Counter,
+        "counter",
+        items.iter().filter(|(k, _)| capped(k)).map(|(k, n)| (k.as_str(), *n)),
+    )
+}
+
 /// What analysts' verdicts say: verdicts and precision per detector and rule, time to detect
 /// over the true-positive incidents, and the suppressions (see `crate::detect::verdict`).
 fn verdicts(e: &mut Enc<'_>, v: &crate::detect::verdict::VerdictStats) -> fmt::Result {
@@ -276,6 +307,12 @@ impl Collector for Sources {
             "Later fragments without their first",
             d.orphan_fragments,
         )?;
+        counter(
+            e,
+            "nbad_decode_fragments_overwritten",
+            "First fragments that took the place of another datagram's in the fragment table",
+            d.fragments_overwritten,
+        )?;
 
         counter(e, "nbad_dispatch_batches", "Batches sent to flow workers", s.dispatch.batches)?;
         counter(
@@ -331,6 +368,7 @@ impl Collector for Sources {
 
         if let Some(d) = &s.detection {
             verdicts(e, &d.verdicts)?;
+            bounded_state(e, &d.engine)?;
         }
         let alerts = self.hooks.alerts.snapshot();
         labelled(

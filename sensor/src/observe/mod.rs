@@ -193,6 +193,8 @@ pub struct ObserveCounters {
     pub arp_requests: u64,
     /// DHCP client messages observed.
     pub dhcp_requests: u64,
+    /// TLS server flights not joined because [`flight::MAX_OPEN`] were open.
+    pub flights_dropped: u64,
 }
 
 /// Takes observations from decoded frames and batches them.
@@ -353,6 +355,12 @@ impl Observer {
     pub fn with_tick(mut self, tick_ns: u64) -> Self {
         self.tick_ns = tick_ns.max(1);
         self
+    }
+
+    /// What has been observed, the flights dropped for room included.
+    #[must_use]
+    pub fn counters(&self) -> ObserveCounters {
+        ObserveCounters { flights_dropped: self.flights.dropped, ..self.counters }
     }
 
     /// Whether the clock entered a new tick since the last batch was taken

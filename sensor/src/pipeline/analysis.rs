@@ -459,6 +459,7 @@ impl Analysis {
                 unreachable: o.unreachable,
                 arp_requests: o.arp_requests,
                 dhcp_requests: o.dhcp_requests,
+                flights_dropped: o.flights_dropped,
             },
             engine: engine.counters(),
             alerts,

@@ -123,7 +123,7 @@ impl ObsLink {
         let first = obs.first().map_or(clock_ns, |o| o.ts_ns.min(clock_ns));
         let clock_ns = first.max(self.sent_clock);
         self.sent_clock = clock_ns;
-        let counters = self.observer.counters;
+        let counters = self.observer.counters();
         self.tx
             .send(AnalysisMsg::Observations { input: self.input, clock_ns, obs, counters })
             .map_err(|_| anyhow::anyhow!("the analysis stage stopped unexpectedly"))

@@ -71,7 +71,7 @@ fn defaults_fill_every_omitted_key() {
     assert_eq!(config.capture.snaplen, 65_535);
     assert_eq!(config.capture.filter, "");
     assert_eq!(config.capture.buffer_bytes, 64 * 1024 * 1024);
-    assert_eq!(config.capture.read_timeout, Duration::from_millis(100));
+    assert_eq!(config.capture.read_timeout, Duration::from_millis(20));
     assert_eq!(config.capture.xdp.attach, XdpMode::Auto);
     assert_eq!(config.capture.xdp.settings, XdpSettings::default());
     assert_eq!(config.capture.xdp.poll_interval, Duration::from_millis(1000));
