@@ -1,8 +1,8 @@
 //! The analysis stage: one thread that writes flow records, merges its inputs
 //! into one deterministic order, and runs the detection engine on it.
 //!
-//! Inputs are the flow workers (records) and the capture thread
-//! (observations). Each message carries its sender's clock, which never goes
+//! Inputs are the flow workers (records) and the capture threads
+//! (observations; one input per capture thread, `capture.threads`). Each message carries its sender's clock, which never goes
 //! back; every input sends at least one message per second of packet time
 //! (the dispatcher sends every worker a batch when the clock enters a new
 //! second, and the capture thread its observations at the same moment). The
@@ -127,6 +127,36 @@ impl Merge {
     }
 }
 
+/// The observer counters of each capture thread (each message carries its thread's counters so
+/// far), summed for the statistics.
+#[derive(Debug, Default)]
+struct Observed {
+    by_input: Vec<(usize, ObserveCounters)>,
+}
+
+impl Observed {
+    fn set(&mut self, input: usize, counters: ObserveCounters) {
+        match self.by_input.iter_mut().find(|(i, _)| *i == input) {
+            Some((_, c)) => *c = counters,
+            None => self.by_input.push((input, counters)),
+        }
+    }
+
+    fn total(&self) -> ObserveCounters {
+        let mut t = ObserveCounters::default();
+        for (_, c) in &self.by_input {
+            t.identified += c.identified;
+            t.dns += c.dns;
+            t.icmp_echo += c.icmp_echo;
+            t.malformed += c.malformed;
+            t.evasive += c.evasive;
+            t.unreachable += c.unreachable;
+            t.arp_requests += c.arp_requests;
+        }
+        t
+    }
+}
+
 /// Where alerts are written as ECS JSON lines.
 pub struct AlertWriter {
     out: Box<dyn Write + Send>,
@@ -231,7 +261,7 @@ impl Analysis {
         hub: &StatsHub,
     ) -> std::io::Result<Option<Engine>> {
         let mut merge = Merge::new(inputs);
-        let mut observed = ObserveCounters::default();
+        let mut observed = Observed::default();
         let mut metas = FlowMetas::default();
         loop {
             let msg = match self.control.as_ref() {
@@ -248,7 +278,7 @@ impl Analysis {
                         match call {
                             Ok(call) => {
                                 self.answer(call);
-                                self.publish(hub, observed);
+                                self.publish(hub, observed.total());
                             }
                             // The socket's thread is gone: no more requests.
                             Err(_) => self.control = None,
@@ -286,7 +316,7 @@ impl Analysis {
                 w.flush()?;
             }
             if raised || rx.is_empty() {
-                self.publish(hub, observed);
+                self.publish(hub, observed.total());
             }
         }
         // Every sender is gone: whatever is queued goes through in order.
@@ -301,8 +331,8 @@ impl Analysis {
             engine.finish();
         }
         self.emit()?;
-        self.publish(hub, observed);
-        self.hold(hub, observed);
+        self.publish(hub, observed.total());
+        self.hold(hub, observed.total());
         Ok(self.engine)
     }
 
@@ -330,7 +360,7 @@ impl Analysis {
     fn process(
         &mut self,
         msg: AnalysisMsg,
-        observed: &mut ObserveCounters,
+        observed: &mut Observed,
         metas: &mut FlowMetas,
         hub: &StatsHub,
     ) -> std::io::Result<bool> {
@@ -346,8 +376,8 @@ impl Analysis {
                     engine.record(r);
                 }
             }
-            AnalysisMsg::Observations { clock_ns, obs, counters, .. } => {
-                *observed = counters;
+            AnalysisMsg::Observations { input, clock_ns, obs, counters } => {
+                observed.set(input, counters);
                 let Some(engine) = self.engine.as_mut() else { return Ok(false) };
                 let keep = self.flows.is_some();
                 for o in &obs {
