@@ -8,6 +8,23 @@
 //! (`PACKET_FANOUT_FLAG_DEFRAG`, so a datagram's fragments go together; the member receives the
 //! reassembled datagram). Each member has its own ring and its own kernel drop counter.
 //!
+//! What the reassembly changes: with more than one thread an IPv4 datagram that was fragmented
+//! on the wire reaches the sensor whole, as one packet (the decoder's fragment counters do not
+//! see it), and one whose fragments never all arrive is not seen at all. The flag is IPv4
+//! only: IPv6 fragments arrive as they were sent. The spread is only as fine as the kernel's
+//! hash: it follows GRE into the inner packet, but hashes VXLAN on the outer UDP header (whose
+//! source port senders usually derive from the inner flow).
+//!
+//! Correctness does not rest on the kernel's hash: the capture threads dispatch into shared
+//! flow workers by the sensor's own flow hash, so a packet that lands on another thread still
+//! reaches its flow. What the hash buys is order (a flow's packets reach its worker in capture
+//! order) and per-flow state local to one thread (first payloads, bursts, TLS flights, the
+//! capture-loss tracker).
+//!
+//! The XDP path stays single: one program feeds one map that one poller reads, so there is
+//! nothing to fan out; the configuration refuses `capture.threads` above one unless
+//! `capture.mode = "pcap"` (with `"auto"` the key would be ignored whenever XDP attaches).
+//!
 //! The group id is 16 bits and names the group in the kernel's namespace-wide table: sockets of
 //! another process that join the same id with the same mode would share this sensor's traffic.
 //! It is derived from the process id ([`FanoutGroup::for_process`]), so two sensors on one host
