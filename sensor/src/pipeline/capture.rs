@@ -17,9 +17,10 @@
 //! - its decoder, capture-loss tracker and counters, published to its own slot in the
 //!   [`StatsHub`] (summed there; kernel drops are per socket, so per thread).
 //!
-//! Ending: when any thread ends (end of input, a stop signal, an error) it raises the shared
-//! `halt` flag, so the others end at their next housekeeping instead of running on without it.
-//! Each sends its final observations, and each but the first its open batches; once every
+//! Ending: a stop signal ends every thread at its next housekeeping; a thread that fails raises
+//! the shared `halt` flag, so that the others end too instead of running on without it; a
+//! source that simply ends (a file) leaves the others to read theirs to the end. Each thread
+//! sends its final observations, and each but the first its open batches; once every
 //! capture thread has ended, the first thread's dispatcher sends its own with the workers'
 //! `Finish` (as a single-threaded run always did).
 
@@ -101,7 +102,7 @@ pub(super) struct Control<'a> {
     pub hub: &'a StatsHub,
     /// Set by a signal handler (live capture).
     pub stop: &'a AtomicBool,
-    /// Set when any capture thread has ended.
+    /// Set when a capture thread has failed.
     pub halt: &'a AtomicBool,
     /// Print and write the statistics this often, and where (the first capture thread only).
     pub report: Option<(Duration, &'a OutputTarget)>,
@@ -131,12 +132,14 @@ pub(super) struct Ended {
 }
 
 impl CaptureThread<'_> {
-    /// Reads `source` until it ends, `stop` or `halt` is set, or an error; then raises `halt`,
-    /// sends the open batches (but the first thread's, which go with the workers' `Finish`)
+    /// Reads `source` until it ends, `stop` or `halt` is set, or an error (which raises `halt`);
+    /// then sends the open batches (but the first thread's, which go with the workers' `Finish`)
     /// and the last observations, and publishes the final counters.
     pub fn run<S: PacketSource>(mut self, source: &mut S) -> Ended {
         let mut result = self.capture_loop(source);
-        self.control.halt.store(true, Ordering::Relaxed);
+        if result.is_err() {
+            self.control.halt.store(true, Ordering::Relaxed);
+        }
         if self.index != 0
             && let Err(e) = self.dispatcher.send_open()
         {

@@ -17,6 +17,8 @@ pub mod analysis;
 mod batch;
 mod capture;
 mod dispatch;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 use std::sync::Arc;
