@@ -121,7 +121,9 @@ fn live_capture_accounts_known_flows(mode: &str, tag: u32, poll_ms: u32) {
 
     // Once capture is open, what opened it is gone: CAP_NET_RAW always, CAP_BPF unless the
     // XDP path still reads its maps (bpf(2) wants it); CAP_NET_ADMIN stays.
-    let held = effective_capabilities(sensor.child.id(), Duration::from_secs(5), |caps| caps & NET_RAW == 0);
+    // The sensor drops them one at a time: wait for all that this mode drops, not just the first.
+    let dropped = if mode == "xdp" { NET_RAW } else { NET_RAW | BPF };
+    let held = effective_capabilities(sensor.child.id(), Duration::from_secs(5), |caps| caps & dropped == 0);
     assert_eq!(held & NET_RAW, 0, "CAP_NET_RAW dropped: {held:#x}");
     assert_eq!(held & BPF != 0, mode == "xdp", "CAP_BPF kept only for XDP: {held:#x}");
     assert_ne!(held & NET_ADMIN, 0, "CAP_NET_ADMIN kept: {held:#x}");
