@@ -2,6 +2,11 @@
 //! publishes a copy every batch (never per packet) into the [`StatsHub`];
 //! readers take a [`StatsSnapshot`] for the periodic log line, the end-of-run
 //! summary and the `--stats` JSON file.
+//!
+//! A multi-threaded live capture (`capture.threads`) has one capture slot per
+//! capture thread (its reads, its handle's kernel drops, its decoder, dispatcher
+//! and capture-loss counters); a snapshot sums them and lists each thread's
+//! reads and drops under `capture.threads`.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,13 +41,21 @@ pub struct DispatchCounters {
     pub channel_full_waits: u64,
 }
 
+/// What one capture thread publishes.
+#[derive(Debug, Clone, Copy, Default)]
+struct CaptureSlot {
+    capture: CaptureCounters,
+    decode: DecodeCounters,
+    dispatch: DispatchCounters,
+}
+
 /// Where stages publish their counters.
 #[derive(Debug)]
 pub struct StatsHub {
-    capture: Mutex<CaptureCounters>,
-    decode: Mutex<DecodeCounters>,
-    dispatch: Mutex<DispatchCounters>,
-    capture_loss: Mutex<CaptureLossCounters>,
+    /// One slot per capture thread.
+    captures: Vec<Mutex<CaptureSlot>>,
+    /// One slot per capture thread.
+    capture_loss: Vec<Mutex<CaptureLossCounters>>,
     workers: Vec<Mutex<FlowCounters>>,
     worker_active: Vec<AtomicU64>,
     active_peak: AtomicU64,
@@ -81,13 +94,18 @@ fn read<T: Copy + Default>(slot: &Mutex<T>) -> T {
 }
 
 impl StatsHub {
-    /// A hub for `workers` flow-table shards.
+    /// A hub for `workers` flow-table shards and one capture thread.
     pub fn new(workers: usize) -> Self {
+        Self::with_capture_threads(workers, 1)
+    }
+
+    /// A hub for `workers` flow-table shards and `capture_threads` capture threads
+    /// (`capture.threads`; at least one).
+    pub fn with_capture_threads(workers: usize, capture_threads: usize) -> Self {
+        let threads = capture_threads.max(1);
         Self {
-            capture: Mutex::default(),
-            decode: Mutex::default(),
-            dispatch: Mutex::default(),
-            capture_loss: Mutex::default(),
+            captures: (0..threads).map(|_| Mutex::default()).collect(),
+            capture_loss: (0..threads).map(|_| Mutex::default()).collect(),
             workers: (0..workers).map(|_| Mutex::default()).collect(),
             worker_active: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             active_peak: AtomicU64::new(0),
@@ -101,16 +119,31 @@ impl StatsHub {
         }
     }
 
-    /// Publishes the capture stage's counters.
-    pub fn publish_capture(&self, c: &CaptureCounters, d: &DecodeCounters, x: &DispatchCounters, wait: bool) {
-        publish(&self.capture, c, wait);
-        publish(&self.decode, d, wait);
-        publish(&self.dispatch, x, wait);
+    /// Capture threads this hub has slots for.
+    pub fn capture_threads(&self) -> usize {
+        self.captures.len()
     }
 
-    /// Publishes the capture-loss tracker's counters (capture thread).
-    pub fn publish_capture_loss(&self, c: &CaptureLossCounters, wait: bool) {
-        publish(&self.capture_loss, c, wait);
+    /// Publishes capture thread `thread`'s counters (its reads and its handle's drops, its
+    /// decoder's and its dispatcher's).
+    pub fn publish_capture(
+        &self,
+        thread: usize,
+        c: &CaptureCounters,
+        d: &DecodeCounters,
+        x: &DispatchCounters,
+        wait: bool,
+    ) {
+        if let Some(slot) = self.captures.get(thread) {
+            publish(slot, &CaptureSlot { capture: *c, decode: *d, dispatch: *x }, wait);
+        }
+    }
+
+    /// Publishes capture thread `thread`'s capture-loss tracker counters.
+    pub fn publish_capture_loss(&self, thread: usize, c: &CaptureLossCounters, wait: bool) {
+        if let Some(slot) = self.capture_loss.get(thread) {
+            publish(slot, c, wait);
+        }
     }
 
     /// Publishes one worker's flow counters and updates the peak of flows
@@ -171,10 +204,15 @@ impl StatsHub {
 
     /// A consistent-enough copy of every counter.
     pub fn snapshot(&self) -> StatsSnapshot {
-        let capture = read(&self.capture);
-        let decode = read(&self.decode);
-        let dispatch = read(&self.dispatch);
-        let loss = read(&self.capture_loss);
+        let slots: Vec<CaptureSlot> = self.captures.iter().map(read).collect();
+        let (capture, decode, dispatch) = sum_slots(&slots);
+        let loss = self.capture_loss.iter().map(read).fold(CaptureLossCounters::default(), |mut sum, l| {
+            sum.ack_events += l.ack_events;
+            sum.unseen_ack_events += l.unseen_ack_events;
+            sum.tracked_flows += l.tracked_flows;
+            sum.table_resets += l.table_resets;
+            sum
+        });
         let mut flows = FlowCounters::default();
         for w in &self.workers {
             let c = read(w);
@@ -196,6 +234,19 @@ impl StatsHub {
                 interface_dropped: capture.interface_dropped,
                 truncated_files: capture.truncated_files,
                 source: self.source_extra.lock().map(|v| v.iter().copied().collect()).unwrap_or_default(),
+                threads: if slots.len() > 1 {
+                    slots
+                        .iter()
+                        .map(|s| CaptureThreadJson {
+                            packets_read: s.capture.packets_read,
+                            bytes_read: s.capture.bytes_read,
+                            kernel_dropped: s.capture.kernel_dropped,
+                            interface_dropped: s.capture.interface_dropped,
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
             },
             decode: DecodeJson {
                 parsed: decode.parsed,
@@ -250,6 +301,34 @@ impl StatsHub {
     }
 }
 
+/// The capture, decode and dispatch counters of every capture thread, summed (the interface's
+/// drops excepted: the largest of the threads' readings).
+fn sum_slots(slots: &[CaptureSlot]) -> (CaptureCounters, DecodeCounters, DispatchCounters) {
+    let mut c = CaptureCounters::default();
+    let mut d = DecodeCounters::default();
+    let mut x = DispatchCounters::default();
+    for s in slots {
+        c.packets_read += s.capture.packets_read;
+        c.bytes_read += s.capture.bytes_read;
+        c.kernel_dropped += s.capture.kernel_dropped;
+        // The interface's drops are the interface's, not a socket's: every handle reports the
+        // same counter (since its own opening), so summing would count them once per thread.
+        c.interface_dropped = c.interface_dropped.max(s.capture.interface_dropped);
+        c.truncated_files += s.capture.truncated_files;
+        d.parsed += s.decode.parsed;
+        d.non_ip += s.decode.non_ip;
+        for (sum, n) in d.malformed.iter_mut().zip(s.decode.malformed) {
+            *sum += n;
+        }
+        d.decapsulated += s.decode.decapsulated;
+        d.fragments += s.decode.fragments;
+        d.orphan_fragments += s.decode.orphan_fragments;
+        x.batches += s.dispatch.batches;
+        x.channel_full_waits += s.dispatch.channel_full_waits;
+    }
+    (c, d, x)
+}
+
 /// Everything the sensor counts, as written by `--stats`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StatsSnapshot {
@@ -297,6 +376,23 @@ pub struct CaptureJson {
     /// The source's own counters (the XDP program's outcomes), when it has any.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub source: std::collections::BTreeMap<&'static str, u64>,
+    /// Each capture thread's share of the figures above, when `capture.threads` is more than
+    /// one (in thread order; the figures above are their sums).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<CaptureThreadJson>,
+}
+
+/// One capture thread's reads and its handle's drops.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CaptureThreadJson {
+    /// Frames read by this thread.
+    pub packets_read: u64,
+    /// Wire bytes of those frames.
+    pub bytes_read: u64,
+    /// Kernel drops on this thread's socket.
+    pub kernel_dropped: u64,
+    /// Interface drops as this thread's handle reports them.
+    pub interface_dropped: u64,
 }
 
 /// Decoder counters.

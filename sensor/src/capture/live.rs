@@ -1,10 +1,17 @@
 //! Live capture with libpcap: interface, promiscuous mode (SPAN ports),
 //! snaplen, BPF filter, kernel buffer size, and the kernel's drop counters.
+//!
+//! With `capture.threads = N` above one, [`LiveSource::open_all`] opens N handles on the
+//! interface, each with the full configuration (its own kernel buffer of `capture.buffer_bytes`,
+//! so the kernel memory is N times that), and joins every one to this process's
+//! `PACKET_FANOUT` group ([`super::fanout`]) right after activation. All are opened before
+//! the caller drops the capture capabilities.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pcap::{Active, Capture};
 
+use crate::capture::fanout::FanoutGroup;
 use crate::capture::{CaptureError, LinkType, Next, PacketSource, RawPacket, SourceStats};
 use crate::config::CaptureSettings;
 
@@ -23,6 +30,36 @@ impl std::fmt::Debug for LiveSource {
 }
 
 impl LiveSource {
+    /// Opens `capture.threads` handles on `interface`: one handle as [`LiveSource::open`]
+    /// when it is one, else that many, each joined to `group` right after activation, so that
+    /// the kernel shares the interface's traffic among them by flow.
+    ///
+    /// # Errors
+    /// As [`LiveSource::open`], for any handle; or the kernel refused a fanout join
+    /// ([`CaptureError::Fanout`]). Handles opened before the failure are closed.
+    pub fn open_all(
+        interface: &str,
+        settings: &CaptureSettings,
+        group: FanoutGroup,
+    ) -> Result<Vec<Self>, CaptureError> {
+        let threads = settings.threads.max(1);
+        if threads == 1 {
+            return Ok(vec![Self::open(interface, settings)?]);
+        }
+        (0..threads)
+            .map(|member| {
+                let source = Self::open(interface, settings)?;
+                group.join(&source.capture).map_err(|reason| CaptureError::Fanout {
+                    interface: interface.to_owned(),
+                    group: group.id(),
+                    member,
+                    reason,
+                })?;
+                Ok(source)
+            })
+            .collect()
+    }
+
     /// Opens `interface` as configured. Errors name the interface and the
     /// step that failed (open, filter, ...), with libpcap's reason.
     pub fn open(interface: &str, settings: &CaptureSettings) -> Result<Self, CaptureError> {

@@ -6,6 +6,7 @@
 //! an interface. Timestamps are nanoseconds since the Unix epoch and drive all
 //! time inside the pipeline.
 
+pub mod fanout;
 pub mod file;
 pub mod link;
 pub mod live;
@@ -139,6 +140,23 @@ pub enum CaptureError {
         interface: String,
         /// What went wrong.
         reason: String,
+    },
+    /// The kernel refused to join a capture handle to the `PACKET_FANOUT` group
+    /// (`capture.threads` above one).
+    #[error(
+        "{interface}: joining capture handle {member} to PACKET_FANOUT group {group} failed: {reason} \
+         (capture.threads needs a kernel with PACKET_FANOUT hash mode, and no other process may \
+         use the same group id on another interface)"
+    )]
+    Fanout {
+        /// The interface.
+        interface: String,
+        /// The group id.
+        group: u16,
+        /// The handle (0-based).
+        member: usize,
+        /// The kernel's error.
+        reason: nix::errno::Errno,
     },
     /// libpcap refused an operation on a live interface.
     #[error("{interface}: {action} failed: {reason}")]

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 
 use super::{delivery, export};
 use crate::capture::PacketSource;
+use crate::capture::fanout::FanoutGroup;
 use crate::capture::live::{LiveSource, PromiscuousGuard};
 use crate::capture::xdp::XdpCapture;
 use crate::capture::xdp::source::XdpSource;
@@ -36,13 +37,21 @@ pub(super) fn run_live(
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install signal handlers")?;
     }
     let pcap = |why: &str| -> anyhow::Result<()> {
-        let source = LiveSource::open(interface, &cfg.capture)?;
+        // Every handle is open (and joined to the fanout group) before run_source drops the
+        // capabilities that opening one needs.
+        let group = FanoutGroup::for_process();
+        let sources = LiveSource::open_all(interface, &cfg.capture, group)?;
+        let fanout = if sources.len() > 1 {
+            format!(", {} capture threads in PACKET_FANOUT group {}", sources.len(), group.id())
+        } else {
+            String::new()
+        };
         eprintln!(
-            "nbad-sensor: capturing on {interface} with libpcap{why} (promiscuous {}, snaplen {}), \
+            "nbad-sensor: capturing on {interface} with libpcap{why} (promiscuous {}, snaplen {}{fanout}), \
              {} flow workers",
             cfg.capture.promiscuous, cfg.capture.snaplen, cfg.flows.workers
         );
-        run_source(cfg, source, false, &stop, handle, &path, alerts)
+        run_sources(cfg, sources, false, &stop, handle, &path, alerts)
     };
     if cfg.capture.mode == CaptureMode::Pcap {
         return pcap("");
@@ -58,7 +67,7 @@ pub(super) fn run_live(
             let _promiscuous =
                 if cfg.capture.promiscuous { Some(PromiscuousGuard::hold(interface)?) } else { None };
             let source = XdpSource::new(capture, xdp.poll_interval, prune_after(cfg));
-            run_source(cfg, source, true, &stop, handle, &path, alerts)
+            run_sources(cfg, vec![source], true, &stop, handle, &path, alerts)
         }
         Err(e) if cfg.capture.mode == CaptureMode::Auto => {
             eprintln!("nbad-sensor: XDP cannot be used on {interface}: {e}; falling back to libpcap");
@@ -79,9 +88,11 @@ fn prune_after(cfg: &Config) -> std::time::Duration {
     longest + f.tcp_close_linger + 2 * cfg.capture.xdp.poll_interval
 }
 
-fn run_source<S: PacketSource>(
+/// Runs the pipeline over the open capture: one source, or the handles of one fanout group,
+/// each read by a capture thread of its own.
+fn run_sources<S: PacketSource + Send>(
     cfg: &Config,
-    mut source: S,
+    mut sources: Vec<S>,
     xdp: bool,
     stop: &Arc<AtomicBool>,
     handle: &Arc<ConfigHandle>,
@@ -98,7 +109,7 @@ fn run_source<S: PacketSource>(
         Err(e) => eprintln!("nbad-sensor: warning: cannot drop the capture capabilities: {e}"),
     }
     let _reloader = SighupReloader::start(Arc::clone(handle), path.to_path_buf())?;
-    let hub = Arc::new(StatsHub::new(cfg.flows.workers.max(1)));
+    let hub = Arc::new(StatsHub::with_capture_threads(cfg.flows.workers.max(1), sources.len()));
     let (_server, loss_watch, hooks) = start_operations(cfg, &hub, handle)?;
     // A reload's detection settings reach the engine between two messages.
     let reloads = Arc::clone(handle);
@@ -161,7 +172,7 @@ fn run_source<S: PacketSource>(
         hub: Some(Arc::clone(&hub)),
         hold: None,
     };
-    let snapshot = pipeline::run(cfg, &mut source, opts);
+    let snapshot = pipeline::run_sharded(cfg, &mut sources, opts);
     if let Some(r) = responder {
         r.finish();
     }

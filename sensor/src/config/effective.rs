@@ -61,6 +61,7 @@ impl Display for Effective<'_> {
         writeln!(f, "filter = {}", toml_string(&capture.filter))?;
         writeln!(f, "buffer_bytes = {}", capture.buffer_bytes)?;
         writeln!(f, "read_timeout_ms = {}", capture.read_timeout.as_millis())?;
+        writeln!(f, "threads = {}", capture.threads)?;
 
         let xdp = &capture.xdp;
         // No `..`: a field added to XdpSettings must be printed here (and parsed in raw.rs).

@@ -64,6 +64,7 @@ pub(crate) struct RawCapture {
     pub filter: String,
     pub buffer_bytes: i64,
     pub read_timeout_ms: i64,
+    pub threads: i64,
     pub xdp: RawXdp,
 }
 
@@ -77,6 +78,7 @@ impl Default for RawCapture {
             filter: String::new(),
             buffer_bytes: 64 * 1024 * 1024,
             read_timeout_ms: 20,
+            threads: 1,
             xdp: RawXdp::default(),
         }
     }

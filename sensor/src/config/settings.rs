@@ -125,6 +125,9 @@ pub struct CaptureSettings {
     pub buffer_bytes: u32,
     /// How long a read waits for packets before returning a partial batch, 1 ms..=1 s.
     pub read_timeout: Duration,
+    /// libpcap handles, each read by a capture thread of its own, sharing the interface's
+    /// traffic by flow through one `PACKET_FANOUT` group, 1..=64 (libpcap mode only).
+    pub threads: usize,
     /// `[capture.xdp]`: used when `mode` is [`CaptureMode::Xdp`] or [`CaptureMode::Auto`];
     /// validated whatever the mode, so switching modes cannot expose a bad value later.
     pub xdp: XdpCaptureSettings,

@@ -30,6 +30,9 @@ const SENSOR_ID_RULE: &str = "1 to 64 characters, each a letter, digit, '.', '_'
 const INTERFACE_MAX_LEN: usize = 15;
 const IDLE_TIMEOUT_MAX_S: i64 = 86_400;
 const MIB: i64 = 1024 * 1024;
+/// `capture.threads` at most: one capture thread per core of a large appliance, far below the
+/// kernel's 256 members of a `PACKET_FANOUT` group.
+const MAX_CAPTURE_THREADS: i64 = 64;
 /// `privacy.state_retention_s`: one day to ten years (0, off, is allowed besides).
 const RETENTION_MIN_S: i64 = 86_400;
 const RETENTION_MAX_S: i64 = 10 * 365 * 86_400;
@@ -200,8 +203,28 @@ impl Check<'_> {
             read_timeout: self
                 .int("capture.read_timeout_ms", raw.read_timeout_ms, 1, 1000, "milliseconds")
                 .map(Duration::from_millis)?,
+            threads: self.capture_threads(raw.threads, mode)?,
             xdp: self.xdp(raw.xdp)?,
         })
+    }
+
+    /// `capture.threads`: 1..=64, and more than one only with libpcap. The XDP path is one
+    /// program feeding one map that one poller reads: there is nothing to fan out, and `auto`
+    /// would silently ignore the key whenever XDP attaches.
+    fn capture_threads(&self, threads: i64, mode: CaptureMode) -> Result<usize, ConfigError> {
+        let n: usize = self.int("capture.threads", threads, 1, MAX_CAPTURE_THREADS, "capture threads")?;
+        if n > 1 && mode != CaptureMode::Pcap {
+            return Err(self.invalid(
+                "capture.threads",
+                n.to_string(),
+                format!(
+                    "1 with capture.mode = {}: several capture threads (PACKET_FANOUT) need \
+                     capture.mode = \"pcap\"; XDP capture is a single kernel map read by one poller",
+                    toml_string(mode.as_str())
+                ),
+            ));
+        }
+        Ok(n)
     }
 
     /// `[capture.xdp]`. The ranges mirror `XdpSettings::validate` (a test checks every

@@ -256,6 +256,29 @@ impl Collector for Sources {
             "counter",
             c.source.iter().map(|(k, v)| (*k, *v)),
         )?;
+        if !c.threads.is_empty() {
+            // capture.threads > 1: each capture thread's reads and its socket's kernel drops.
+            let names: Vec<String> = (0..c.threads.len()).map(|i| i.to_string()).collect();
+            let per = |f: fn(&crate::stats::CaptureThreadJson) -> u64| {
+                names.iter().map(String::as_str).zip(c.threads.iter().map(f)).collect::<Vec<_>>()
+            };
+            labelled(
+                e,
+                "nbad_capture_thread_packets",
+                "Packets read by each capture thread (capture.threads)",
+                MetricType::Counter,
+                "thread",
+                per(|t| t.packets_read),
+            )?;
+            labelled(
+                e,
+                "nbad_capture_thread_kernel_dropped",
+                "Packets the kernel dropped on each capture thread's socket",
+                MetricType::Counter,
+                "thread",
+                per(|t| t.kernel_dropped),
+            )?;
+        }
         let l = &s.capture_loss;
         counter(
             e,

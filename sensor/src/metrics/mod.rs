@@ -55,22 +55,27 @@ mod tests {
     use crate::alert::Detector;
     use crate::stats::StatsHub;
 
-    #[test]
-    fn a_scrape_shows_stage_counters_hooks_and_the_latency_histogram() {
-        let hooks = Arc::new(Hooks::default());
-        hooks.alerts.raised(Detector::Scan);
-        hooks.sinks.set_up("syslog", true);
-        hooks.latency.record(std::time::Duration::from_millis(30));
+    /// One scrape of the metrics of `hub` and `hooks`, with a flow table of `flow_capacity`.
+    fn scrape(hub: Arc<StatsHub>, flow_capacity: u64, hooks: Arc<Hooks>) -> String {
         let sources = Sources {
-            hub: Arc::new(StatsHub::new(2)),
-            flow_capacity: 1000,
+            hub,
+            flow_capacity,
             capture_loss: Arc::new(SharedRatio::default()),
             hooks,
             config: None,
         };
         let mut registry = Registry::default();
         registry.register_collector(Box::new(sources));
-        let page = render(&registry);
+        render(&registry)
+    }
+
+    #[test]
+    fn a_scrape_shows_stage_counters_hooks_and_the_latency_histogram() {
+        let hooks = Arc::new(Hooks::default());
+        hooks.alerts.raised(Detector::Scan);
+        hooks.sinks.set_up("syslog", true);
+        hooks.latency.record(std::time::Duration::from_millis(30));
+        let page = scrape(Arc::new(StatsHub::new(2)), 1000, hooks);
         for line in [
             "# TYPE nbad_capture_packets counter",
             "nbad_capture_packets_total 0",
@@ -104,22 +109,34 @@ mod tests {
                 ..Default::default()
             }]
         }));
-        let sources = Sources {
-            hub,
-            flow_capacity: 1,
-            capture_loss: Arc::new(SharedRatio::default()),
-            hooks: Arc::new(Hooks::default()),
-            config: None,
-        };
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(sources));
-        let page = render(&registry);
+        let page = scrape(hub, 1, Arc::new(Hooks::default()));
         for line in [
             "nbad_export_records_offered_total{exporter=\"nfcapd\"} 10",
             "nbad_export_records_sent_total{exporter=\"nfcapd\"} 7",
             "nbad_export_dropped_queue_full_total{exporter=\"nfcapd\"} 3",
             "nbad_export_template_sends_total{exporter=\"nfcapd\"} 2",
             "nbad_export_up{exporter=\"nfcapd\"} 1",
+        ] {
+            assert!(page.lines().any(|l| l == line), "missing {line:?} in:\n{page}");
+        }
+    }
+
+    #[test]
+    fn a_scrape_shows_each_capture_threads_packets_and_drops_and_their_sums() {
+        use crate::stats::{CaptureCounters, DispatchCounters};
+        let hub = Arc::new(StatsHub::with_capture_threads(1, 2));
+        let decode = crate::decode::DecodeCounters::default();
+        for (thread, packets, dropped) in [(0, 30, 1), (1, 12, 2)] {
+            let c = CaptureCounters { packets_read: packets, kernel_dropped: dropped, ..Default::default() };
+            hub.publish_capture(thread, &c, &decode, &DispatchCounters::default(), true);
+        }
+        let page = scrape(hub, 1, Arc::new(Hooks::default()));
+        for line in [
+            "nbad_capture_packets_total 42",
+            "nbad_capture_kernel_dropped_total 3",
+            "nbad_capture_thread_packets_total{thread=\"0\"} 30",
+            "nbad_capture_thread_packets_total{thread=\"1\"} 12",
+            "nbad_capture_thread_kernel_dropped_total{thread=\"1\"} 2",
         ] {
             assert!(page.lines().any(|l| l == line), "missing {line:?} in:\n{page}");
         }

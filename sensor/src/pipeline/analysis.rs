@@ -1,11 +1,12 @@
 //! The analysis stage: one thread that writes flow records, merges its inputs
 //! into one deterministic order, and runs the detection engine on it.
 //!
-//! Inputs are the flow workers (records) and the capture thread
-//! (observations). Each message carries its sender's clock, which never goes
-//! back; every input sends at least one message per tick of packet time
-//! (a second in replays, 20 ms live: [`crate::pipeline::RunOptions::tick`]; the
-//! dispatcher sends every worker a batch when the clock enters a new tick, and
+//! Inputs are the flow workers (records) and the capture threads
+//! (observations; one input per capture thread, `capture.threads`). Each
+//! message carries its sender's clock, which never goes back; every input
+//! sends at least one message per tick of packet time (a second in replays,
+//! 20 ms live: [`crate::pipeline::RunOptions::tick`]; each capture thread's
+//! dispatcher sends every worker a batch when its clock enters a new tick, and
 //! the capture thread its observations at the same moment). The
 //! merge holds each input's messages in a queue and releases the one with the
 //! smallest clock (ties: the lowest input) only when every input still
@@ -128,6 +129,36 @@ impl Merge {
     }
 }
 
+/// The observer counters of each capture thread (each message carries its thread's counters so
+/// far), summed for the statistics.
+#[derive(Debug, Default)]
+struct Observed {
+    by_input: Vec<(usize, ObserveCounters)>,
+}
+
+impl Observed {
+    fn set(&mut self, input: usize, counters: ObserveCounters) {
+        match self.by_input.iter_mut().find(|(i, _)| *i == input) {
+            Some((_, c)) => *c = counters,
+            None => self.by_input.push((input, counters)),
+        }
+    }
+
+    fn total(&self) -> ObserveCounters {
+        let mut t = ObserveCounters::default();
+        for (_, c) in &self.by_input {
+            t.identified += c.identified;
+            t.dns += c.dns;
+            t.icmp_echo += c.icmp_echo;
+            t.malformed += c.malformed;
+            t.evasive += c.evasive;
+            t.unreachable += c.unreachable;
+            t.arp_requests += c.arp_requests;
+        }
+        t
+    }
+}
+
 /// Where alerts are written as ECS JSON lines.
 pub struct AlertWriter {
     out: Box<dyn Write + Send>,
@@ -232,7 +263,7 @@ impl Analysis {
         hub: &StatsHub,
     ) -> std::io::Result<Option<Engine>> {
         let mut merge = Merge::new(inputs);
-        let mut observed = ObserveCounters::default();
+        let mut observed = Observed::default();
         let mut metas = FlowMetas::default();
         loop {
             let msg = match self.control.as_ref() {
@@ -249,7 +280,7 @@ impl Analysis {
                         match call {
                             Ok(call) => {
                                 self.answer(call);
-                                self.publish(hub, observed);
+                                self.publish(hub, observed.total());
                             }
                             // The socket's thread is gone: no more requests.
                             Err(_) => self.control = None,
@@ -287,7 +318,7 @@ impl Analysis {
                 w.flush()?;
             }
             if raised || rx.is_empty() {
-                self.publish(hub, observed);
+                self.publish(hub, observed.total());
             }
         }
         // Every sender is gone: whatever is queued goes through in order.
@@ -302,8 +333,8 @@ impl Analysis {
             engine.finish();
         }
         self.emit()?;
-        self.publish(hub, observed);
-        self.hold(hub, observed);
+        self.publish(hub, observed.total());
+        self.hold(hub, observed.total());
         Ok(self.engine)
     }
 
@@ -331,7 +362,7 @@ impl Analysis {
     fn process(
         &mut self,
         msg: AnalysisMsg,
-        observed: &mut ObserveCounters,
+        observed: &mut Observed,
         metas: &mut FlowMetas,
         hub: &StatsHub,
     ) -> std::io::Result<bool> {
@@ -347,8 +378,8 @@ impl Analysis {
                     engine.record(r);
                 }
             }
-            AnalysisMsg::Observations { clock_ns, obs, counters, .. } => {
-                *observed = counters;
+            AnalysisMsg::Observations { input, clock_ns, obs, counters } => {
+                observed.set(input, counters);
                 let Some(engine) = self.engine.as_mut() else { return Ok(false) };
                 let keep = self.flows.is_some();
                 for o in &obs {

@@ -124,6 +124,16 @@ impl Dispatcher {
         }
     }
 
+    /// Sends every batch that holds packets (a capture thread that ends before the others).
+    pub fn send_open(&mut self) -> Result<(), WorkerGone> {
+        for shard in 0..self.shards.len() {
+            if !self.shards[shard].open.packets.is_empty() {
+                self.send(shard)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Sends what is open and tells every worker to flush with `reason`.
     /// Returns the final counters.
     pub fn finish(mut self, reason: EndReason) -> Result<DispatchCounters, WorkerGone> {

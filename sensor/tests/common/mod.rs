@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+pub mod live;
+
 use serde_json::Value;
 
 /// Longest a non-live sensor command may run before the test calls it hung.

@@ -96,6 +96,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", requires = "live",
           value_parser = clap::value_parser!(u64).range(1..=live::synthetic::MAX_FLOWS))]
     live_flows: Option<u64>,
+    /// With `--live`: also measure the libpcap path with `capture.threads = N` (N handles in one
+    /// PACKET_FANOUT group, a capture thread each), beside the one-thread libpcap run of the
+    /// same invocation; the report gives the ratios of the two.
+    #[arg(long, value_name = "N", requires = "live", value_parser = clap::value_parser!(u64).range(2..=64))]
+    threads: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

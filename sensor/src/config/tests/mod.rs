@@ -51,6 +51,7 @@ fn dotted_keys(text: &str) -> BTreeSet<String> {
     keys
 }
 
+mod capture_threads;
 mod export;
 mod files;
 mod privacy;

@@ -57,6 +57,7 @@ pub(super) const RANGES: &[(&str, &str, i64, i64, &str)] = &[
     ("capture", "snaplen", 64, 262_144, ""),
     ("capture", "buffer_bytes", 1_048_576, 2_147_483_647, ""),
     ("capture", "read_timeout_ms", 1, 1000, ""),
+    ("capture", "threads", 1, 64, ""),
     ("capture.xdp", "samples_per_direction", 0, 4_294_967_295, ""),
     ("capture.xdp", "sample_len", 0, 256, ""),
     ("capture.xdp", "flow_map_entries", 1, 16_777_216, ""),

@@ -31,6 +31,14 @@ pub(super) fn sensor_counts(stats: &Value) -> Counts {
             }
         }
     }
+    // capture.threads > 1: each capture thread's share.
+    for (i, thread) in capture["threads"].as_array().into_iter().flatten().enumerate() {
+        for key in ["packets_read", "kernel_dropped"] {
+            if let Some(n) = thread[key].as_u64() {
+                counters.insert(format!("capture.threads.{i}.{key}"), n);
+            }
+        }
+    }
     for key in [
         "/decode/parsed",
         "/decode/non_ip",

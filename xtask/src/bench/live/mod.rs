@@ -21,6 +21,9 @@
 //!
 //! The XDP path runs twice: at the bench configuration's 200 ms poll interval and at the
 //! sensor's default of 1 s, because its cost grows with the number of flows read per poll.
+//! With `--threads N` the libpcap path runs a second time with `capture.threads = N`, and the
+//! report gives that run's figures as ratios to the one-thread run of the same repetition
+//! (runs of one invocation only: the machine may be shared and noisy).
 //!
 //! One run of a subject: start it in the rx namespace and wait until it captures; read
 //! `/proc/stat` and the rx veth's counters; replay; wait until the subject's count reaches the
@@ -105,12 +108,18 @@ pub fn run(root: &Path, args: &BenchArgs, capture: &BenchCapture) -> Result<()> 
     }
     fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let base = fs::read_to_string(root.join(CONFIG)).with_context(|| format!("reading {CONFIG}"))?;
-    let sensors = [Subject::Xdp, Subject::XdpDefaultPoll, Subject::Libpcap];
-    for subject in sensors {
+    let mut sensors = vec![Subject::Xdp, Subject::XdpDefaultPoll, Subject::Libpcap];
+    if args.threads.is_some() {
+        sensors.push(Subject::LibpcapThreads);
+    }
+    for &subject in &sensors {
         let mode = subject.mode().context("a sensor subject")?;
         let mut config = config_with(&base, mode, RX_IF)?;
         if let Some(ms) = subject.poll_interval_ms() {
             config = with_poll_interval(&config, ms)?;
+        }
+        if let (Subject::LibpcapThreads, Some(n)) = (subject, args.threads) {
+            config = with_capture_threads(&config, n)?;
         }
         fs::write(run_dir.join(format!("{}.toml", subject.key())), config)
             .context("writing a sensor configuration")?;
@@ -166,6 +175,23 @@ pub fn run(root: &Path, args: &BenchArgs, capture: &BenchCapture) -> Result<()> 
         bail!("bench --live incomplete: {}", failures.join("; "));
     }
     Ok(())
+}
+
+/// `config` with `threads = n` added to its `[capture]` table.
+fn with_capture_threads(config: &str, n: u64) -> Result<String> {
+    ensure!(config.lines().any(|l| l.trim() == "[capture]"), "{CONFIG} has no [capture] table");
+    ensure!(!config.lines().any(|l| l.trim_start().starts_with("threads")), "{CONFIG} sets threads already");
+    let lines: Vec<String> = config
+        .lines()
+        .flat_map(|line| {
+            let mut out = vec![line.to_owned()];
+            if line.trim() == "[capture]" {
+                out.push(format!("threads = {n}"));
+            }
+            out
+        })
+        .collect();
+    Ok(lines.join("\n") + "\n")
 }
 
 /// `config` with its `poll_interval_ms` line (in `[capture.xdp]`) set to `ms`.

@@ -70,6 +70,43 @@ pub(super) fn print_run(run: &Run) {
     ));
 }
 
+/// With `--threads`: each repetition's `capture.threads` run as ratios to its one-thread
+/// libpcap run (accounted, subject CPU, accounted per subject CPU second, machine CPU).
+fn threads_comparison(runs: &[Run]) -> String {
+    let ok = |key: &str, rep: u32| {
+        runs.iter().find(|r| r.subject == key && r.repetition == rep && r.failure.is_none())
+    };
+    let mut md = String::new();
+    for one in runs.iter().filter(|r| r.subject == "nbad_libpcap" && r.failure.is_none()) {
+        let Some(many) = ok("nbad_libpcap_threads", one.repetition) else { continue };
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "–".to_owned(),
+        };
+        let accounted = |r: &Run| r.accounted.map(|a| a as f64);
+        let per_cpu = |r: &Run| r.accounted.zip(r.subject_cpu_s).map(|(a, c)| a as f64 / c.max(1e-9));
+        if md.is_empty() {
+            md.push_str(
+                "\n`capture.threads` (--threads) against one thread, same repetition \
+                 (ratio = threads run / one-thread run):\n\n\
+                 | run | accounted | subject CPU | accounted per subject CPU s | system CPU | drops (one / threads) |\n\
+                 |---:|---:|---:|---:|---:|---|\n",
+            );
+        }
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} / {} |\n",
+            one.repetition,
+            ratio(accounted(many), accounted(one)),
+            ratio(many.subject_cpu_s, one.subject_cpu_s),
+            ratio(per_cpu(many), per_cpu(one)),
+            ratio(Some(many.system_busy_s), Some(one.system_busy_s)),
+            one.drops.map_or("–".to_owned(), |d| d.to_string()),
+            many.drops.map_or("–".to_owned(), |d| d.to_string()),
+        ));
+    }
+    md
+}
+
 fn mpps(run: &Run) -> f64 {
     if run.send_s > 0.0 { run.offered as f64 / run.send_s / 1e6 } else { 0.0 }
 }
@@ -166,6 +203,7 @@ pub(super) fn write_report(
             failures.push(format!("{} run {}: {why}", run.label, run.repetition));
         }
     }
+    md.push_str(&threads_comparison(runs));
     md.push_str("\nCommands (run 1):\n\n");
     for run in runs.iter().filter(|r| r.repetition == 1) {
         md.push_str(&format!("- {}: sender `{}`", run.subject, run.sender_command));

@@ -42,6 +42,8 @@ pub(super) enum Subject {
     /// The XDP path at the sensor's default poll interval instead of the bench's 200 ms.
     XdpDefaultPoll,
     Libpcap,
+    /// The libpcap path with `capture.threads` from `--threads` (PACKET_FANOUT).
+    LibpcapThreads,
     Suricata,
 }
 
@@ -52,6 +54,7 @@ impl Subject {
             Self::Xdp => "nbad_xdp",
             Self::XdpDefaultPoll => "nbad_xdp_poll_1s",
             Self::Libpcap => "nbad_libpcap",
+            Self::LibpcapThreads => "nbad_libpcap_threads",
             Self::Suricata => "suricata_af_packet",
         }
     }
@@ -62,6 +65,7 @@ impl Subject {
             Self::Xdp => "nbad-sensor, XDP path",
             Self::XdpDefaultPoll => "nbad-sensor, XDP path, 1 s poll",
             Self::Libpcap => "nbad-sensor, libpcap path",
+            Self::LibpcapThreads => "nbad-sensor, libpcap, --threads",
             Self::Suricata => "suricata 7 af-packet (detect off)",
         }
     }
@@ -75,7 +79,7 @@ impl Subject {
     pub(super) fn mode(self) -> Option<&'static str> {
         match self {
             Self::Xdp | Self::XdpDefaultPoll => Some("xdp"),
-            Self::Libpcap => Some("pcap"),
+            Self::Libpcap | Self::LibpcapThreads => Some("pcap"),
             Self::SenderOnly | Self::Suricata => None,
         }
     }
@@ -104,7 +108,7 @@ impl Bench<'_> {
         let label = format!("{}-{repetition}", subject.key());
         let mut receiver = match subject {
             Subject::SenderOnly => None,
-            Subject::Xdp | Subject::XdpDefaultPoll | Subject::Libpcap => {
+            Subject::Xdp | Subject::XdpDefaultPoll | Subject::Libpcap | Subject::LibpcapThreads => {
                 Some(self.start(self.sensor_command(subject, repetition)?, &label, SENSOR_READY)?)
             }
             Subject::Suricata => {
@@ -268,7 +272,7 @@ impl Bench<'_> {
     /// What the subject has counted so far (the final figures once it has exited).
     fn counts(&self, subject: Subject, repetition: u32) -> Result<Counts> {
         match subject {
-            Subject::Xdp | Subject::XdpDefaultPoll | Subject::Libpcap => {
+            Subject::Xdp | Subject::XdpDefaultPoll | Subject::Libpcap | Subject::LibpcapThreads => {
                 let path = self.stats_path(subject, repetition);
                 let text =
                     fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
