@@ -29,9 +29,10 @@ use crate::stats::{CaptureCounters, StatsHub, StatsSnapshot};
 use analysis::{AlertHook, AlertPull, AlertWriter, Analysis, AnalysisMsg, SettingsPull};
 pub use batch::{Batch, WorkerMsg};
 pub use dispatch::Dispatcher;
+pub use worker::RECORD_CHUNK;
 
 /// Messages queued to the analysis stage per input.
-const ANALYSIS_QUEUE_PER_INPUT: usize = 4;
+pub const ANALYSIS_QUEUE_PER_INPUT: usize = 4;
 /// Packets between two looks at the wall clock for periodic work.
 const HOUSEKEEPING_EVERY: u32 = 4096;
 /// Packets after which the capture thread sends the analysis stage its clock, observations or
