@@ -243,11 +243,12 @@ fn twenty_sigkills_during_a_live_reload_lose_no_acknowledged_alert_and_restart_c
     // Every alert the sink had written (delivered, so acknowledged in the spool) at some kill.
     let mut acknowledged: BTreeMap<String, Finding> =
         sink_alerts(&sink, "the first run").into_iter().collect();
-    // Snapshots written by the killed runs (the state file's modification time changed).
-    let (mut snapshots, mut last_snapshot) = (0, std::fs::metadata(&state)?.modified().ok());
+    // Killed runs that had written a snapshot (their last statistics say so).
+    let mut snapshotted = 0;
     for round in 0..20_u16 {
         let when = format!("round {round} (seed {seed})");
         let cfg = live_config(dir, &flows[usize::from(round % 2)]);
+        let _ = std::fs::remove_file(dir.join("stats.json"));
         let sensor = start_live(&link, &cfg, dir.join(format!("sensor-{round}.log")))
             .map_err(|e| e.context(format!("{when}: the restart after a kill")))?;
         // Nothing acknowledged before an earlier kill is gone after the restart's recovery.
@@ -265,18 +266,24 @@ fn twenty_sigkills_during_a_live_reload_lose_no_acknowledged_alert_and_restart_c
         // A second scan under way (records, alerts and spool appends in flight), a reload that
         // switches the flow file, and SIGKILL 0 to 4 s after it: before the reload is done,
         // during it, or after it while the second scan's alert is raised, spooled or sent. One
-        // round in four reloads 4 to 8 s in, so that the kill falls about when the first
-        // snapshot is written (`snapshot_interval_s` = 10).
+        // round in four reloads 5 to 9 s into the second scan, meant to put the kill about
+        // when the first snapshot is due (`snapshot_interval_s` = 10 s from the first message,
+        // some 3 s before that scan); docs/RELIABILITY.md says why no killed run has yet been
+        // seen to write one (open).
         std::fs::copy(live_config(dir, &flows[usize::from(1 - round % 2)]), &cfg)?;
         let (lead, delay) =
-            (if rng.u8(0..4) == 0 { rng.u64(4_000..=8_000) } else { rng.u64(0..=500) }, rng.u64(0..=4_000));
+            (if rng.u8(0..4) == 0 { rng.u64(5_000..=9_000) } else { rng.u64(0..=500) }, rng.u64(0..=4_000));
         let (lead, delay) = (Duration::from_millis(lead), Duration::from_millis(delay));
+        // Datagrams every 100 ms until the kill: packets in flight when it comes.
+        let datagrams = u32::try_from((lead + delay).as_millis() / 100 + 5).unwrap_or(u32::MAX).min(150);
         std::thread::scope(|scope| -> anyhow::Result<()> {
             let prober = scope.spawn(|| link.probe_tcp(ports + 50..ports + 90));
+            let ticker = scope.spawn(|| link.send_udp(&[43_000], datagrams, Duration::from_millis(100)));
             std::thread::sleep(lead);
             sensor.signal("HUP")?;
             std::thread::sleep(delay);
             sensor.kill()?;
+            ticker.join().map_err(|_| anyhow::anyhow!("the UDP sender panicked"))??;
             prober.join().map_err(|_| anyhow::anyhow!("the prober panicked"))?
         })?;
         let log = std::fs::read_to_string(dir.join(format!("sensor-{round}.log")))?;
@@ -288,12 +295,13 @@ fn twenty_sigkills_during_a_live_reload_lose_no_acknowledged_alert_and_restart_c
         );
         run_sensor(["report", "--state", state.to_str().expect("utf-8 path")])
             .assert_code(0, &format!("{when}: the state file loads after SIGKILL {delay:?} after SIGHUP"));
-        let snapshot = std::fs::metadata(&state)?.modified()?;
-        if Some(snapshot) != last_snapshot {
-            snapshots += 1;
-            last_snapshot = Some(snapshot);
-        }
-        println!("{when}: SIGHUP {lead:?} into the second scan, SIGKILL {delay:?} later");
+        let stats: Option<Value> =
+            std::fs::read_to_string(dir.join("stats.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+        let snapshots = stats.and_then(|s| s.pointer("/detection/engine/snapshots")?.as_u64()).unwrap_or(0);
+        snapshotted += usize::from(snapshots > 0);
+        println!(
+            "{when}: SIGHUP {lead:?} into the second scan, SIGKILL {delay:?} later ({snapshots} snapshots)"
+        );
     }
     // The last restart recovers the spool, delivers what is left and stops cleanly.
     let cfg = live_config(dir, &flows[0]);
@@ -320,7 +328,7 @@ fn twenty_sigkills_during_a_live_reload_lose_no_acknowledged_alert_and_restart_c
     }
     println!(
         "20 kills during a reload: {} alerts acknowledged before a kill, {} alerts in the sink ({} sent \
-         again after a kill, same id), {} findings; {snapshots} snapshots by runs that were killed",
+         again after a kill, same id), {} findings; {snapshotted} of the killed runs had written a snapshot",
         acknowledged.len(),
         all.len(),
         all.len() - ids.len(),
