@@ -8,12 +8,13 @@
 //! reach collectors and SIEMs through [`deliver`]; flow records can also be exported to IPFIX /
 //! NetFlow v9 collectors and Kafka ([`output::export`], with the [`kafka`] client). [`protocol`] names what the first payload
 //! bytes of a flow direction carry (TLS, SSH, HTTP, DNS, ...). [`config`] turns a TOML file into validated
-//! settings; [`synth`] makes deterministic traffic for the demo and tests.
+//! settings, and [`budget`] the memory they let the sensor hold; [`synth`] makes deterministic traffic for the demo and tests.
 //! For running as a service: [`reload`] rereads the configuration on SIGHUP, [`metrics`]
 //! serves Prometheus metrics, and [`capture_loss`] measures what the capture misses.
 //! [`privacy`] pseudonymises inside addresses and drops payload-derived fields on the way out.
 
 pub mod alert;
+pub mod budget;
 pub mod capture;
 pub mod capture_loss;
 pub mod cli;

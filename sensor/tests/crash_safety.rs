@@ -5,9 +5,16 @@
 //! After every kill: the state file is absent or loads whole (snapshots are written to a
 //! temporary file and renamed), the next run recovers the spool (torn records are cut, not
 //! read) and exits cleanly, and every line the file sink wrote is a whole alert.
+//!
+//! Then the same during a live reload: `nbad-sensor run` on a veth between two namespaces the
+//! test makes (`nbad_tests::live`), scanned from the far end so that it raises alerts, is sent
+//! SIGHUP (reread the file, reopen the outputs) and SIGKILL a random moment after it, twenty
+//! times, restarted each time. The delays come from a seeded generator; the seed is printed,
+//! and `NBAD_CRASH_SEED=N` replays a run.
 
 pub mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -15,6 +22,7 @@ use std::time::Duration;
 
 use common::{run_sensor, selftest_capture, sensor, write_file};
 use nbad_tests::gate::{self, Need};
+use nbad_tests::live::{self, Link, Sensor, wait_until};
 use serde_json::Value;
 
 fn config(dir: &Path, state: &Path, spool: &Path, sink: &Path) -> PathBuf {
@@ -146,4 +154,189 @@ fn a_full_disk_keeps_the_previous_state_and_refuses_alerts_with_a_clear_error() 
     // With room again, it carries on from that state.
     std::fs::remove_file(&filler).expect("remove the filler");
     run_sensor(replay_args(&cfg, &pcap)).assert_code(0, "a replay once there is room again");
+}
+
+/// Writes the live sensor's configuration (`live.toml`, rewritten in place before each reload):
+/// libpcap on `cap0`, one-second buckets (an alert within
+/// seconds of a scan), no suppression (each round's scan alerts anew), state and spool as
+/// above, and the flow records in `flows` (the reload switches between two files).
+fn live_config(dir: &Path, flows: &Path) -> PathBuf {
+    let p = |name: &str| dir.join(name).display().to_string();
+    let text = format!(
+        "[sensor]\nid = \"kill-reload\"\nhome_networks = [\"10.197.0.0/16\"]\n\n\
+         [capture]\nmode = \"pcap\"\ninterface = \"cap0\"\nread_timeout_ms = 20\n\n\
+         [flows]\ntcp_close_linger_s = 0\nworkers = 1\n\n\
+         [output]\nflows = {:?}\nstats = {:?}\nstats_interval_s = 1\n\n\
+         [detection]\nbucket_s = 1\nsuppress_window_s = 0\nstate_file = {:?}\nsnapshot_interval_s = 10\n\n\
+         [alerts]\nspool_dir = {:?}\nfsync = \"always\"\ndrain_timeout_ms = 5000\n\n\
+         [[alerts.sinks]]\ntype = \"file\"\nname = \"siem\"\npath = {:?}\n",
+        flows.display().to_string(),
+        p("stats.json"),
+        p("state.json"),
+        p("spool"),
+        p("siem.jsonl"),
+    );
+    write_file(dir, "live.toml", &text)
+}
+
+/// An alert's finding, apart from its id: the rule, the two ends and the window.
+type Finding = (String, String, String, String, String);
+
+/// The sink file's documents: `(event.id, finding)` per alert (incident records, which are
+/// re-sent with a new id whenever the incident grows, are left out), every line checked whole.
+fn sink_alerts(sink: &Path, when: &str) -> Vec<(String, Finding)> {
+    assert_whole_lines(sink, when);
+    let text = std::fs::read_to_string(sink).unwrap_or_default();
+    let at = |doc: &Value, ptr: &str| doc.pointer(ptr).and_then(Value::as_str).unwrap_or("").to_owned();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|doc| doc.pointer("/event/dataset").and_then(Value::as_str) == Some("nbad.alert"))
+        .map(|doc| {
+            let finding = (
+                at(&doc, "/rule/name"),
+                at(&doc, "/source/ip"),
+                at(&doc, "/destination/ip"),
+                at(&doc, "/event/start"),
+                at(&doc, "/event/end"),
+            );
+            (at(&doc, "/event/id"), finding)
+        })
+        .collect()
+}
+
+/// The seed of the kill delays: `NBAD_CRASH_SEED`, else the clock's.
+fn crash_seed() -> u64 {
+    std::env::var("NBAD_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_secs())
+    })
+}
+
+/// Starts the sensor and waits until it captures; the log must not show a panic.
+fn start_live(link: &Link, cfg: &Path, log: PathBuf) -> anyhow::Result<Sensor> {
+    let mut sensor = Sensor::start(&link.sensor_ns, cfg, log)?;
+    sensor.wait_log("capturing on cap0", 0, Duration::from_secs(30))?;
+    anyhow::ensure!(!sensor.log_text().contains("panicked"), "{}", sensor.log_text());
+    Ok(sensor)
+}
+
+#[test]
+fn twenty_sigkills_during_a_live_reload_lose_no_acknowledged_alert_and_restart_cleanly() -> anyhow::Result<()>
+{
+    let Some(_ran) = live::require() else { return Ok(()) };
+    let seed = crash_seed();
+    println!("kill delays seeded with {seed} (NBAD_CRASH_SEED={seed} replays them)");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let scratch = tempfile::tempdir()?;
+    let dir = scratch.path();
+    let (sink, state) = (dir.join("siem.jsonl"), dir.join("state.json"));
+    let flows = [dir.join("flows-a.json"), dir.join("flows-b.json")];
+    let link = Link::new("nbadks", 2)?;
+    // A clean first run: a scan, its alert, and SIGTERM, which saves the state that every kill
+    // below must leave loadable.
+    let cfg = live_config(dir, &flows[0]);
+    let first = start_live(&link, &cfg, dir.join("sensor-first.log"))?;
+    link.probe_tcp(19_000..19_040)?;
+    wait_until("the first scan's alert in the sink", Duration::from_secs(30), || {
+        Ok(!sink_alerts(&sink, "the first run").is_empty())
+    })?;
+    anyhow::ensure!(first.stop()? == Some(0), "the first run did not stop cleanly");
+    anyhow::ensure!(state.exists(), "the first run saved no state");
+    // Every alert the sink had written (delivered, so acknowledged in the spool) at some kill.
+    let mut acknowledged: BTreeMap<String, Finding> =
+        sink_alerts(&sink, "the first run").into_iter().collect();
+    // Killed runs that had written a snapshot (their last statistics say so).
+    let mut snapshotted = 0;
+    // Killed runs that had finished their reload before the kill (their log says so).
+    let mut reloaded = 0;
+    for round in 0..20_u16 {
+        let when = format!("round {round} (seed {seed})");
+        let cfg = live_config(dir, &flows[usize::from(round % 2)]);
+        let _ = std::fs::remove_file(dir.join("stats.json"));
+        let sensor = start_live(&link, &cfg, dir.join(format!("sensor-{round}.log")))
+            .map_err(|e| e.context(format!("{when}: the restart after a kill")))?;
+        // Nothing acknowledged before an earlier kill is gone after the restart's recovery.
+        let now: BTreeMap<String, Finding> = sink_alerts(&sink, &when).into_iter().collect();
+        for id in acknowledged.keys() {
+            anyhow::ensure!(now.contains_key(id), "{when}: alert {id}, acknowledged before a kill, is lost");
+        }
+        // A scan, and its alert in the sink: something acknowledged before this kill.
+        let ports = 20_000 + round * 100;
+        link.probe_tcp(ports..ports + 40)?;
+        let before = now.len();
+        wait_until(&format!("{when}: the scan's alert in the sink"), Duration::from_secs(30), || {
+            Ok(sink_alerts(&sink, &when).len() > before)
+        })?;
+        // A second scan under way (records, alerts and spool appends in flight), a reload that
+        // switches the flow file, and SIGKILL 0 to 4 s after it: before the reload is done,
+        // during it, or after it while the second scan's alert is raised, spooled or sent. One
+        // round in four reloads 7 to 11 s into the second scan, so that the kill comes after or
+        // about the first snapshot (`snapshot_interval_s` = 10 s from the first message, some
+        // 2 s before that scan).
+        live_config(dir, &flows[usize::from(1 - round % 2)]);
+        let (lead, delay) =
+            (if rng.u8(0..4) == 0 { rng.u64(7_000..=11_000) } else { rng.u64(0..=500) }, rng.u64(0..=4_000));
+        let (lead, delay) = (Duration::from_millis(lead), Duration::from_millis(delay));
+        // Datagrams every 100 ms until the kill: packets in flight when it comes.
+        let datagrams = u32::try_from((lead + delay).as_millis() / 100 + 5).unwrap_or(u32::MAX).min(150);
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            let prober = scope.spawn(|| link.probe_tcp(ports + 50..ports + 90));
+            let ticker = scope.spawn(|| link.send_udp(&[43_000], datagrams, Duration::from_millis(100)));
+            std::thread::sleep(lead);
+            sensor.signal("HUP")?;
+            std::thread::sleep(delay);
+            sensor.kill()?;
+            ticker.join().map_err(|_| anyhow::anyhow!("the UDP sender panicked"))??;
+            prober.join().map_err(|_| anyhow::anyhow!("the prober panicked"))?
+        })?;
+        let log = std::fs::read_to_string(dir.join(format!("sensor-{round}.log")))?;
+        anyhow::ensure!(!log.contains("panicked"), "{when}: SIGKILL {delay:?} after SIGHUP:\n{log}");
+        anyhow::ensure!(!log.contains("reload refused"), "{when}: the new file was refused:\n{log}");
+        reloaded += usize::from(log.contains("configuration reloaded"));
+        acknowledged.extend(sink_alerts(&sink, &when));
+        anyhow::ensure!(
+            state.exists(),
+            "{when}: the state file is gone after SIGKILL {delay:?} after SIGHUP"
+        );
+        run_sensor(["report", "--state", state.to_str().expect("utf-8 path")])
+            .assert_code(0, &format!("{when}: the state file loads after SIGKILL {delay:?} after SIGHUP"));
+        let stats: Option<Value> =
+            std::fs::read_to_string(dir.join("stats.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+        let snapshots = stats.and_then(|s| s.pointer("/detection/engine/snapshots")?.as_u64()).unwrap_or(0);
+        snapshotted += usize::from(snapshots > 0);
+        println!(
+            "{when}: SIGHUP {lead:?} into the second scan, SIGKILL {delay:?} later ({snapshots} snapshots)"
+        );
+    }
+    // The last restart recovers the spool, delivers what is left and stops cleanly.
+    let cfg = live_config(dir, &flows[0]);
+    let sensor = start_live(&link, &cfg, dir.join("sensor-last.log"))?;
+    let code = sensor.stop()?;
+    let log = std::fs::read_to_string(dir.join("sensor-last.log"))?;
+    anyhow::ensure!(code == Some(0), "the last run exited with {code:?}:\n{log}");
+    anyhow::ensure!(log.contains("0 left in the spool"), "the spool is not drained at exit:\n{log}");
+    run_sensor(["report", "--state", state.to_str().expect("utf-8 path")]).assert_code(0, "the final state");
+    // Nothing acknowledged is lost; an id re-sent after a kill is the same finding; a finding
+    // is never sent again under another id.
+    let all = sink_alerts(&sink, "after the last run");
+    let ids: BTreeMap<&String, &Finding> = all.iter().map(|(id, f)| (id, f)).collect();
+    for (id, finding) in &acknowledged {
+        anyhow::ensure!(ids.get(id) == Some(&finding), "alert {id} ({finding:?}) is lost or changed");
+    }
+    let mut by_finding: BTreeMap<&Finding, BTreeSet<&String>> = BTreeMap::new();
+    for (id, finding) in &all {
+        anyhow::ensure!(ids.get(id) == Some(&finding), "alert {id} was re-sent as another finding");
+        by_finding.entry(finding).or_default().insert(id);
+    }
+    for (finding, ids) in &by_finding {
+        anyhow::ensure!(ids.len() == 1, "{finding:?} was sent under {} ids: {ids:?}", ids.len());
+    }
+    println!(
+        "20 kills during a reload: {} alerts acknowledged before a kill, {} alerts in the sink ({} sent \
+         again after a kill, same id), {} findings; {reloaded} killed runs had finished their reload, {snapshotted} had written a snapshot",
+        acknowledged.len(),
+        all.len(),
+        all.len() - ids.len(),
+        by_finding.len()
+    );
+    Ok(())
 }

@@ -21,6 +21,9 @@
 //!   (`tests/tests/detection_corpus.rs`, `cargo xtask detect-report`).
 //! - [`lab`]: a network of namespaces with real clients and servers and the
 //!   sensor on a mirror port (`cargo xtask lab`, `tests/tests/lab.rs`).
+//! - [`live`]: one capture link between two test namespaces and a live
+//!   `nbad-sensor run` on it (`tests/tests/reload.rs`, `metrics.rs`, and the
+//!   sensor crate's `crash_safety.rs`).
 //! - [`receivers`]: real alert receivers (rsyslog, syslog-ng, Redis, NATS,
 //!   an OpenSearch-compatible server, a Splunk HEC contract server) for the
 //!   delivery tests (`tests/tests/delivery*.rs`).
@@ -30,6 +33,7 @@ pub mod detection;
 pub mod flows;
 pub mod gate;
 pub mod lab;
+pub mod live;
 pub mod receivers;
 pub mod sensor;
 pub mod tshark;

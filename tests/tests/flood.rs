@@ -2,8 +2,9 @@
 //! table capped far below the flood's flows, while ordinary hosts keep established connections
 //! open through it.
 //!
-//! What must hold: the table stays at its cap (the sensor's peak RSS stays bounded, and is
-//! printed with the bytes per flow it implies); emergency mode engages and is counted; flows are
+//! What must hold: the table stays at its cap (the sensor's peak RSS stays bounded, under the
+//! memory budget `check-config --memory-budget` computes for the test's configuration, and is
+//! printed with the bytes per flow it implies and its share of the budget); emergency mode engages and is counted; flows are
 //! evicted, but never an ordinary host's established connection (every packet of those
 //! connections is accounted, and none of their records ends `evicted`); the flood is reported
 //! (`flood` on the victim); and when the flood stops the table recovers: nothing is evicted
@@ -39,6 +40,11 @@ const VICTIM: [u8; 4] = [10, 77, 0, 80];
 const SCAN_SOURCES: u64 = 8_192;
 /// What the whole process may reach with these caps.
 const RSS_BOUND: u64 = 80 << 20;
+/// Inside hosts with a baseline at most: the capture has 21 (the clients and the victim). The
+/// cap (and the smallest libpcap ring, which a replay does not open) keeps the memory budget
+/// that `check-config --memory-budget` computes for this file to what the run can use, so that
+/// comparing the peak with it means something.
+const MAX_HOSTS: u64 = 1_024;
 
 /// An Ethernet + IPv4 + TCP frame (no options) with `payload` bytes of zeros.
 fn tcp(ts_us: u64, src: ([u8; 4], u16), dst: ([u8; 4], u16), flags: u8, payload: usize) -> Frame {
@@ -134,6 +140,17 @@ fn peak_rss(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
 }
 
+/// `nbad-sensor check-config --memory-budget FILE`: the bytes the sensor may hold with its caps.
+fn memory_budget(bin: &Path, config: &Path) -> Result<u64> {
+    let out = std::process::Command::new(bin)
+        .args([OsStr::new("check-config"), OsStr::new("--memory-budget"), config.as_os_str()])
+        .output()
+        .context("running check-config")?;
+    ensure!(out.status.success(), "check-config failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().with_context(|| format!("check-config --memory-budget printed {text:?}"))
+}
+
 #[test]
 fn a_syn_flood_fills_the_table_without_evicting_established_connections() -> Result<()> {
     let flood_packets: u64 =
@@ -148,12 +165,14 @@ fn a_syn_flood_fills_the_table_without_evicting_established_connections() -> Res
     std::fs::write(
         &config,
         format!(
-            "[sensor]\nhome_networks = [\"10.77.0.0/16\"]\n[flows]\nworkers = 1\nmax_flows = {MAX_FLOWS}\n\
-             [detection]\nbucket_s = 60\n[detection.scan]\nmax_sources = {SCAN_SOURCES}\n"
+            "[sensor]\nhome_networks = [\"10.77.0.0/16\"]\n[capture]\nmode = \"pcap\"\nbuffer_bytes = 1048576\n\
+             [flows]\nworkers = 1\nmax_flows = {MAX_FLOWS}\n\
+             [detection]\nbucket_s = 60\nmax_hosts = {MAX_HOSTS}\n[detection.scan]\nmax_sources = {SCAN_SOURCES}\n"
         ),
     )?;
     let (flows, stats, alerts) = (dir.join("flows.json"), dir.join("stats.json"), dir.join("alerts.json"));
     let bin = sensor::sensor_bin()?;
+    let budget = memory_budget(&bin, &config)?;
     let started = Instant::now();
     let mut child = std::process::Command::new(&bin)
         .args([OsStr::new("replay"), OsStr::new("-c"), config.as_os_str(), OsStr::new("--quiet")])
@@ -191,7 +210,13 @@ fn a_syn_flood_fills_the_table_without_evicting_established_connections() -> Res
     ensure!(emergencies >= 1, "emergency mode never engaged: {stats}");
     ensure!(evicted > 0, "nothing was evicted: {stats}");
     ensure!(peak_flows <= MAX_FLOWS, "{peak_flows} flows tracked at once, over the cap of {MAX_FLOWS}");
+    println!(
+        "memory budget for this configuration {:.1} MiB: the peak is {:.0} % of it",
+        budget as f64 / 1_048_576.0,
+        peak as f64 * 100.0 / budget as f64
+    );
     ensure!(peak > 0 && peak < RSS_BOUND, "peak RSS {peak} bytes, over {RSS_BOUND} with these caps");
+    ensure!(peak < budget, "peak RSS {peak} bytes, over the memory budget of {budget} bytes for these caps");
 
     // Ordinary connections: every packet accounted, never evicted; no eviction after the flood.
     let flood_end_ns = (T0_US + FLOOD_US) * 1_000;

@@ -1,5 +1,5 @@
 //! The Prometheus endpoint of a live `nbad-sensor run` (libpcap on a veth in a test
-//! namespace, see `support/`): scraped over HTTP inside that namespace while bounded UDP
+//! namespace, see `nbad_tests::live`): scraped over HTTP inside that namespace while bounded UDP
 //! traffic flows, it reports the packets captured, the flow table's fill and capacity, the
 //! capture-loss gauge, the configuration version and the hooks the alert stages will feed
 //! (zero for now), in the OpenMetrics text format. Other paths get 404.
@@ -9,7 +9,7 @@
 //! (`nbad_tests::gate`).
 //! Takes about 5 s.
 
-pub mod support;
+use nbad_tests::live as support;
 
 use std::fs;
 use std::process::Command;

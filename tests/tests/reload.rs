@@ -1,5 +1,5 @@
 //! SIGHUP reload of a live `nbad-sensor run` (libpcap on a veth in a test namespace, see
-//! `support/`): a configuration that does not validate is refused with the reason and the
+//! `nbad_tests::live`): a configuration that does not validate is refused with the reason and the
 //! sensor goes on with the running one; a valid one with a new `output.flows` sends the
 //! records from then on to the new file. No flow is lost or written twice across the reloads,
 //! and a flow that spans them keeps its state: its one record counts every packet.
@@ -8,7 +8,7 @@
 //! (`nbad_tests::gate`).
 //! Takes about 15 s.
 
-pub mod support;
+use nbad_tests::live as support;
 
 use std::collections::BTreeMap;
 use std::fs;

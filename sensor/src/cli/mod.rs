@@ -1,6 +1,6 @@
 //! The command line: raw arguments → validated configuration → a run.
 //!
-//! One module per subcommand (`replay`, `live` for `run`, `baseline`; `alerts` lives with
+//! One module per subcommand (`replay`, `live` for `run`, `baseline`, `check_config`; `alerts` lives with
 //! delivery in [`crate::deliver::cli`]), and what `run` and `replay` share: alert delivery
 //! ([`delivery`]) and the replay's progress display ([`progress`]).
 //!
@@ -9,6 +9,7 @@
 //! the run itself succeeded), 1 any other runtime failure.
 
 mod baseline;
+mod check_config;
 mod console;
 mod delivery;
 mod export;
@@ -121,8 +122,18 @@ enum Command {
     /// itself; exit 0 when every check passes.
     Selftest,
     /// Validate a configuration file and print the effective configuration,
-    /// defaults included.
+    /// defaults included, and the memory budget of its caps.
     CheckConfig {
+        /// Print only the bytes the service's MemoryMax should be for this file on this
+        /// machine (the budget × 1.5, rounded up to MiB).
+        #[arg(long, group = "memory")]
+        memory_max: bool,
+        /// Print only the bytes the service's MemoryHigh should be (the budget × 1.2).
+        #[arg(long, group = "memory")]
+        memory_high: bool,
+        /// Print only the memory budget in bytes: what the sensor may hold with these caps.
+        #[arg(long, group = "memory")]
+        memory_budget: bool,
         /// Configuration file.
         file: PathBuf,
     },
@@ -296,11 +307,14 @@ fn execute(command: Command) -> anyhow::Result<()> {
             verdict::give(req, &to.config, to.socket, to.state)
         }
         Command::Report { of, json } => verdict::report(&of.config, of.socket, of.state, json),
-        Command::CheckConfig { file } => {
-            let cfg = config::load(&file)?;
-            print!("{}", cfg.effective_toml());
-            eprintln!("nbad-sensor: {}: configuration is valid", file.display());
-            Ok(())
+        Command::CheckConfig { memory_max, memory_high, memory_budget, file } => {
+            let show = match (memory_max, memory_high, memory_budget) {
+                (true, _, _) => check_config::Show::MemoryMax,
+                (_, true, _) => check_config::Show::MemoryHigh,
+                (_, _, true) => check_config::Show::MemoryBudget,
+                _ => check_config::Show::Everything,
+            };
+            check_config::check(&file, show)
         }
         Command::Alerts { command } => crate::deliver::cli::execute(command),
         Command::Console { config: path, alerts } => {

@@ -12,3 +12,6 @@ mod wheel;
 pub use hash::FlowHasher;
 pub use record::{EndReason, FlowRecord, RecordSink};
 pub use table::{FlowCounters, FlowTable, Timeouts};
+
+/// Bytes of one tracked flow's entry (the memory budget counts it per `flows.max_flows`).
+pub const FLOW_ENTRY_BYTES: usize = size_of::<entry::FlowEntry>();

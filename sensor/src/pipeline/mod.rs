@@ -39,9 +39,10 @@ use analysis::{AlertHook, AlertPull, AlertWriter, Analysis, AnalysisMsg, Setting
 pub use batch::{Batch, WorkerMsg};
 use capture::{CaptureThread, Control, Ended, ObsLink};
 pub use dispatch::Dispatcher;
+pub use worker::RECORD_CHUNK;
 
 /// Messages queued to the analysis stage per input.
-const ANALYSIS_QUEUE_PER_INPUT: usize = 4;
+pub const ANALYSIS_QUEUE_PER_INPUT: usize = 4;
 
 /// [`RunOptions::tick`] of live capture.
 pub const LIVE_TICK: Duration = Duration::from_millis(20);

@@ -13,7 +13,7 @@ use crate::stats::StatsHub;
 /// second's worth of flows) goes out in pieces of this size, so neither the
 /// worker nor the queue to the output stage ever holds more than a bounded
 /// number of records.
-const RECORD_CHUNK: usize = 1024;
+pub const RECORD_CHUNK: usize = 1024;
 
 /// Collects records and sends them to the analysis stage chunk by chunk,
 /// blocking when that stage is behind (backpressure). Every message carries

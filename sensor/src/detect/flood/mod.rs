@@ -92,6 +92,8 @@ const DESCRIPTION: &str = "A host received (or sent) unsolicited traffic from ma
 
 /// Second bins kept per victim per bucket.
 const BINS: usize = 8;
+/// Bytes of one victim (or amplifier) followed, for the memory budget (`crate::budget`).
+pub const VICTIM_BYTES: usize = size_of::<VictimAcc>();
 /// Share of a victim's flows that must go to one port for the flows rule.
 const PORT_SHARE: f64 = 0.5;
 /// A victim's busiest second must reach this (sources or flows) for a baseline to be kept.

@@ -1,6 +1,7 @@
-//! What `reload.rs` and `metrics.rs` share: a capture link in network namespaces made for the
-//! test, bounded UDP traffic over it, and a live `nbad-sensor run` inside the sensor's
-//! namespace with its stderr in a file.
+//! What the live tests share (`reload.rs`, `metrics.rs`, and the sensor crate's
+//! `crash_safety.rs`): a capture link in network namespaces made for the test, bounded UDP
+//! traffic over it, and a live `nbad-sensor run` inside the sensor's namespace with its stderr
+//! in a file.
 //!
 //! The link: namespaces `<tag><pid>s` (the sensor's) and `<tag><pid>g` (the generator's),
 //! joined by a veth pair made with both ends already inside them, addresses in a /30 of
@@ -15,8 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::gate::{self, Need, Ran};
 use anyhow::{Context as _, Result, bail};
-use nbad_tests::gate::{self, Need, Ran};
 use serde_json::Value;
 
 /// What the live tests need: root, `ip` (network namespaces) and python3 (the traffic
@@ -28,7 +29,7 @@ pub const NEEDS: [Need<'static>; 3] = [
 ];
 
 /// The gate of every live test: `Some` guard when it can run here, else the test is
-/// reported as skipped (see `nbad_tests::gate`).
+/// reported as skipped (see `crate::gate`).
 pub fn require() -> Option<Ran> {
     gate::require(&NEEDS)
 }
@@ -107,12 +108,30 @@ impl Link {
             self.sensor_addr,
             gap.as_secs_f64()
         );
+        self.python_in_gen("UDP sender", &script)
+    }
+
+    /// Connects over TCP from the generator to each of `ports` on the sensor's address, one
+    /// after the other: nothing listens there, so the sensor namespace's kernel refuses each
+    /// (a vertical scan, as the sensor sees it). Each attempt gives up after 0.5 s; at most 30 s.
+    pub fn probe_tcp(&self, ports: std::ops::Range<u16>) -> Result<()> {
+        let script = format!(
+            "import socket\n\
+             for p in range({}, {}):\n    s = socket.socket()\n    s.settimeout(0.5)\n    \
+             try:\n        s.connect(('{}', p))\n    except OSError:\n        pass\n    s.close()\n",
+            ports.start, ports.end, self.sensor_addr
+        );
+        self.python_in_gen("TCP prober", &script)
+    }
+
+    /// Runs a python3 `script` in the generator's namespace, for at most 30 s.
+    fn python_in_gen(&self, what: &str, script: &str) -> Result<()> {
         let out = Command::new("timeout")
-            .args(["30", "ip", "netns", "exec", &self.gen_ns, "python3", "-c", &script])
+            .args(["30", "ip", "netns", "exec", &self.gen_ns, "python3", "-c", script])
             .output()
-            .context("running the UDP sender")?;
+            .with_context(|| format!("running the {what}"))?;
         if !out.status.success() {
-            bail!("UDP sender failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(())
     }
@@ -137,7 +156,7 @@ pub struct Sensor {
 impl Sensor {
     /// `nbad-sensor run --config CONFIG` in `ns`.
     pub fn start(ns: &str, config: &Path, log: PathBuf) -> Result<Self> {
-        let bin = nbad_tests::sensor::sensor_bin()?;
+        let bin = crate::sensor::sensor_bin()?;
         let err = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
@@ -181,6 +200,13 @@ impl Sensor {
     /// Sends `signal` (`HUP`, `TERM`).
     pub fn signal(&self, signal: &str) -> Result<()> {
         run(&["kill", &format!("-{signal}"), &self.pid().to_string()])
+    }
+
+    /// SIGKILL, and waits until it is gone.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill().context("SIGKILL to the sensor")?;
+        self.child.wait().context("waiting for the killed sensor")?;
+        Ok(())
     }
 
     /// SIGTERM, then waits for the exit code (at most 20 s).
