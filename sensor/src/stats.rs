@@ -315,14 +315,7 @@ fn sum_slots(slots: &[CaptureSlot]) -> (CaptureCounters, DecodeCounters, Dispatc
         // same counter (since its own opening), so summing would count them once per thread.
         c.interface_dropped = c.interface_dropped.max(s.capture.interface_dropped);
         c.truncated_files += s.capture.truncated_files;
-        d.parsed += s.decode.parsed;
-        d.non_ip += s.decode.non_ip;
-        for (sum, n) in d.malformed.iter_mut().zip(s.decode.malformed) {
-            *sum += n;
-        }
-        d.decapsulated += s.decode.decapsulated;
-        d.fragments += s.decode.fragments;
-        d.orphan_fragments += s.decode.orphan_fragments;
+        d.add(&s.decode);
         x.batches += s.dispatch.batches;
         x.channel_full_waits += s.dispatch.channel_full_waits;
     }

@@ -87,6 +87,31 @@ pub struct DecodeCounters {
     pub fragments_overwritten: u64,
 }
 
+impl DecodeCounters {
+    /// Adds `other` (another capture thread's decoder) to these. Every field is named, so a
+    /// counter added to the struct cannot be left out of the sum.
+    pub fn add(&mut self, other: &Self) {
+        let Self {
+            parsed,
+            non_ip,
+            malformed,
+            decapsulated,
+            fragments,
+            orphan_fragments,
+            fragments_overwritten,
+        } = other;
+        self.parsed += parsed;
+        self.non_ip += non_ip;
+        for (sum, n) in self.malformed.iter_mut().zip(malformed) {
+            *sum += n;
+        }
+        self.decapsulated += decapsulated;
+        self.fragments += fragments;
+        self.orphan_fragments += orphan_fragments;
+        self.fragments_overwritten += fragments_overwritten;
+    }
+}
+
 /// Where the transport header of the last decoded packet lies in its frame,
 /// so that later stages can read its payload without parsing the frame again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -197,6 +197,33 @@ pub struct ObserveCounters {
     pub flights_dropped: u64,
 }
 
+impl ObserveCounters {
+    /// Adds `other` (another capture thread's observer) to these. Every field is named, so a
+    /// counter added to the struct cannot be left out of the sum.
+    pub fn add(&mut self, other: &Self) {
+        let Self {
+            identified,
+            dns,
+            icmp_echo,
+            malformed,
+            evasive,
+            unreachable,
+            arp_requests,
+            dhcp_requests,
+            flights_dropped,
+        } = other;
+        self.identified += identified;
+        self.dns += dns;
+        self.icmp_echo += icmp_echo;
+        self.malformed += malformed;
+        self.evasive += evasive;
+        self.unreachable += unreachable;
+        self.arp_requests += arp_requests;
+        self.dhcp_requests += dhcp_requests;
+        self.flights_dropped += flights_dropped;
+    }
+}
+
 /// Takes observations from decoded frames and batches them.
 #[derive(Debug)]
 pub struct Observer {

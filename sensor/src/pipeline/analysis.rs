@@ -147,13 +147,7 @@ impl Observed {
     fn total(&self) -> ObserveCounters {
         let mut t = ObserveCounters::default();
         for (_, c) in &self.by_input {
-            t.identified += c.identified;
-            t.dns += c.dns;
-            t.icmp_echo += c.icmp_echo;
-            t.malformed += c.malformed;
-            t.evasive += c.evasive;
-            t.unreachable += c.unreachable;
-            t.arp_requests += c.arp_requests;
+            t.add(c);
         }
         t
     }
