@@ -136,6 +136,15 @@ impl Metric {
     }
 }
 
+/// The weight of the `n`th value learned into an exponentially weighted mean: the plain mean's
+/// (`1 / n`) while that is larger than the base weight `alpha`, then `alpha`, scaled by
+/// `weight` (1 for a normal bucket, less for one that alerted). Every learned baseline of the
+/// detectors (host metrics, outlier distributions, flood and DHCP peaks) steps with it.
+#[must_use]
+pub fn learn_weight(n: u32, alpha: f64, weight: f64) -> f64 {
+    (1.0 / f64::from(n.max(1))).max(alpha) * weight
+}
+
 /// Exponentially weighted mean and variance of `ln(1 + x)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ewma {
@@ -153,7 +162,7 @@ impl Ewma {
     pub fn update(&mut self, x: f64, alpha: f64, weight: f64) {
         let y = x.max(0.0).ln_1p();
         self.n = self.n.saturating_add(1);
-        let a = (1.0 / f64::from(self.n)).max(alpha) * weight;
+        let a = learn_weight(self.n, alpha, weight);
         if self.n == 1 && weight >= 1.0 {
             self.mean = y;
             self.var = 0.0;

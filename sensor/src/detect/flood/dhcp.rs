@@ -44,6 +44,11 @@ pub const MAX_ASKERS: usize = 4_096;
 const SAMPLE: usize = 16;
 const DISCOVER: u8 = 1;
 
+/// `dhcp_window_s` in nanoseconds.
+fn window_ns(s: &super::Settings) -> u64 {
+    u64::try_from(s.dhcp_window_s).unwrap_or(60).saturating_mul(1_000_000_000)
+}
+
 /// A hardware address as people write it.
 fn mac(m: [u8; 6]) -> String {
     m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
@@ -133,7 +138,7 @@ struct Askers {
 #[derive(Debug, Clone, Copy, Default)]
 struct Baseline {
     mean: f64,
-    buckets: u64,
+    buckets: u32,
 }
 
 /// The DHCP rules' state.
@@ -149,7 +154,7 @@ pub struct Dhcp {
 impl Dhcp {
     /// Accounts one client message from `src`.
     pub fn message(&mut self, src: IpAddr, m: &ClientMessage, ts_ns: u64, s: &super::Settings) {
-        let window_ns = u64::try_from(s.dhcp_window_s).unwrap_or(60).saturating_mul(1_000_000_000);
+        let window_ns = window_ns(s);
         if m.message_type == Some(DISCOVER) && !m.relayed {
             let a = &mut self.askers;
             if a.window.roll(ts_ns, window_ns) {
@@ -214,8 +219,7 @@ impl Dhcp {
             found.push(flood_finding(m, c, &bc));
         }
         let a = &self.askers;
-        let learned =
-            (self.base.buckets >= u64::from(ctx.settings.min_learning_buckets)).then_some(self.base.mean);
+        let learned = (self.base.buckets >= ctx.settings.min_learning_buckets).then_some(self.base.mean);
         let threshold = (s.dhcp_min_clients as f64).max(learned.map_or(0.0, |b| s.baseline_factor * b));
         let peak = a.window.peak as f64;
         let fired = peak >= threshold;
@@ -229,7 +233,7 @@ impl Dhcp {
             let weight = if fired { ctx.settings.alert_weight } else { 1.0 };
             let b = &mut self.base;
             b.buckets = b.buckets.saturating_add(1);
-            let w = (1.0 / b.buckets as f64).max(ctx.settings.baseline_alpha) * weight;
+            let w = crate::detect::baseline::learn_weight(b.buckets, ctx.settings.baseline_alpha, weight);
             b.mean += w * (peak - b.mean);
         }
         self.roll(ctx.end_ns, s);
@@ -238,7 +242,7 @@ impl Dhcp {
 
     /// Starts the next bucket.
     fn roll(&mut self, now_ns: u64, s: &super::Settings) {
-        let window_ns = u64::try_from(s.dhcp_window_s).unwrap_or(60).saturating_mul(1_000_000_000);
+        let window_ns = window_ns(s);
         self.clients.retain(|_, c| {
             c.window.peak = 0;
             now_ns.saturating_sub(c.last_ns) <= window_ns

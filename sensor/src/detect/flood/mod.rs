@@ -647,7 +647,7 @@ impl Floods {
         }
         let b = self.baselines.entry(ip).or_default();
         b.buckets = b.buckets.saturating_add(1);
-        let w = (1.0 / f64::from(b.buckets)).max(alpha) * weight;
+        let w = super::baseline::learn_weight(b.buckets, alpha, weight);
         b.sources += w * (peak - b.sources);
         b.flows += w * (flows as f64 - b.flows);
     }

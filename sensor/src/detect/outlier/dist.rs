@@ -38,7 +38,7 @@ impl Dist {
             self.var.iter_mut().for_each(|v| *v = 0.0);
             return;
         }
-        let a = (1.0 / f64::from(self.n)).max(alpha) * weight;
+        let a = crate::detect::baseline::learn_weight(self.n, alpha, weight);
         for f in 0..F {
             let d = y[f] - self.mean[f];
             self.mean[f] += a * d;
